@@ -1,0 +1,767 @@
+//! Entities to and from their JSON forms (clause 4.5 and 5.2): reading a client's
+//! normalized or concise payload into the expanded [`Entity`] model, and rendering an
+//! entity as normalized, concise or keyValues JSON, or as a GeoJSON Feature (clause
+//! 6.3.15), compacted with the request's context.
+//!
+//! Every refusal is a `BadRequestData` that names the entity member or attribute at
+//! fault, because a client sending a hundred attributes needs to know which one.
+
+use super::{ActiveContext, Format, RenderOptions};
+use crate::model::{iri, Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
+use crate::query::Geometry;
+use crate::NgsiError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Entity members that are not attributes.
+const ENTITY_MEMBERS: &[&str] = &[
+    "id",
+    "type",
+    "scope",
+    "@context",
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+];
+
+/// Attribute members that are not sub-attributes.
+const ATTRIBUTE_MEMBERS: &[&str] = &[
+    "type",
+    "value",
+    "object",
+    "objectType",
+    "languageMap",
+    "vocab",
+    "valueList",
+    "objectList",
+    "json",
+    "datasetId",
+    "observedAt",
+    "unitCode",
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+    "instanceId",
+    "previousValue",
+    "previousObject",
+    "previousLanguageMap",
+    "previousVocab",
+    "previousValueList",
+    "previousObjectList",
+    "previousJson",
+    "lang",
+    "@context",
+];
+
+const GEOJSON_GEOMETRY_TYPES: &[&str] = &[
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+];
+
+fn bad(detail: impl Into<String>) -> NgsiError {
+    NgsiError::bad_request_data(detail)
+}
+
+/// Reads a whole entity (Create Entity, batch operations, replace).
+pub fn decode_entity(value: &Value, ctx: &ActiveContext) -> Result<Entity, NgsiError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("an entity must be a JSON object"))?;
+    let id = match obj.get("id").or_else(|| obj.get("@id")) {
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => return Err(bad("entity member 'id' must be a string")),
+        None => return Err(bad("the entity has no 'id'")),
+    };
+    check_iri("entity id", &id)?;
+    let types = match obj.get("type").or_else(|| obj.get("@type")) {
+        None => return Err(bad(format!("entity {id} has no 'type'"))),
+        Some(t) => decode_types(t, ctx).map_err(|why| bad(format!("entity {id}: {why}")))?,
+    };
+    let mut entity = Entity::new(id, types);
+    if let Some(scope) = obj.get("scope") {
+        entity.scopes = decode_scopes(scope)?;
+    }
+    entity.attributes = decode_attributes(value, ctx)?;
+    Ok(entity)
+}
+
+/// The `type` member: one name or a non-empty list of names, expanded.
+pub fn decode_types(value: &Value, ctx: &ActiveContext) -> Result<Vec<String>, String> {
+    let names: Vec<&str> = match value {
+        Value::String(t) => vec![t],
+        Value::Array(ts) if !ts.is_empty() => ts
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .ok_or_else(|| "every type must be a string".to_owned())
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("'type' must be a name or a non-empty list of names".into()),
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            check_name(name).map_err(|why| format!("type '{name}' {why}"))?;
+            Ok(ctx.expand_iri(name, true))
+        })
+        .collect()
+}
+
+/// The `scope` member: one scope or a list, each `/`-rooted.
+pub fn decode_scopes(value: &Value) -> Result<Vec<String>, NgsiError> {
+    let scopes: Vec<String> = match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad("every scope must be a string"))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(bad("'scope' must be a string or a list of strings")),
+    };
+    for scope in &scopes {
+        let valid = scope.starts_with('/')
+            && scope.len() > 1
+            && scope[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            });
+        if !valid {
+            return Err(bad(format!(
+                "scope '{scope}' is not valid: use /segment/segment"
+            )));
+        }
+    }
+    Ok(scopes)
+}
+
+/// Reads the attributes of an entity or an entity fragment (append, update, merge);
+/// entity members such as `id` and `type` are skipped.
+pub fn decode_attributes(value: &Value, ctx: &ActiveContext) -> Result<Attributes, NgsiError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("the body must be a JSON object of attributes"))?;
+    let mut attributes = Attributes::new();
+    for (name, member) in obj {
+        if ENTITY_MEMBERS.contains(&name.as_str()) {
+            continue;
+        }
+        check_name(name).map_err(|why| bad(format!("attribute name '{name}' {why}")))?;
+        let iri = ctx.expand_iri(name, true);
+        let instances = decode_attribute(&iri, member, ctx).map_err(|e| with_attribute(e, name))?;
+        attributes.entry(iri).or_default().extend(instances);
+    }
+    for (iri, instances) in &attributes {
+        check_unique_datasets(&ctx.compact_iri(iri, true), instances)?;
+    }
+    Ok(attributes)
+}
+
+fn with_attribute(err: NgsiError, name: &str) -> NgsiError {
+    if err.detail.starts_with("attribute ") {
+        err
+    } else {
+        NgsiError::new(err.problem, format!("attribute '{name}': {}", err.detail))
+    }
+}
+
+fn check_unique_datasets(name: &str, instances: &[Attribute]) -> Result<(), NgsiError> {
+    for (i, a) in instances.iter().enumerate() {
+        if instances[..i].iter().any(|b| b.dataset_id == a.dataset_id) {
+            let which = a.dataset_id.as_deref().unwrap_or("the default instance");
+            return Err(bad(format!(
+                "attribute '{name}' has two instances with datasetId {which}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads one attribute's body (an object, a list of instances, or a concise value).
+/// `name` is the expanded attribute name: `location` and the other core GeoProperties
+/// take concise GeoJSON values.
+pub fn decode_attribute(
+    name: &str,
+    value: &Value,
+    ctx: &ActiveContext,
+) -> Result<Vec<Attribute>, NgsiError> {
+    match value {
+        Value::Array(items) if !items.is_empty() && items.iter().all(is_attribute_object) => items
+            .iter()
+            .map(|item| decode_instance(name, item, ctx))
+            .collect(),
+        _ => Ok(vec![decode_instance(name, value, ctx)?]),
+    }
+}
+
+/// Whether a JSON value in concise form stands for an attribute object (rather than
+/// being the value of a Property).
+fn is_attribute_object(value: &Value) -> bool {
+    let Some(obj) = value.as_object() else {
+        return false;
+    };
+    let known_type = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| KIND_NAMES.contains(&t) || GEOJSON_GEOMETRY_TYPES.contains(&t));
+    // An unknown `type` beside a value member is a mistyped kind, refused below;
+    // without one the object is the value of a Property.
+    known_type
+        || [
+            "value",
+            "object",
+            "languageMap",
+            "vocab",
+            "valueList",
+            "objectList",
+            "json",
+        ]
+        .iter()
+        .any(|m| obj.contains_key(*m))
+}
+
+const KIND_NAMES: &[&str] = &[
+    "Property",
+    "Relationship",
+    "GeoProperty",
+    "LanguageProperty",
+    "VocabProperty",
+    "ListProperty",
+    "ListRelationship",
+    "JsonProperty",
+];
+
+fn is_geo_name(name: &str) -> bool {
+    [iri::LOCATION, iri::OBSERVATION_SPACE, iri::OPERATION_SPACE].contains(&name)
+}
+
+fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Attribute, NgsiError> {
+    let obj = match value {
+        Value::Null => return Err(bad("null is not an attribute value")),
+        Value::Object(obj) if is_attribute_object(value) => obj,
+        // Concise: a bare value is the value of a Property (or of a GeoProperty for
+        // GeoJSON given to a geo attribute).
+        other => {
+            if is_geo_name(name)
+                && other
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| GEOJSON_GEOMETRY_TYPES.contains(&t))
+            {
+                return Ok(Attribute::new(AttributeValue::GeoProperty(
+                    checked_geometry(other)?,
+                )));
+            }
+            return Ok(Attribute::new(AttributeValue::Property(other.clone())));
+        }
+    };
+    let kind = match obj.get("type") {
+        None => infer_kind(name, obj),
+        Some(Value::String(t)) if GEOJSON_GEOMETRY_TYPES.contains(&t.as_str()) => {
+            return Ok(Attribute::new(AttributeValue::GeoProperty(
+                checked_geometry(value)?,
+            )));
+        }
+        Some(Value::String(t)) => t.as_str(),
+        Some(other) => {
+            return Err(bad(format!(
+                "'type' must be an attribute kind, not {other}"
+            )))
+        }
+    };
+    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
+    let required = |m: &str| member(m).ok_or_else(|| bad(format!("a {kind} needs '{m}'")));
+    let attribute_value = match kind {
+        "Property" => {
+            let value = required("value")?;
+            AttributeValue::Property(value.clone())
+        }
+        "GeoProperty" => AttributeValue::GeoProperty(checked_geometry(required("value")?)?),
+        "Relationship" => {
+            let object = match required("object")? {
+                Value::String(o) => {
+                    check_iri("object", o)?;
+                    RelationshipObject::One(o.clone())
+                }
+                Value::Array(os) if !os.is_empty() => RelationshipObject::Many(
+                    os.iter()
+                        .map(|o| match o.as_str() {
+                            Some(o) => check_iri("object", o).map(|()| o.to_owned()),
+                            None => Err(bad("every 'object' must be an IRI")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                other => return Err(bad(format!("'object' must be an IRI or a list of IRIs, not {other}"))),
+            };
+            let object_type = match member("objectType") {
+                None => None,
+                Some(t) => Some(decode_types(t, ctx).map_err(|why| bad(format!("objectType: {why}")))?),
+            };
+            AttributeValue::Relationship { object, object_type }
+        }
+        "LanguageProperty" => {
+            let map = required("languageMap")?
+                .as_object()
+                .ok_or_else(|| bad("'languageMap' must be an object of language tags"))?;
+            let mut languages = BTreeMap::new();
+            for (tag, text) in map {
+                let valid = match text {
+                    Value::String(_) => true,
+                    Value::Array(items) => items.iter().all(Value::is_string),
+                    _ => false,
+                };
+                if !valid {
+                    return Err(bad(format!("languageMap '{tag}' must be a string or a list of strings")));
+                }
+                languages.insert(tag.clone(), text.clone());
+            }
+            AttributeValue::LanguageProperty(languages)
+        }
+        "VocabProperty" => {
+            let terms: Vec<&str> = match required("vocab")? {
+                Value::String(v) => vec![v],
+                Value::Array(vs) => vs
+                    .iter()
+                    .map(|v| v.as_str().ok_or_else(|| bad("every 'vocab' must be a string")))
+                    .collect::<Result<_, _>>()?,
+                other => return Err(bad(format!("'vocab' must be a term or a list of terms, not {other}"))),
+            };
+            AttributeValue::VocabProperty(terms.into_iter().map(|t| ctx.expand_iri(t, true)).collect())
+        }
+        "ListProperty" => match required("valueList")? {
+            Value::Array(items) => AttributeValue::ListProperty(items.clone()),
+            other => return Err(bad(format!("'valueList' must be a list, not {other}"))),
+        },
+        "ListRelationship" => match required("objectList")? {
+            Value::Array(items) => AttributeValue::ListRelationship(
+                items
+                    .iter()
+                    .map(|item| {
+                        let o = match item {
+                            Value::String(o) => Some(o.as_str()),
+                            Value::Object(m) => m.get("object").and_then(Value::as_str),
+                            _ => None,
+                        };
+                        let o = o.ok_or_else(|| bad("every member of 'objectList' must be an IRI"))?;
+                        check_iri("objectList", o)?;
+                        Ok(o.to_owned())
+                    })
+                    .collect::<Result<_, NgsiError>>()?,
+            ),
+            other => return Err(bad(format!("'objectList' must be a list, not {other}"))),
+        },
+        "JsonProperty" => AttributeValue::JsonProperty(required("json")?.clone()),
+        other => {
+            return Err(bad(format!(
+                "'type' {other} is not an attribute kind (Property, Relationship, GeoProperty, LanguageProperty, VocabProperty, ListProperty, ListRelationship, JsonProperty)"
+            )))
+        }
+    };
+    let mut attribute = Attribute::new(attribute_value);
+    if let Some(dataset) = member("datasetId") {
+        let dataset = dataset
+            .as_str()
+            .ok_or_else(|| bad("'datasetId' must be an IRI"))?;
+        check_iri("datasetId", dataset)?;
+        attribute.dataset_id = Some(dataset.to_owned());
+    }
+    if let Some(observed) = member("observedAt") {
+        attribute.observed_at = Some(parse_date_time("observedAt", observed)?);
+    }
+    if let Some(unit) = member("unitCode") {
+        attribute.unit_code = Some(
+            unit.as_str()
+                .ok_or_else(|| bad("'unitCode' must be a string"))?
+                .to_owned(),
+        );
+    }
+    for (sub_name, sub_value) in obj {
+        if ATTRIBUTE_MEMBERS.contains(&sub_name.as_str()) {
+            continue;
+        }
+        check_name(sub_name)
+            .map_err(|why| bad(format!("sub-attribute name '{sub_name}' {why}")))?;
+        let sub_iri = ctx.expand_iri(sub_name, true);
+        let instances = decode_attribute(&sub_iri, sub_value, ctx).map_err(|e| {
+            NgsiError::new(
+                e.problem,
+                format!("sub-attribute '{sub_name}': {}", e.detail),
+            )
+        })?;
+        attribute
+            .sub_attributes
+            .entry(sub_iri)
+            .or_default()
+            .extend(instances);
+    }
+    Ok(attribute)
+}
+
+/// The kind of a concise attribute object, from the member that carries its value.
+fn infer_kind(name: &str, obj: &Map<String, Value>) -> &'static str {
+    if obj.contains_key("object") {
+        "Relationship"
+    } else if obj.contains_key("languageMap") {
+        "LanguageProperty"
+    } else if obj.contains_key("vocab") {
+        "VocabProperty"
+    } else if obj.contains_key("valueList") {
+        "ListProperty"
+    } else if obj.contains_key("objectList") {
+        "ListRelationship"
+    } else if obj.contains_key("json") {
+        "JsonProperty"
+    } else if is_geo_name(name)
+        && obj
+            .get("value")
+            .and_then(|v| v.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| GEOJSON_GEOMETRY_TYPES.contains(&t))
+    {
+        "GeoProperty"
+    } else {
+        "Property"
+    }
+}
+
+fn checked_geometry(value: &Value) -> Result<Value, NgsiError> {
+    Geometry::from_geojson(value)
+        .map(|_| value.clone())
+        .map_err(|why| bad(format!("not a valid GeoJSON geometry: {why}")))
+}
+
+fn parse_date_time(member: &str, value: &Value) -> Result<DateTime<Utc>, NgsiError> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            bad(format!(
+                "'{member}' must be a date-time such as 2024-04-01T09:00:00Z, not {value}"
+            ))
+        })
+}
+
+/// Refuses names that JSON-LD or the `q` language could not carry (clause 4.6.2).
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>\"'=;()&".contains(c))
+    {
+        return Err(
+            "contains a character not allowed in names (whitespace, control, < > \" ' = ; ( ) &)",
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a value that is not an absolute IRI (`scheme:rest`).
+pub fn check_iri(what: &str, value: &str) -> Result<(), NgsiError> {
+    let valid = value.split_once(':').is_some_and(|(scheme, rest)| {
+        scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && !rest.is_empty()
+    }) && !value.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(bad(format!("{what} '{value}' is not an absolute IRI")))
+    }
+}
+
+/// A timestamp as NGSI-LD shows it: RFC 3339 in UTC, fractions only when present.
+pub fn format_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Renders an entity in the requested format, compacted with `ctx`.
+pub fn encode_entity(entity: &Entity, ctx: &ActiveContext, options: &RenderOptions) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(entity.id));
+    out.insert("type".into(), compact_types(&entity.types, ctx));
+    if !entity.scopes.is_empty() {
+        out.insert(
+            "scope".into(),
+            one_or_many(entity.scopes.iter().map(|s| json!(s)).collect()),
+        );
+    }
+    if options.sys_attrs && options.format != Format::KeyValues {
+        insert_times(&mut out, entity.created_at, entity.modified_at);
+    }
+    for (name, instances) in &entity.attributes {
+        out.insert(
+            ctx.compact_iri(name, true),
+            encode_instances(instances, ctx, options),
+        );
+    }
+    Value::Object(out)
+}
+
+fn compact_types(types: &[String], ctx: &ActiveContext) -> Value {
+    one_or_many(
+        types
+            .iter()
+            .map(|t| json!(ctx.compact_iri(t, true)))
+            .collect(),
+    )
+}
+
+fn one_or_many(mut items: Vec<Value>) -> Value {
+    if items.len() == 1 {
+        items.remove(0)
+    } else {
+        Value::Array(items)
+    }
+}
+
+fn insert_times(
+    out: &mut Map<String, Value>,
+    created: Option<DateTime<Utc>>,
+    modified: Option<DateTime<Utc>>,
+) {
+    if let Some(t) = created {
+        out.insert("createdAt".into(), json!(format_time(&t)));
+    }
+    if let Some(t) = modified {
+        out.insert("modifiedAt".into(), json!(format_time(&t)));
+    }
+}
+
+fn encode_instances(
+    instances: &[Attribute],
+    ctx: &ActiveContext,
+    options: &RenderOptions,
+) -> Value {
+    if options.format == Format::KeyValues {
+        let chosen = instances
+            .iter()
+            .find(|a| a.dataset_id.is_none())
+            .or_else(|| instances.first());
+        return chosen
+            .map(|a| key_value(a, ctx, options))
+            .unwrap_or(Value::Null);
+    }
+    one_or_many(
+        instances
+            .iter()
+            .map(|a| encode_attribute(a, ctx, options))
+            .collect(),
+    )
+}
+
+/// The bare value of an attribute, as keyValues shows it.
+fn key_value(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
+    match &attribute.value {
+        AttributeValue::Property(v)
+        | AttributeValue::GeoProperty(v)
+        | AttributeValue::JsonProperty(v) => v.clone(),
+        AttributeValue::Relationship { object, .. } => relationship_object(object),
+        AttributeValue::LanguageProperty(map) => {
+            match pick_language(map, options.lang.as_deref()) {
+                Some((_, text)) => text.clone(),
+                None => json!({ "languageMap": map }),
+            }
+        }
+        AttributeValue::VocabProperty(terms) => compact_vocab(terms, ctx),
+        AttributeValue::ListProperty(items) => Value::Array(items.clone()),
+        AttributeValue::ListRelationship(items) => json!(items),
+    }
+}
+
+fn relationship_object(object: &RelationshipObject) -> Value {
+    match object {
+        RelationshipObject::One(o) => json!(o),
+        RelationshipObject::Many(os) => json!(os),
+    }
+}
+
+fn compact_vocab(terms: &[String], ctx: &ActiveContext) -> Value {
+    one_or_many(
+        terms
+            .iter()
+            .map(|t| json!(ctx.compact_iri(t, true)))
+            .collect(),
+    )
+}
+
+/// The text in the language asked for (`lang=ja`, `lang=ja,en`, `lang=*`): an exact
+/// tag, else a tag of the same primary language, else `@none`, else the first.
+fn pick_language<'a>(
+    map: &'a BTreeMap<String, Value>,
+    lang: Option<&str>,
+) -> Option<(&'a str, &'a Value)> {
+    let lang = lang?;
+    if lang == "*" {
+        return None;
+    }
+    let wanted: Vec<&str> = lang
+        .split(',')
+        .map(|l| l.split(';').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    for tag in &wanted {
+        if let Some((k, v)) = map.get_key_value(*tag) {
+            return Some((k, v));
+        }
+        let primary = tag.split('-').next().unwrap_or(tag);
+        if let Some((k, v)) = map
+            .iter()
+            .find(|(k, _)| k.split('-').next() == Some(primary))
+        {
+            return Some((k, v));
+        }
+    }
+    map.get_key_value("@none")
+        .or_else(|| map.iter().next())
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
+    let concise = options.format == Format::Concise;
+    let mut out = Map::new();
+    let mut kind = attribute.value.kind_name();
+    let (member, value) = match &attribute.value {
+        AttributeValue::Property(v) => ("value", v.clone()),
+        AttributeValue::GeoProperty(v) => ("value", v.clone()),
+        AttributeValue::Relationship {
+            object,
+            object_type,
+        } => {
+            if let Some(types) = object_type {
+                out.insert("objectType".into(), compact_types(types, ctx));
+            }
+            ("object", relationship_object(object))
+        }
+        AttributeValue::LanguageProperty(map) => {
+            match pick_language(map, options.lang.as_deref()) {
+                Some((tag, text)) => {
+                    // With `lang`, a LanguageProperty is shown as a Property (clause 4.15).
+                    kind = "Property";
+                    out.insert("lang".into(), json!(tag));
+                    ("value", text.clone())
+                }
+                None => ("languageMap", json!(map)),
+            }
+        }
+        AttributeValue::VocabProperty(terms) => ("vocab", compact_vocab(terms, ctx)),
+        AttributeValue::ListProperty(items) => ("valueList", Value::Array(items.clone())),
+        AttributeValue::ListRelationship(items) => ("objectList", json!(items)),
+        AttributeValue::JsonProperty(v) => ("json", v.clone()),
+    };
+    let has_meta = attribute.dataset_id.is_some()
+        || attribute.observed_at.is_some()
+        || attribute.unit_code.is_some()
+        || !attribute.sub_attributes.is_empty()
+        || !out.is_empty()
+        || (options.sys_attrs
+            && (attribute.created_at.is_some() || attribute.modified_at.is_some()));
+    if concise && !has_meta {
+        // A bare value stands for itself where reading it back gives the same attribute.
+        match (&attribute.value, &value) {
+            (AttributeValue::Property(_), v)
+                if !v.is_object()
+                    && !v.as_array().is_some_and(|a| a.iter().any(Value::is_object)) =>
+            {
+                return value
+            }
+            (AttributeValue::GeoProperty(_), _) => return value,
+            _ => {}
+        }
+    }
+    if !concise {
+        out.insert("type".into(), json!(kind));
+    }
+    out.insert(member.into(), value);
+    if let Some(dataset) = &attribute.dataset_id {
+        out.insert("datasetId".into(), json!(dataset));
+    }
+    if let Some(t) = &attribute.observed_at {
+        out.insert("observedAt".into(), json!(format_time(t)));
+    }
+    if let Some(unit) = &attribute.unit_code {
+        out.insert("unitCode".into(), json!(unit));
+    }
+    if options.sys_attrs {
+        insert_times(&mut out, attribute.created_at, attribute.modified_at);
+    }
+    for (name, instances) in &attribute.sub_attributes {
+        out.insert(
+            ctx.compact_iri(name, true),
+            encode_instances(instances, ctx, options),
+        );
+    }
+    // Keep the kind first and the value second, as the specification's examples do.
+    let mut ordered = Map::new();
+    for key in ["type", member] {
+        if let Some(v) = out.remove(key) {
+            ordered.insert(key.into(), v);
+        }
+    }
+    ordered.extend(out);
+    Value::Object(ordered)
+}
+
+/// An entity as a GeoJSON Feature (clause 6.3.15), its geometry taken from the
+/// GeoProperty `geometry_property` (expanded), `null` when it has none.
+pub fn encode_geojson_feature(
+    entity: &Entity,
+    ctx: &ActiveContext,
+    options: &RenderOptions,
+    geometry_property: &str,
+) -> Value {
+    let geometry = entity
+        .attributes
+        .get(geometry_property)
+        .and_then(|instances| {
+            instances
+                .iter()
+                .find(|a| a.dataset_id.is_none())
+                .or_else(|| instances.first())
+        })
+        .and_then(|a| match &a.value {
+            AttributeValue::GeoProperty(g) => Some(g.clone()),
+            _ => None,
+        })
+        .unwrap_or(Value::Null);
+    let mut properties = match encode_entity(entity, ctx, options) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    properties.remove("id");
+    json!({
+        "id": entity.id,
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": properties,
+    })
+}
+
+/// Features gathered into a FeatureCollection.
+pub fn encode_feature_collection(features: Vec<Value>) -> Value {
+    json!({"type": "FeatureCollection", "features": features})
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Round trips and refusals of the entity codec.
+use super::*;
+use crate::context::{ActiveContext, NoRemoteContexts};
+use proptest::prelude::*;
+use serde_json::json;
+
+fn core() -> ActiveContext {
+    ActiveContext::core()
+}
+
+fn normalized() -> RenderOptions {
+    RenderOptions::default()
+}
+
+fn shelter() -> Value {
+    json!({
+        "id": "urn:ngsi-ld:EvacuationSpace:222127-1",
+        "type": "EvacuationSpace",
+        "scope": "/Shizuoka/Yaizu",
+        "name": {"type": "Property", "value": "中港タワー"},
+        "capacity": {"type": "Property", "value": 120, "unitCode": "C62", "observedAt": "2024-04-01T09:00:00Z",
+                     "reliability": {"type": "Property", "value": 0.9}},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.327, 34.875]}},
+        "managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:LocalGovernment:222127", "objectType": "LocalGovernment"},
+        "label": {"type": "LanguageProperty", "languageMap": {"ja": "中港タワー", "en": "Nakaminato Tower"}},
+        "category": {"type": "VocabProperty", "vocab": "tsunamiShelter"},
+        "openingHours": {"type": "ListProperty", "valueList": ["09:00", "17:00"]},
+        "neighbours": {"type": "ListRelationship", "objectList": ["urn:ngsi-ld:EvacuationSpace:222127-2"]},
+        "extra": {"type": "JsonProperty", "json": {"free": ["form", 1]}},
+        "temperature": [
+            {"type": "Property", "value": 20.5},
+            {"type": "Property", "value": 21.0, "datasetId": "urn:ngsi-ld:Dataset:sensor2"}
+        ]
+    })
+}
+
+#[test]
+fn normalized_entities_round_trip_with_every_attribute_kind() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    assert_eq!(
+        entity.types,
+        vec!["https://uri.etsi.org/ngsi-ld/default-context/EvacuationSpace"]
+    );
+    assert_eq!(entity.scopes, vec!["/Shizuoka/Yaizu"]);
+    assert_eq!(entity.attributes.len(), 10);
+    let capacity = entity
+        .attribute(
+            "https://uri.etsi.org/ngsi-ld/default-context/capacity",
+            None,
+        )
+        .unwrap();
+    assert_eq!(capacity.unit_code.as_deref(), Some("C62"));
+    assert_eq!(capacity.sub_attributes.len(), 1);
+    assert_eq!(encode_entity(&entity, &core(), &normalized()), shelter());
+}
+
+#[test]
+fn concise_input_is_understood_and_rendered_back() {
+    let concise = json!({
+        "id": "urn:ngsi-ld:Sensor:1",
+        "type": "Sensor",
+        "level": 3.2,
+        "status": {"value": "open", "observedAt": "2024-04-01T09:00:00Z"},
+        "near": {"object": "urn:ngsi-ld:River:1"},
+        "location": {"type": "Point", "coordinates": [138.3, 34.9]},
+        "address": {"streetAddress": "焼津市中港5-463"},
+        "tags": ["a", "b"]
+    });
+    let entity = decode_entity(&concise, &core()).unwrap();
+    let level = entity
+        .attribute("https://uri.etsi.org/ngsi-ld/default-context/level", None)
+        .unwrap();
+    assert_eq!(level.value, AttributeValue::Property(json!(3.2)));
+    assert!(matches!(
+        entity.attribute(iri::LOCATION, None).unwrap().value,
+        AttributeValue::GeoProperty(_)
+    ));
+    let address = entity
+        .attribute("https://uri.etsi.org/ngsi-ld/default-context/address", None)
+        .unwrap();
+    assert_eq!(
+        address.value,
+        AttributeValue::Property(json!({"streetAddress": "焼津市中港5-463"}))
+    );
+    let options = RenderOptions {
+        format: Format::Concise,
+        ..normalized()
+    };
+    let rendered = encode_entity(&entity, &core(), &options);
+    assert_eq!(rendered["level"], json!(3.2));
+    assert_eq!(rendered["near"], json!({"object": "urn:ngsi-ld:River:1"}));
+    assert_eq!(
+        rendered["address"],
+        json!({"value": {"streetAddress": "焼津市中港5-463"}})
+    );
+    assert_eq!(decode_entity(&rendered, &core()).unwrap(), entity);
+}
+
+#[test]
+fn key_values_and_lang_show_plain_values() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    let options = RenderOptions {
+        format: Format::KeyValues,
+        lang: Some("en".into()),
+        ..normalized()
+    };
+    let kv = encode_entity(&entity, &core(), &options);
+    assert_eq!(kv["name"], json!("中港タワー"));
+    assert_eq!(kv["label"], json!("Nakaminato Tower"));
+    assert_eq!(kv["managedBy"], json!("urn:ngsi-ld:LocalGovernment:222127"));
+    assert_eq!(kv["temperature"], json!(20.5));
+    let options = RenderOptions {
+        lang: Some("ja".into()),
+        ..normalized()
+    };
+    let rendered = encode_entity(&entity, &core(), &options);
+    assert_eq!(
+        rendered["label"],
+        json!({"type": "Property", "value": "中港タワー", "lang": "ja"})
+    );
+}
+
+#[test]
+fn user_contexts_compact_names_and_types() {
+    let ctx = ActiveContext::process(
+        &json!({"EvacuationSpace": "https://example.jp/EvacuationSpace", "name": "https://schema.org/name"}),
+        &NoRemoteContexts,
+    )
+    .unwrap();
+    let entity = decode_entity(&shelter(), &ctx).unwrap();
+    assert_eq!(entity.types, vec!["https://example.jp/EvacuationSpace"]);
+    assert!(entity.attributes.contains_key("https://schema.org/name"));
+    // Rendered with the core context alone, the user's IRIs stay IRIs.
+    let plain = encode_entity(&entity, &core(), &normalized());
+    assert_eq!(plain["type"], json!("https://example.jp/EvacuationSpace"));
+    assert!(plain.get("https://schema.org/name").is_some());
+}
+
+#[test]
+fn sys_attrs_show_timestamps() {
+    let mut entity = decode_entity(&shelter(), &core()).unwrap();
+    let t = DateTime::parse_from_rfc3339("2024-04-01T09:00:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    entity.created_at = Some(t);
+    entity.modified_at = Some(t);
+    let options = RenderOptions {
+        sys_attrs: true,
+        ..normalized()
+    };
+    let rendered = encode_entity(&entity, &core(), &options);
+    assert_eq!(rendered["createdAt"], json!("2024-04-01T09:00:00.123Z"));
+}
+
+#[test]
+fn geojson_features_carry_the_chosen_geometry() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    let feature = encode_geojson_feature(&entity, &core(), &normalized(), iri::LOCATION);
+    assert_eq!(feature["type"], "Feature");
+    assert_eq!(feature["geometry"]["type"], "Point");
+    assert_eq!(feature["properties"]["type"], "EvacuationSpace");
+    let none = encode_geojson_feature(&entity, &core(), &normalized(), "https://example.org/none");
+    assert_eq!(none["geometry"], Value::Null);
+}
+
+#[test]
+fn bad_entities_are_refused_naming_the_member() {
+    let cases = [
+        (json!([]), "JSON object"),
+        (json!({"type": "T"}), "no 'id'"),
+        (json!({"id": "not an iri", "type": "T"}), "absolute IRI"),
+        (json!({"id": "urn:a:b"}), "no 'type'"),
+        (json!({"id": "urn:a:b", "type": []}), "type"),
+        (
+            json!({"id": "urn:a:b", "type": "T", "speed": {"type": "Property"}}),
+            "attribute 'speed'",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "speed": null}),
+            "attribute 'speed'",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "owner": {"type": "Relationship", "object": 5}}),
+            "attribute 'owner'",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [500, 1]}}}),
+            "attribute 'location'",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "x": {"type": "Propertee", "value": 1}}),
+            "Propertee",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "bad name": 1}),
+            "bad name",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "t": {"type": "Property", "value": 1, "observedAt": "yesterday"}}),
+            "observedAt",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "scope": "nope"}),
+            "scope",
+        ),
+        (
+            json!({"id": "urn:a:b", "type": "T", "t": [{"type": "Property", "value": 1}, {"type": "Property", "value": 2}]}),
+            "two instances",
+        ),
+    ];
+    for (body, needle) in cases {
+        let err = decode_entity(&body, &core()).unwrap_err();
+        assert_eq!(err.problem, crate::ProblemType::BadRequestData);
+        assert!(err.detail.contains(needle), "{body}: {}", err.detail);
+    }
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        "[a-zA-Z:/ ]{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("Property"),
+            Just("Relationship"),
+            Just("GeoProperty"),
+            Just("Point"),
+            Just("value"),
+            Just("object")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_owned()),
+                    Just("value".to_owned()),
+                    Just("object".to_owned()),
+                    Just("coordinates".to_owned()),
+                    "[a-z]{1,5}"
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn decoding_never_panics_and_decoded_entities_round_trip(attrs in arbitrary_json()) {
+        let mut body = json!({"id": "urn:ngsi-ld:T:1", "type": "T"});
+        if let Value::Object(extra) = attrs {
+            for (k, v) in extra {
+                body[k] = v;
+            }
+        }
+        if let Ok(entity) = decode_entity(&body, &core()) {
+            let again = decode_entity(&encode_entity(&entity, &core(), &normalized()), &core()).unwrap();
+            prop_assert_eq!(again, entity);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Handlers for `/entityOperations/*` (clause 6.14–6.23): batch create, upsert, update,
+//! merge and delete with their 201/204/207 answers, and the query operation with a
+//! Query document in the body.
+
+use super::entities::{entity_patch, render_entity};
+use super::query::{self, check_iri, expand_query, DEFAULT_PAGE_SIZE};
+use super::{negotiate, read_json_body, JsonBody, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
+use crate::problem::{problem_body, ApiError};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use broker::{BatchItem, BatchReport, UpsertMode};
+use ngsi_ld::context::{self as codec, ActiveContext};
+use ngsi_ld::model::Entity;
+use ngsi_ld::query::{geo, q, scope, types, EntityQuery};
+use ngsi_ld::NgsiError;
+use serde_json::{json, Value};
+
+type Answer = Result<Response, ApiError>;
+
+/// The body of a batch: a JSON array, each item decoded on its own so that one bad
+/// entity is reported without failing the others.
+async fn batch_items(
+    state: &AppState,
+    body: &JsonBody,
+    decode: impl Fn(&Value, &ActiveContext) -> Result<Entity, NgsiError>,
+) -> Result<Vec<BatchItem>, ApiError> {
+    let items = body.value.as_array().ok_or_else(|| {
+        NgsiError::bad_request_data("the body of a batch operation must be a JSON array")
+    })?;
+    if items.is_empty() {
+        return Err(NgsiError::bad_request_data("the batch is empty").into());
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let entity_id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        // Each item may carry its own @context in JSON-LD.
+        let local = item
+            .get("@context")
+            .cloned()
+            .or_else(|| body.local_context.clone());
+        let decoded = match state.broker.contexts().resolve(local.as_ref()).await {
+            Ok(ctx) => decode(item, &ctx),
+            Err(e) => Err(e),
+        };
+        out.push(match decoded {
+            Ok(entity) => BatchItem::Valid(entity),
+            Err(error) => BatchItem::Invalid { entity_id, error },
+        });
+    }
+    Ok(out)
+}
+
+/// A 207 body: BatchOperationResult (clause 5.2.16).
+fn batch_result(report: &BatchReport) -> Value {
+    json!({
+        "success": report.success,
+        "errors": report.errors.iter().map(|(id, error)| json!({
+            "entityId": id,
+            "error": problem_body(error),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn multi_status(request: &NgsiRequest, report: &BatchReport) -> Response {
+    request.respond(
+        StatusCode::MULTI_STATUS,
+        MediaType::Json,
+        batch_result(report),
+    )
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&[])?;
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let report = state.broker.batch_create(&request.tenant, items).await?;
+    Ok(if report.errors.is_empty() {
+        request.respond(StatusCode::CREATED, MediaType::Json, json!(report.success))
+    } else {
+        multi_status(&request, &report)
+    })
+}
+
+pub async fn upsert(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&["options"])?;
+    let mode = match request.params.get("options")? {
+        None | Some("replace") => UpsertMode::Replace,
+        Some("update") => UpsertMode::Update,
+        Some(other) => {
+            return Err(NgsiError::bad_request_data(format!(
+                "upsert takes options=replace or options=update, not '{other}'"
+            ))
+            .into())
+        }
+    };
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let report = state
+        .broker
+        .batch_upsert(&request.tenant, items, mode)
+        .await?;
+    Ok(if !report.errors.is_empty() {
+        multi_status(&request, &report)
+    } else if report.created.is_empty() {
+        request.respond_empty(StatusCode::NO_CONTENT)
+    } else {
+        request.respond(StatusCode::CREATED, MediaType::Json, json!(report.created))
+    })
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&["options"])?;
+    let no_overwrite = request
+        .params
+        .list("options")?
+        .iter()
+        .any(|o| o == "noOverwrite");
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let report = state
+        .broker
+        .batch_update(&request.tenant, items, no_overwrite)
+        .await?;
+    Ok(no_content_or_multi_status(&request, &report))
+}
+
+pub async fn merge(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&[])?;
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    // A merge item needs an id, and its type is optional.
+    let items = batch_items(&state, &body, |item, ctx| {
+        let id = item.get("id").and_then(Value::as_str).ok_or_else(|| {
+            NgsiError::bad_request_data("every entity of a batch merge needs an id")
+        })?;
+        check_iri("entity id", id)?;
+        let patch = entity_patch(item, id, ctx)?;
+        let mut entity = Entity::new(id, patch.types);
+        entity.scopes = patch.scopes.unwrap_or_default();
+        entity.attributes = patch.attributes;
+        Ok(entity)
+    })
+    .await?;
+    let report = state.broker.batch_merge(&request.tenant, items).await?;
+    Ok(no_content_or_multi_status(&request, &report))
+}
+
+fn no_content_or_multi_status(request: &NgsiRequest, report: &BatchReport) -> Response {
+    if report.errors.is_empty() {
+        request.respond_empty(StatusCode::NO_CONTENT)
+    } else {
+        multi_status(request, report)
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&[])?;
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    let ids = body
+        .value
+        .as_array()
+        .filter(|items| !items.is_empty())
+        .ok_or_else(|| {
+            NgsiError::bad_request_data(
+                "the body of a batch delete must be a non-empty JSON array of entity ids",
+            )
+        })?;
+    let mut valid = Vec::new();
+    let mut refused = BatchReport::default();
+    for id in ids {
+        match id.as_str().map(|i| check_iri("entity id", i).map(|_| i)) {
+            Some(Ok(i)) => valid.push(i.to_owned()),
+            Some(Err(error)) => refused
+                .errors
+                .push((id.as_str().unwrap_or("").to_owned(), error)),
+            None => refused.errors.push((
+                id.to_string(),
+                NgsiError::bad_request_data("a batch delete lists entity ids as strings"),
+            )),
+        }
+    }
+    let mut report = if valid.is_empty() {
+        BatchReport::default()
+    } else {
+        state.broker.batch_delete(&request.tenant, valid).await?
+    };
+    report.errors.extend(refused.errors);
+    Ok(no_content_or_multi_status(&request, &report))
+}
+
+/// Query entities with a Query document in the body (clause 6.23).
+pub async fn query(
+    State(state): State<AppState>,
+    request: NgsiRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    request.params.allow_only(&[
+        "limit", "offset", "count", "options", "format", "lang", "local", "via",
+    ])?;
+    let media = negotiate(request.accept.as_deref(), false)?;
+    let body = read_json_body(&state, &request, &headers, body).await?;
+    let ctx = state
+        .broker
+        .contexts()
+        .resolve(body.local_context.as_ref())
+        .await?;
+    let mut query = query_document(&body.value)?;
+    query.limit = request.params.usize("limit")?.unwrap_or(DEFAULT_PAGE_SIZE);
+    query.offset = request.params.usize("offset")?.unwrap_or(0);
+    query.count = request.params.bool("count")?;
+    expand_query(&mut query, &ctx);
+    let mut options = query::render_options(&request.params)?;
+    if let Some(lang) = body.value.get("lang").and_then(Value::as_str) {
+        options.lang = Some(lang.to_owned());
+    }
+    let page = state.broker.query_entities(&request.tenant, &query).await?;
+    let keep = query.attrs.clone();
+    let rendered: Vec<Value> = page
+        .entities
+        .into_iter()
+        .map(|mut entity| {
+            if !keep.is_empty() {
+                entity.attributes.retain(|name, _| keep.contains(name));
+            }
+            render_entity(&entity, &ctx, &options)
+        })
+        .collect();
+    let mut response = request.respond(StatusCode::OK, media, Value::Array(rendered));
+    if let Some(total) = page.total {
+        response
+            .headers_mut()
+            .insert(RESULTS_COUNT_HEADER, HeaderValue::from(total));
+    }
+    Ok(response)
+}
+
+/// Reads a Query document (clause 5.2.23) into an unexpanded EntityQuery.
+fn query_document(value: &Value) -> Result<EntityQuery, NgsiError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| NgsiError::bad_request_data("the body must be a Query object"))?;
+    if obj.get("type").and_then(Value::as_str) != Some("Query") {
+        return Err(NgsiError::bad_request_data(
+            "the body must be a Query object with \"type\": \"Query\"",
+        ));
+    }
+    let text = |name: &str| -> Result<Option<&str>, NgsiError> {
+        match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(NgsiError::bad_request_data(format!(
+                "member '{name}' of a Query must be a string"
+            ))),
+        }
+    };
+    let mut query = EntityQuery {
+        q: text("q")?.map(q::parse).transpose()?,
+        scope_q: text("scopeQ")?.map(scope::parse).transpose()?,
+        ..Default::default()
+    };
+    if let Some(attrs) = obj.get("attrs") {
+        query.attrs = attrs
+            .as_array()
+            .ok_or_else(|| NgsiError::bad_request_data("attrs of a Query must be a list of names"))?
+            .iter()
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| NgsiError::bad_request_data("attrs of a Query must be strings"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(entities) = obj.get("entities") {
+        let selectors = entities
+            .as_array()
+            .ok_or_else(|| NgsiError::bad_request_data("entities of a Query must be a list"))?;
+        // Several selectors would need an OR across id and type together; renkei takes
+        // the common case of one selector, or several that only name types.
+        let mut type_names = Vec::new();
+        for selector in selectors {
+            if let Some(t) = selector.get("type").and_then(Value::as_str) {
+                type_names.push(t.to_owned());
+            }
+            if let Some(id) = selector.get("id").and_then(Value::as_str) {
+                check_iri("entity id", id)?;
+                query.ids.push(id.to_owned());
+            }
+            if let Some(pattern) = selector.get("idPattern").and_then(Value::as_str) {
+                regex::Regex::new(pattern).map_err(|e| {
+                    NgsiError::bad_request_data(format!(
+                        "idPattern is not a valid regular expression: {e}"
+                    ))
+                })?;
+                query.id_pattern = Some(pattern.to_owned());
+            }
+        }
+        if !type_names.is_empty() {
+            query.types = Some(types::parse(&type_names.join(","))?);
+        }
+    }
+    if let Some(geo_q) = obj.get("geoQ") {
+        let member = |name: &str| geo_q.get(name);
+        let georel = member("georel")
+            .and_then(Value::as_str)
+            .ok_or_else(|| NgsiError::bad_request_data("geoQ needs georel"))?;
+        let geometry = member("geometry")
+            .and_then(Value::as_str)
+            .ok_or_else(|| NgsiError::bad_request_data("geoQ needs geometry"))?;
+        let coordinates = match member("coordinates") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ Value::Array(_)) => v.to_string(),
+            _ => return Err(NgsiError::bad_request_data("geoQ needs coordinates")),
+        };
+        query.geo_q = Some(geo::parse_geo_query(
+            georel,
+            geometry,
+            &coordinates,
+            member("geoproperty").and_then(Value::as_str),
+        )?);
+    }
+    Ok(query)
+}

@@ -1,0 +1,420 @@
+//! The NGSI-LD API face at `/ngsi-ld/v1` (ETSI GS CIM 009 clause 6): routes, and the
+//! request plumbing every handler shares — tenant, `@context` (Link header or inline),
+//! content negotiation, query parameters, body limits, and rendering responses with
+//! their `@context`.
+
+mod batch;
+mod discovery;
+mod entities;
+mod jsonld_contexts;
+pub mod params;
+mod query;
+
+use crate::problem::ApiError;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ngsi_ld::context::ActiveContext;
+use ngsi_ld::NgsiError;
+use serde_json::Value;
+use store::Tenant;
+
+/// The `rel` of a Link header that carries a JSON-LD context.
+pub const JSONLD_CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
+/// The URL of the core context renkei answers for (built in, never fetched).
+pub const CORE_CONTEXT_URL: &str =
+    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+pub const TENANT_HEADER: &str = "NGSILD-Tenant";
+pub const RESULTS_COUNT_HEADER: &str = "NGSILD-Results-Count";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/entities",
+            post(entities::create)
+                .get(entities::query)
+                .delete(entities::purge),
+        )
+        .route(
+            "/entities/{id}",
+            get(entities::retrieve)
+                .put(entities::replace)
+                .patch(entities::merge)
+                .delete(entities::delete),
+        )
+        .route(
+            "/entities/{id}/attrs",
+            post(entities::append_attrs).patch(entities::update_attrs),
+        )
+        .route(
+            "/entities/{id}/attrs/{attr}",
+            axum::routing::patch(entities::partial_update_attr)
+                .put(entities::replace_attr)
+                .delete(entities::delete_attr),
+        )
+        .route("/entityOperations/create", post(batch::create))
+        .route("/entityOperations/upsert", post(batch::upsert))
+        .route("/entityOperations/update", post(batch::update))
+        .route("/entityOperations/merge", post(batch::merge))
+        .route("/entityOperations/delete", post(batch::delete))
+        .route("/entityOperations/query", post(batch::query))
+        .route("/types", get(discovery::types))
+        .route("/types/{type}", get(discovery::type_details))
+        .route("/attributes", get(discovery::attributes))
+        .route("/attributes/{attr}", get(discovery::attribute_details))
+        .route(
+            "/jsonldContexts",
+            get(jsonld_contexts::list).post(jsonld_contexts::add),
+        )
+        .route(
+            "/jsonldContexts/{id}",
+            get(jsonld_contexts::retrieve).delete(jsonld_contexts::delete),
+        )
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::Ngsi(NgsiError::not_found("no such NGSI-LD resource")) })
+}
+
+/// What renkei can answer with, from the Accept header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Json,
+    JsonLd,
+    GeoJson,
+}
+
+impl MediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json",
+            MediaType::JsonLd => "application/ld+json",
+            MediaType::GeoJson => "application/geo+json",
+        }
+    }
+}
+
+/// Picks the response media type from an Accept header (clause 6.3.6): the first
+/// acceptable type with the highest quality wins; no header means JSON.
+pub fn negotiate(accept: Option<&str>, geo_allowed: bool) -> Result<MediaType, ApiError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(MediaType::Json);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let candidate = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => Some(MediaType::Json),
+            "application/ld+json" => Some(MediaType::JsonLd),
+            "application/geo+json" if geo_allowed => Some(MediaType::GeoJson),
+            _ => None,
+        };
+        if let Some(candidate) = candidate {
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, candidate));
+            }
+        }
+    }
+    best.map(|(_, m)| m).ok_or_else(|| {
+        ApiError::NotAcceptable(format!(
+            "cannot answer with any of '{accept}': use application/json or application/ld+json"
+        ))
+    })
+}
+
+/// The parts of a request every NGSI-LD handler needs.
+pub struct NgsiRequest {
+    pub tenant: Tenant,
+    /// The tenant header as given, echoed in responses.
+    pub tenant_header: Option<HeaderValue>,
+    /// The context URL from the Link header, if any.
+    pub link_context: Option<String>,
+    pub accept: Option<String>,
+    pub params: params::Params,
+}
+
+impl FromRequestParts<AppState> for NgsiRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        let headers = &parts.headers;
+        let tenant_header = headers.get(TENANT_HEADER).cloned();
+        let tenant = match &tenant_header {
+            None => Tenant::default_tenant(),
+            Some(value) => {
+                let name = value
+                    .to_str()
+                    .map_err(|_| {
+                        NgsiError::bad_request_data("the NGSILD-Tenant header is not visible ASCII")
+                    })?
+                    .trim();
+                validate_tenant_name(name)?;
+                Tenant::named(name)
+            }
+        };
+        Ok(NgsiRequest {
+            tenant,
+            tenant_header,
+            link_context: link_context(headers)?,
+            accept: headers
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .map(str::to_owned),
+            params: params::Params::parse(parts.uri.query().unwrap_or(""))?,
+        })
+    }
+}
+
+fn validate_tenant_name(name: &str) -> Result<(), NgsiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(NgsiError::bad_request_data(format!(
+            "tenant '{name}' is not a valid tenant name (1–64 letters, digits, '_', '-', '.', ':')"
+        )))
+    }
+}
+
+/// The context URL of a `Link: <url>; rel="http://www.w3.org/ns/json-ld#context"` header.
+fn link_context(headers: &HeaderMap) -> Result<Option<String>, NgsiError> {
+    for value in headers.get_all(header::LINK) {
+        let text = value
+            .to_str()
+            .map_err(|_| NgsiError::bad_request_data("the Link header is not visible ASCII"))?;
+        for link in text.split(",") {
+            let link = link.trim();
+            if !link.contains(JSONLD_CONTEXT_REL) {
+                continue;
+            }
+            let url = link
+                .strip_prefix('<')
+                .and_then(|rest| rest.split_once('>'))
+                .map(|(url, _)| url.trim())
+                .filter(|url| url.contains(':'))
+                .ok_or_else(|| {
+                    NgsiError::bad_request_data(format!(
+                        "the JSON-LD context Link header '{link}' has no valid <URL>"
+                    ))
+                })?;
+            return Ok(Some(url.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+impl NgsiRequest {
+    /// The active context of a request without a body: the Link header's, or the core.
+    pub async fn context(&self, state: &AppState) -> Result<ActiveContext, NgsiError> {
+        let local = self.link_context.clone().map(Value::String);
+        state.broker.contexts().resolve(local.as_ref()).await
+    }
+
+    /// The context named in responses: the request's Link context, else the core one.
+    pub fn response_context_url(&self) -> String {
+        self.link_context
+            .clone()
+            .unwrap_or_else(|| CORE_CONTEXT_URL.to_owned())
+    }
+
+    /// Builds a JSON response carrying its `@context` as the media type requires:
+    /// a Link header for JSON and GeoJSON, an `@context` member for JSON-LD.
+    pub fn respond(&self, status: StatusCode, media: MediaType, mut body: Value) -> Response {
+        let context_url = self.response_context_url();
+        if media == MediaType::JsonLd {
+            let context = Value::String(context_url.clone());
+            match &mut body {
+                Value::Object(map) => {
+                    map.insert("@context".into(), context);
+                }
+                Value::Array(items) => {
+                    for item in items {
+                        if let Value::Object(map) = item {
+                            map.insert("@context".into(), context.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(media.as_str()),
+        );
+        if media != MediaType::JsonLd {
+            if let Ok(link) = HeaderValue::from_str(&format!(
+                "<{context_url}>; rel=\"{JSONLD_CONTEXT_REL}\"; type=\"application/ld+json\""
+            )) {
+                headers.insert(header::LINK, link);
+            }
+        }
+        self.add_tenant_header(headers);
+        response
+    }
+
+    /// A response without a body (201 with Location, 204).
+    pub fn respond_empty(&self, status: StatusCode) -> Response {
+        let mut response = status.into_response();
+        self.add_tenant_header(response.headers_mut());
+        response
+    }
+
+    pub fn add_tenant_header(&self, headers: &mut HeaderMap) {
+        if let Some(tenant) = &self.tenant_header {
+            headers.insert(TENANT_HEADER, tenant.clone());
+        }
+    }
+}
+
+/// A request body as JSON, with the `@context` it brings: inline for
+/// `application/ld+json` (required there), from the Link header for `application/json`
+/// (where an inline `@context` is refused, clause 6.3.5).
+pub struct JsonBody {
+    pub value: Value,
+    pub local_context: Option<Value>,
+}
+
+pub async fn read_json_body(
+    state: &AppState,
+    request: &NgsiRequest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<JsonBody, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let is_json_ld = match content_type.as_deref() {
+        Some("application/json") => false,
+        Some("application/ld+json") => true,
+        Some("application/merge-patch+json") => false,
+        Some(other) => return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{other}' is not supported: use application/json or application/ld+json"
+        ))),
+        None => {
+            return Err(ApiError::UnsupportedMediaType(
+                "a Content-Type header is required: application/json or application/ld+json".into(),
+            ))
+        }
+    };
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        NgsiError::invalid_request(format!(
+            "the request body is not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let inline = inline_context(&value);
+    let local_context = if is_json_ld {
+        if request.link_context.is_some() {
+            return Err(NgsiError::bad_request_data(
+                "with Content-Type application/ld+json the @context goes in the body, not in a Link header",
+            )
+            .into());
+        }
+        Some(inline.ok_or_else(|| {
+            NgsiError::bad_request_data(
+                "a body of type application/ld+json must have an @context member",
+            )
+        })?)
+    } else {
+        if inline.is_some() {
+            return Err(NgsiError::bad_request_data(
+                "a body of type application/json must not have an @context member: send the context in a Link header, or use application/ld+json",
+            )
+            .into());
+        }
+        request.link_context.clone().map(Value::String)
+    };
+    Ok(JsonBody {
+        value,
+        local_context,
+    })
+}
+
+/// The `@context` of a body: the object's member, or for an array (batch) the first
+/// item's; batch items are expected to share one context.
+fn inline_context(value: &Value) -> Option<Value> {
+    match value {
+        Value::Object(map) => map.get("@context").cloned(),
+        Value::Array(items) => items.iter().find_map(|i| i.get("@context").cloned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation_prefers_quality_and_refuses_the_unknown() {
+        assert_eq!(negotiate(None, false).unwrap(), MediaType::Json);
+        assert_eq!(
+            negotiate(Some("application/ld+json"), false).unwrap(),
+            MediaType::JsonLd
+        );
+        assert_eq!(
+            negotiate(Some("application/json;q=0.5, application/ld+json"), false).unwrap(),
+            MediaType::JsonLd
+        );
+        assert_eq!(
+            negotiate(Some("application/geo+json"), true).unwrap(),
+            MediaType::GeoJson
+        );
+        assert!(negotiate(Some("application/geo+json"), false).is_err());
+        assert!(negotiate(Some("text/html"), false).is_err());
+        assert_eq!(negotiate(Some("*/*"), false).unwrap(), MediaType::Json);
+    }
+
+    #[test]
+    fn link_headers_give_their_context_url() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static(
+                "<https://ex.org/ctx.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
+            ),
+        );
+        assert_eq!(
+            link_context(&headers).unwrap().as_deref(),
+            Some("https://ex.org/ctx.jsonld")
+        );
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static("<>; rel=\"http://www.w3.org/ns/json-ld#context\""),
+        );
+        assert!(link_context(&headers).is_err());
+    }
+
+    #[test]
+    fn tenant_names_are_checked() {
+        assert!(validate_tenant_name("222127").is_ok());
+        assert!(validate_tenant_name("urn:ngsi-ld:tenant:x").is_ok());
+        assert!(validate_tenant_name("a b").is_err());
+        assert!(validate_tenant_name("").is_err());
+    }
+}

@@ -1,0 +1,613 @@
+//! The PostgreSQL (with PostGIS) backend of renkei's storage interface, for
+//! deployments with several broker nodes sharing one database. Entities are kept as
+//! the JSON document of [`store::doc`] in a `jsonb` column, with the columns SQL
+//! filters on (types, scopes, the `location` geometry) beside it; filtering that SQL
+//! can decide exactly runs in the database on its indexes, the rest of a query is
+//! evaluated by `ngsi_ld::query::eval` on the rows SQL let through, streamed.
+//!
+//! Read-modify-write runs under `SELECT … FOR UPDATE`, so concurrent modifications of
+//! one entity from any number of nodes serialise instead of losing updates.
+
+mod filter;
+mod migrations;
+pub mod testing;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use filter::Narrowing;
+use futures_util::{pin_mut, TryStreamExt};
+use ngsi_ld::model::{iri, AttributeValue, Entity};
+use ngsi_ld::query::eval::Matcher;
+use ngsi_ld::query::EntityQuery;
+use ngsi_ld::NgsiError;
+use std::collections::BTreeSet;
+use store::doc::{doc_to_entity, entity_to_doc};
+use store::{
+    AttributeStats, ContextKind, EntityPage, EntityStore, Modification, StoreError, StoredContext,
+    Tenant, TypeStats, Write,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+/// How many connections one node keeps open at most.
+const POOL_SIZE: usize = 16;
+
+/// A storage backend on a PostgreSQL database with the PostGIS extension.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's configuration holds the password; never print it.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// What the backend found wrong outside the driver: a URL it cannot use, a stored
+/// row it cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error("invalid PostgreSQL URL: {0}")]
+    InvalidUrl(#[source] tokio_postgres::Error),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("stored entity {id} in tenant {tenant:?} is unreadable: {reason}")]
+    CorruptEntity {
+        tenant: String,
+        id: String,
+        reason: String,
+    },
+    #[error("stored context {id} has unknown kind {kind:?}")]
+    UnknownContextKind { id: String, kind: String },
+}
+
+fn backend(err: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(err)
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| StoreError::backend(PostgresError::InvalidUrl(e)))
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`) and brings
+    /// its schema up to date.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::connect_config(parse_url(url)?).await
+    }
+
+    /// [`connect`](Self::connect) with an already parsed configuration.
+    pub async fn connect_config(
+        config: tokio_postgres::Config,
+    ) -> Result<PostgresStore, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::backend(PostgresError::Connect(e.to_string())))?;
+        let store = PostgresStore { pool };
+        let mut client = store.client().await?;
+        migrations::run(&mut client).await?;
+        Ok(store)
+    }
+
+    /// Brings the schema of the database at `url` up to date without keeping a pool
+    /// (for a deployment step run before the nodes start).
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let config = parse_url(url)?;
+        let (mut client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| StoreError::backend(PostgresError::Connect(e.to_string())))?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL migration connection failed");
+            }
+        });
+        let result = migrations::run(&mut client).await;
+        drop(client);
+        // The connection task ends once the client is gone; a failure there was
+        // already reported through the migration's own result.
+        let _ = driver.await;
+        result
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::backend(PostgresError::Connect(e.to_string())))
+    }
+}
+
+/// The stored row of an entity: its document, the columns SQL filters on.
+struct EntityRow {
+    types: Vec<String>,
+    scopes: Vec<String>,
+    doc: serde_json::Value,
+    /// The default instance of `location`, as GeoJSON text, for the geometry column.
+    location: Option<String>,
+}
+
+impl EntityRow {
+    fn of(entity: &Entity) -> EntityRow {
+        let location = entity
+            .attribute(iri::LOCATION, None)
+            .and_then(|attribute| match &attribute.value {
+                AttributeValue::GeoProperty(value) => Some(value.to_string()),
+                _ => None,
+            });
+        EntityRow {
+            types: entity.types.clone(),
+            scopes: entity.scopes.clone(),
+            doc: entity_to_doc(entity),
+            location,
+        }
+    }
+}
+
+fn read_entity(tenant: &Tenant, row: &Row) -> Result<Entity, StoreError> {
+    let doc: serde_json::Value = row.try_get("doc").map_err(backend)?;
+    doc_to_entity(&doc).map_err(|e| {
+        let id = doc
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("(no id)")
+            .to_owned();
+        StoreError::backend(PostgresError::CorruptEntity {
+            tenant: tenant.name().to_owned(),
+            id,
+            reason: e.to_string(),
+        })
+    })
+}
+
+async fn ensure_tenant(
+    client: &tokio_postgres::Transaction<'_>,
+    tenant: &Tenant,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            &[&tenant.name()],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+const INSERT_ENTITY: &str = "INSERT INTO entities (tenant, id, types, scopes, doc, location)
+     VALUES ($1, $2, $3, $4, $5, renkei_geometry_or_null($6))";
+
+/// Creates or replaces; a replaced entity keeps its place in creation order (`seq`).
+const UPSERT_ENTITY: &str = "INSERT INTO entities (tenant, id, types, scopes, doc, location)
+     VALUES ($1, $2, $3, $4, $5, renkei_geometry_or_null($6))
+     ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types,
+         scopes = EXCLUDED.scopes, doc = EXCLUDED.doc, location = EXCLUDED.location,
+         modified_at = now()";
+
+async fn write_entity(
+    client: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    tenant: &Tenant,
+    entity: &Entity,
+) -> Result<(), tokio_postgres::Error> {
+    let row = EntityRow::of(entity);
+    client
+        .execute(
+            sql,
+            &[
+                &tenant.name(),
+                &entity.id,
+                &row.types,
+                &row.scopes,
+                &row.doc,
+                &row.location,
+            ],
+        )
+        .await
+        .map(|_| ())
+}
+
+fn context_from_row(row: &Row) -> Result<StoredContext, StoreError> {
+    let id: String = row.try_get("id").map_err(backend)?;
+    let kind_text: String = row.try_get("kind").map_err(backend)?;
+    let kind = ContextKind::parse(&kind_text).ok_or_else(|| {
+        StoreError::backend(PostgresError::UnknownContextKind {
+            id: id.clone(),
+            kind: kind_text.clone(),
+        })
+    })?;
+    Ok(StoredContext {
+        url: row.try_get("url").map_err(backend)?,
+        kind,
+        body: row.try_get("body").map_err(backend)?,
+        created_at: row
+            .try_get::<_, DateTime<Utc>>("created_at")
+            .map_err(backend)?,
+        id,
+    })
+}
+
+/// Sorted, without duplicates, in Rust's (byte) order rather than the database
+/// collation's, so that every backend lists names the same way.
+fn sorted(names: Vec<Option<String>>) -> Vec<String> {
+    names
+        .into_iter()
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn count(row: &Row, column: &str) -> Result<u64, StoreError> {
+    let n: i64 = row.try_get(column).map_err(backend)?;
+    // A count is never negative; a negative one would be a driver bug, read as 0.
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EntityStore for PostgresStore {
+    async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool, StoreError> {
+        if tenant.is_default() {
+            return Ok(true);
+        }
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = $1)",
+                &[&tenant.name()],
+            )
+            .await
+            .map_err(backend)?;
+        row.try_get(0).map_err(backend)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name FROM tenants", &[])
+            .await
+            .map_err(backend)?;
+        let mut names = rows
+            .iter()
+            .map(|row| row.try_get::<_, String>(0).map(Some))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        // The default tenant exists whether or not its row does.
+        names.push(Some(Tenant::DEFAULT_NAME.to_owned()));
+        Ok(sorted(names).into_iter().map(Tenant::named).collect())
+    }
+
+    async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        ensure_tenant(&tx, tenant).await?;
+        match write_entity(&tx, INSERT_ENTITY, tenant, &entity).await {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::AlreadyExists(entity.id));
+            }
+            other => other.map_err(backend)?,
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_entity(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                "SELECT doc FROM entities WHERE tenant = $1 AND id = $2",
+                &[&tenant.name(), &id],
+            )
+            .await
+            .map_err(backend)?
+            .map(|row| read_entity(tenant, &row))
+            .transpose()
+    }
+
+    async fn modify(
+        &self,
+        tenant: &Tenant,
+        modifications: Vec<Modification>,
+    ) -> Result<Vec<Result<Write, NgsiError>>, StoreError> {
+        let mut client = self.client().await?;
+        let mut tx = client.transaction().await.map_err(backend)?;
+        let mut results = Vec::with_capacity(modifications.len());
+        for modification in modifications {
+            // Each item in its own savepoint: whatever one item does is undone alone.
+            let item = tx.savepoint("renkei_item").await.map_err(backend)?;
+            let current = item
+                .query_opt(
+                    "SELECT doc FROM entities WHERE tenant = $1 AND id = $2 FOR UPDATE",
+                    &[&tenant.name(), &modification.entity_id],
+                )
+                .await
+                .map_err(backend)?
+                .map(|row| read_entity(tenant, &row))
+                .transpose()?;
+            let write = match (modification.apply)(current) {
+                Ok(write) => write,
+                Err(refusal) => {
+                    item.rollback().await.map_err(backend)?;
+                    results.push(Err(refusal));
+                    continue;
+                }
+            };
+            match &write {
+                Write::Put(entity) => {
+                    ensure_tenant(&item, tenant).await?;
+                    write_entity(&item, UPSERT_ENTITY, tenant, entity)
+                        .await
+                        .map_err(backend)?;
+                }
+                Write::Delete => {
+                    item.execute(
+                        "DELETE FROM entities WHERE tenant = $1 AND id = $2",
+                        &[&tenant.name(), &modification.entity_id],
+                    )
+                    .await
+                    .map_err(backend)?;
+                }
+                Write::Unchanged => {}
+            }
+            item.commit().await.map_err(backend)?;
+            results.push(Ok(write));
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(results)
+    }
+
+    async fn query_entities(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+    ) -> Result<EntityPage, StoreError> {
+        let client = self.client().await?;
+        let mut narrowing = Narrowing::new(tenant.name(), query);
+        if narrowing.exact {
+            // SQL selects exactly the matches: count and page there, on the indexes.
+            let total = if query.count {
+                let sql = format!(
+                    "SELECT count(*) AS n FROM entities WHERE {}",
+                    narrowing.condition
+                );
+                let row = client
+                    .query_one(&sql, &narrowing.param_refs())
+                    .await
+                    .map_err(backend)?;
+                Some(count(&row, "n")?)
+            } else {
+                None
+            };
+            let mut entities = Vec::new();
+            if query.limit > 0 {
+                let limit = narrowing.bind(Box::new(to_i64(query.limit)));
+                let offset = narrowing.bind(Box::new(to_i64(query.offset)));
+                let sql = format!(
+                    "SELECT doc FROM entities WHERE {} ORDER BY seq LIMIT {limit} OFFSET {offset}",
+                    narrowing.condition
+                );
+                for row in client
+                    .query(&sql, &narrowing.param_refs())
+                    .await
+                    .map_err(backend)?
+                {
+                    entities.push(read_entity(tenant, &row)?);
+                }
+            }
+            return Ok(EntityPage { entities, total });
+        }
+        let sql = format!(
+            "SELECT doc FROM entities WHERE {} ORDER BY seq",
+            narrowing.condition
+        );
+        let rows = client
+            .query_raw(&sql, narrowing.param_refs())
+            .await
+            .map_err(backend)?;
+        pin_mut!(rows);
+        let matcher = Matcher::new(query);
+        let end = query.offset.saturating_add(query.limit);
+        let mut matched = 0usize;
+        let mut entities = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(backend)? {
+            let entity = read_entity(tenant, &row)?;
+            if !matcher.matches(&entity) {
+                continue;
+            }
+            if matched >= query.offset && matched < end {
+                entities.push(entity);
+            }
+            matched += 1;
+            if !query.count && matched >= end {
+                // The page is full and nobody asked how many more there are.
+                break;
+            }
+        }
+        let total = query
+            .count
+            .then(|| u64::try_from(matched).unwrap_or(u64::MAX));
+        Ok(EntityPage { entities, total })
+    }
+
+    async fn delete_matching(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let narrowing = Narrowing::new(tenant.name(), query);
+        if narrowing.exact {
+            let sql = format!("DELETE FROM entities WHERE {}", narrowing.condition);
+            return client
+                .execute(&sql, &narrowing.param_refs())
+                .await
+                .map_err(backend);
+        }
+        // Lock the candidates while deciding, so what is deleted is what matched.
+        let tx = client.transaction().await.map_err(backend)?;
+        let sql = format!(
+            "SELECT doc FROM entities WHERE {} ORDER BY seq FOR UPDATE",
+            narrowing.condition
+        );
+        let matcher = Matcher::new(query);
+        let mut doomed = Vec::new();
+        {
+            let rows = tx
+                .query_raw(&sql, narrowing.param_refs())
+                .await
+                .map_err(backend)?;
+            pin_mut!(rows);
+            while let Some(row) = rows.try_next().await.map_err(backend)? {
+                let entity = read_entity(tenant, &row)?;
+                if matcher.matches(&entity) {
+                    doomed.push(entity.id);
+                }
+            }
+        }
+        let deleted = tx
+            .execute(
+                "DELETE FROM entities WHERE tenant = $1 AND id = ANY ($2)",
+                &[&tenant.name(), &doomed],
+            )
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn type_stats(&self, tenant: &Tenant) -> Result<Vec<TypeStats>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT t.type_iri, count(DISTINCT e.id) AS n, array_agg(DISTINCT a.attr) AS attrs
+                 FROM entities e
+                 CROSS JOIN LATERAL unnest(e.types) AS t (type_iri)
+                 LEFT JOIN LATERAL jsonb_object_keys(e.doc -> 'attrs') AS a (attr) ON true
+                 WHERE e.tenant = $1
+                 GROUP BY t.type_iri",
+                &[&tenant.name()],
+            )
+            .await
+            .map_err(backend)?;
+        let mut stats = rows
+            .iter()
+            .map(|row| {
+                Ok(TypeStats {
+                    type_iri: row.try_get("type_iri").map_err(backend)?,
+                    entity_count: count(row, "n")?,
+                    attributes: sorted(row.try_get("attrs").map_err(backend)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        stats.sort_by(|a, b| a.type_iri.cmp(&b.type_iri));
+        Ok(stats)
+    }
+
+    async fn attribute_stats(&self, tenant: &Tenant) -> Result<Vec<AttributeStats>, StoreError> {
+        let client = self.client().await?;
+        // An instance without `type` is a Property, as `store::doc` reads it.
+        let rows = client
+            .query(
+                "SELECT a.attr, count(DISTINCT e.id) AS n,
+                        array_agg(DISTINCT coalesce(i.instance ->> 'type', 'Property')) AS kinds,
+                        array_agg(DISTINCT t.type_iri) AS types
+                 FROM entities e
+                 CROSS JOIN LATERAL jsonb_each(e.doc -> 'attrs') AS a (attr, instances)
+                 CROSS JOIN LATERAL jsonb_array_elements(
+                     CASE jsonb_typeof(a.instances) WHEN 'array' THEN a.instances ELSE '[]' END
+                 ) AS i (instance)
+                 LEFT JOIN LATERAL unnest(e.types) AS t (type_iri) ON true
+                 WHERE e.tenant = $1
+                 GROUP BY a.attr",
+                &[&tenant.name()],
+            )
+            .await
+            .map_err(backend)?;
+        let mut stats = rows
+            .iter()
+            .map(|row| {
+                Ok(AttributeStats {
+                    attribute_iri: row.try_get("attr").map_err(backend)?,
+                    entity_count: count(row, "n")?,
+                    kinds: sorted(row.try_get("kinds").map_err(backend)?),
+                    types: sorted(row.try_get("types").map_err(backend)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        stats.sort_by(|a, b| a.attribute_iri.cmp(&b.attribute_iri));
+        Ok(stats)
+    }
+
+    async fn put_context(&self, context: StoredContext) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO contexts (id, url, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, kind = EXCLUDED.kind,
+                     body = EXCLUDED.body, created_at = EXCLUDED.created_at",
+                &[
+                    &context.id,
+                    &context.url,
+                    &context.kind.as_str(),
+                    &context.body,
+                    &context.created_at,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_context(&self, id_or_url: &str) -> Result<Option<StoredContext>, StoreError> {
+        let client = self.client().await?;
+        // An id match wins over a URL match, should one context's id be another's URL.
+        client
+            .query_opt(
+                "SELECT id, url, kind, body, created_at FROM contexts
+                 WHERE id = $1 OR url = $1 ORDER BY (id = $1) DESC LIMIT 1",
+                &[&id_or_url],
+            )
+            .await
+            .map_err(backend)?
+            .map(|row| context_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_contexts(&self) -> Result<Vec<StoredContext>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, url, kind, body, created_at FROM contexts ORDER BY created_at, id",
+                &[],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(context_from_row)
+            .collect()
+    }
+
+    async fn delete_context(&self, id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute("DELETE FROM contexts WHERE id = $1", &[&id])
+            .await
+            .map_err(backend)?;
+        Ok(deleted > 0)
+    }
+}

@@ -1,0 +1,147 @@
+//! The versioned schema of the PostgreSQL backend and the code that brings a database
+//! up to it. Each migration runs once, recorded in `renkei_schema_migrations`; all
+//! pending ones are applied in one transaction holding a transaction-level advisory
+//! lock, so several nodes starting against the same database at once apply each
+//! migration exactly once and never see a half-made schema.
+
+use store::StoreError;
+use tokio_postgres::Client;
+
+/// The advisory lock key serialising migrations ("renkei" in ASCII); any constant
+/// works as long as every node uses the same one.
+const MIGRATION_LOCK_KEY: i64 = 0x72_65_6e_6b_65_69;
+
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Append-only: a released migration is never edited, a change is a new version.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "entities, tenants and contexts",
+    sql: r#"
+CREATE EXTENSION IF NOT EXISTS postgis;
+
+CREATE TABLE tenants (
+    name text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- The default tenant always exists.
+INSERT INTO tenants (name) VALUES ('');
+
+CREATE TABLE entities (
+    tenant text NOT NULL REFERENCES tenants (name),
+    id text NOT NULL,
+    types text[] NOT NULL,
+    scopes text[] NOT NULL DEFAULT '{}',
+    doc jsonb NOT NULL,
+    location geometry(Geometry, 4326),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    modified_at timestamptz NOT NULL DEFAULT now(),
+    seq bigserial NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX entities_types_idx ON entities USING gin (types);
+CREATE INDEX entities_location_idx ON entities USING gist (location);
+CREATE INDEX entities_seq_idx ON entities (tenant, seq);
+CREATE INDEX entities_attrs_idx ON entities USING gin ((doc -> 'attrs'));
+
+CREATE TABLE contexts (
+    id text PRIMARY KEY,
+    url text NOT NULL UNIQUE,
+    kind text NOT NULL,
+    body jsonb NOT NULL,
+    created_at timestamptz NOT NULL
+);
+
+-- The geometry of a GeoJSON text, or NULL when PostGIS cannot read it: the location
+-- column only serves geo-queries, and an entity whose geometry PostGIS rejects must
+-- still be stored (the in-memory evaluation has the last word anyway).
+CREATE FUNCTION renkei_geometry_or_null(geojson text) RETURNS geometry
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF geojson IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
+"#,
+}];
+
+/// Applies every migration the database has not seen yet.
+pub(crate) async fn run(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(StoreError::backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(StoreError::backend)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS renkei_schema_migrations (
+            version integer PRIMARY KEY,
+            name text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await
+    .map_err(StoreError::backend)?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM renkei_schema_migrations", &[])
+        .await
+        .map_err(StoreError::backend)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::backend)?;
+    for migration in MIGRATIONS {
+        if applied.contains(&migration.version) {
+            continue;
+        }
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applying schema migration"
+        );
+        tx.batch_execute(migration.sql)
+            .await
+            .map_err(|e| migration_failed(migration, e))?;
+        tx.execute(
+            "INSERT INTO renkei_schema_migrations (version, name) VALUES ($1, $2)",
+            &[&migration.version, &migration.name],
+        )
+        .await
+        .map_err(StoreError::backend)?;
+    }
+    if let Some(newest) = applied.iter().max() {
+        let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+        if *newest > known {
+            // A newer node migrated this database; running on is its operator's call.
+            tracing::warn!(
+                database_version = newest,
+                known_version = known,
+                "database schema is newer than this build knows"
+            );
+        }
+    }
+    tx.commit().await.map_err(StoreError::backend)
+}
+
+/// A failed migration, naming which one (the driver's error alone does not).
+#[derive(Debug, thiserror::Error)]
+#[error("schema migration {version} ({name}) failed: {source}")]
+struct MigrationError {
+    version: i32,
+    name: &'static str,
+    source: tokio_postgres::Error,
+}
+
+fn migration_failed(migration: &Migration, source: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(MigrationError {
+        version: migration.version,
+        name: migration.name,
+        source,
+    })
+}

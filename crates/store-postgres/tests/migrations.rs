@@ -1,0 +1,81 @@
+//! Schema migrations on a real PostgreSQL: applied once however many nodes start
+//! together, and harmless to run again.
+
+use store::{EntityStore, Tenant};
+use store_postgres::testing::{test_server_url, TestDatabase, TEST_URL_VAR};
+use store_postgres::PostgresStore;
+
+async fn database() -> TestDatabase {
+    TestDatabase::create(&test_server_url())
+        .await
+        .unwrap_or_else(|e| panic!("no PostgreSQL at {TEST_URL_VAR}: {e}"))
+}
+
+fn url_of(database: &TestDatabase) -> String {
+    // The test server URL with the database name swapped in.
+    let server = test_server_url();
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base.to_owned(), format!("?{query}")),
+        None => (server.clone(), String::new()),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|scheme| scheme + 3)
+        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(base.len());
+    format!("{}/{}{query}", &base[..authority_end], database.name())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_migrate_once() {
+    let database = database().await;
+    let url = url_of(&database);
+    let mut nodes = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        nodes.spawn(async move { PostgresStore::connect(&url).await });
+    }
+    let mut stores = Vec::new();
+    while let Some(joined) = nodes.join_next().await {
+        match joined {
+            Ok(Ok(store)) => stores.push(store),
+            Ok(Err(e)) => panic!("a node failed to start: {e}"),
+            Err(e) => panic!("a node's task failed: {e}"),
+        }
+    }
+    PostgresStore::migrate(&url)
+        .await
+        .unwrap_or_else(|e| panic!("migrating again failed: {e}"));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    tokio::spawn(connection);
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM renkei_schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading migrations: {e}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    for store in &stores {
+        assert_eq!(
+            store.list_tenants().await.ok(),
+            Some(vec![Tenant::default_tenant()])
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_clear_error() {
+    match PostgresStore::connect("postgres://[nope").await {
+        Err(e) => assert!(
+            e.to_string().contains("PostgreSQL URL") || format!("{e:?}").contains("InvalidUrl"),
+            "{e:?}"
+        ),
+        Ok(_) => panic!("a malformed URL was accepted"),
+    }
+}

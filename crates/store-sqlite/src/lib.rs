@@ -1,0 +1,454 @@
+//! The embedded SQLite backend: renkei's default, a single file under `./data/` that a
+//! small municipality can run and back up without a database server.
+//!
+//! Writes go through one writer thread with group commit (see [`writer`]); reads run on
+//! a small pool of their own connections, which WAL lets proceed while the writer
+//! works. Queries narrow candidates with indexes (tenant, type, id) in SQL and decide
+//! the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same
+//! one the PostgreSQL backend uses, so both answer alike.
+
+mod schema;
+pub mod writer;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ngsi_ld::model::Entity;
+use ngsi_ld::query::eval::Matcher;
+use ngsi_ld::query::{EntityQuery, TypeExpr};
+use ngsi_ld::NgsiError;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use store::{
+    AttributeStats, ContextKind, EntityPage, EntityStore, Modification, StoreError, StoredContext,
+    Tenant, TypeStats, Write,
+};
+use writer::Writer;
+
+/// Read connections kept open; more are opened on demand under load and closed after.
+const IDLE_READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, brings its schema up to date and
+    /// starts the writer.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer_conn = {
+            let path = path.clone();
+            blocking(move || {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+                }
+                let mut conn = Connection::open(&path).map_err(StoreError::backend)?;
+                schema::configure(&conn).map_err(StoreError::backend)?;
+                schema::migrate(&mut conn).map_err(StoreError::backend)?;
+                Ok(conn)
+            })
+            .await?
+        };
+        Ok(SqliteStore {
+            path,
+            writer: Writer::start(writer_conn),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Brings the schema of the database file up to date without serving.
+    pub async fn migrate(path: impl AsRef<Path>) -> Result<(), StoreError> {
+        SqliteStore::open(path).await.map(drop)
+    }
+
+    /// Runs a read on a pooled connection off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(StoreError::backend)?;
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .map_err(StoreError::backend)?;
+                    conn
+                }
+            };
+            let result = work(&conn);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(StoreError::backend)?
+}
+
+fn decode(doc: &str) -> Result<Entity, StoreError> {
+    let value: Value = serde_json::from_str(doc).map_err(StoreError::backend)?;
+    store::doc::doc_to_entity(&value).map_err(StoreError::backend)
+}
+
+/// The type names of an expression that is a plain union of types (`A,B`), which SQL
+/// can look up in the type index; `None` for anything needing evaluation.
+fn type_union(types: &TypeExpr) -> Option<Vec<String>> {
+    match types {
+        TypeExpr::Type(name) => Some(vec![name.clone()]),
+        TypeExpr::Or(parts) => parts.iter().try_fold(Vec::new(), |mut names, part| {
+            names.extend(type_union(part)?);
+            Some(names)
+        }),
+        TypeExpr::And(_) => None,
+    }
+}
+
+/// Streams the tenant's candidate entities for a query in creation order, calling
+/// `visit` with each one that matches; `visit` returns false to stop.
+fn scan(
+    conn: &Connection,
+    tenant: &Tenant,
+    query: &EntityQuery,
+    mut visit: impl FnMut(i64, Entity) -> bool,
+) -> Result<(), StoreError> {
+    let mut sql = String::from("SELECT e.seq, e.doc FROM entities e WHERE e.tenant = ?");
+    let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
+    if let Some(names) = query.types.as_ref().and_then(type_union) {
+        sql.push_str(" AND e.seq IN (SELECT seq FROM entity_types WHERE tenant = ? AND type IN (");
+        args.push(SqlValue::Text(tenant.name().to_owned()));
+        push_list(&mut sql, &mut args, names);
+        sql.push_str("))");
+    }
+    if !query.ids.is_empty() {
+        sql.push_str(" AND e.id IN (");
+        push_list(&mut sql, &mut args, query.ids.clone());
+        sql.push(')');
+    }
+    sql.push_str(" ORDER BY e.seq");
+    let matcher = Matcher::new(query);
+    let mut statement = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+    let mut rows = statement
+        .query(params_from_iter(args))
+        .map_err(StoreError::backend)?;
+    while let Some(row) = rows.next().map_err(StoreError::backend)? {
+        let seq: i64 = row.get(0).map_err(StoreError::backend)?;
+        let doc: String = row.get(1).map_err(StoreError::backend)?;
+        let entity = decode(&doc)?;
+        if matcher.matches(&entity) && !visit(seq, entity) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn push_list(sql: &mut String, args: &mut Vec<SqlValue>, items: Vec<String>) {
+    for (i, item) in items.into_iter().enumerate() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+        args.push(SqlValue::Text(item));
+    }
+}
+
+fn get_entity_in(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<Entity>, StoreError> {
+    let doc: Option<String> = conn
+        .query_row(
+            "SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2",
+            params![tenant.name(), id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(StoreError::backend)?;
+    doc.as_deref().map(decode).transpose()
+}
+
+fn row_to_context(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn to_context(
+    (id, url, kind, body, created_at): (String, String, String, String, String),
+) -> Result<StoredContext, StoreError> {
+    Ok(StoredContext {
+        id,
+        url,
+        kind: ContextKind::parse(&kind).unwrap_or(ContextKind::Cached),
+        body: serde_json::from_str(&body).map_err(StoreError::backend)?,
+        created_at: DateTime::parse_from_rfc3339(&created_at)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(StoreError::backend)?,
+    })
+}
+
+#[async_trait]
+impl EntityStore for SqliteStore {
+    async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool, StoreError> {
+        if tenant.is_default() {
+            return Ok(true);
+        }
+        let name = tenant.name().to_owned();
+        self.read(move |conn| {
+            conn.query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(StoreError::backend)
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare("SELECT name FROM tenants ORDER BY name")
+                .map_err(StoreError::backend)?;
+            let names = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(StoreError::backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend)?;
+            let mut tenants = vec![Tenant::default_tenant()];
+            tenants.extend(names.into_iter().map(Tenant::named));
+            Ok(tenants)
+        })
+        .await
+    }
+
+    async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
+        let tenant = tenant.clone();
+        self.writer
+            .run(move |tx| {
+                if get_entity_in(tx, &tenant, &entity.id)?.is_some() {
+                    return Err(StoreError::AlreadyExists(entity.id.clone()));
+                }
+                writer::ensure_tenant(tx, &tenant)?;
+                writer::put_entity(tx, &tenant, &entity)
+            })
+            .await
+    }
+
+    async fn get_entity(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn| get_entity_in(conn, &tenant, &id))
+            .await
+    }
+
+    async fn modify(
+        &self,
+        tenant: &Tenant,
+        modifications: Vec<Modification>,
+    ) -> Result<Vec<Result<Write, NgsiError>>, StoreError> {
+        let tenant = tenant.clone();
+        self.writer
+            .run(move |tx| {
+                let mut results = Vec::with_capacity(modifications.len());
+                let mut wrote = false;
+                for modification in modifications {
+                    let current = get_entity_in(tx, &tenant, &modification.entity_id)?;
+                    let outcome = (modification.apply)(current);
+                    match &outcome {
+                        Ok(Write::Put(entity)) => {
+                            wrote = true;
+                            writer::put_entity(tx, &tenant, entity)?;
+                        }
+                        Ok(Write::Delete) => {
+                            wrote = true;
+                            writer::delete_entity(tx, &tenant, &modification.entity_id)?;
+                        }
+                        Ok(Write::Unchanged) | Err(_) => {}
+                    }
+                    results.push(outcome);
+                }
+                if wrote {
+                    writer::ensure_tenant(tx, &tenant)?;
+                }
+                Ok(results)
+            })
+            .await
+    }
+
+    async fn query_entities(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+    ) -> Result<EntityPage, StoreError> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(move |conn| {
+            let mut page = EntityPage::default();
+            let mut seen = 0usize;
+            let end = query.offset.saturating_add(query.limit);
+            scan(conn, &tenant, &query, |_, entity| {
+                if seen >= query.offset && seen < end {
+                    page.entities.push(entity);
+                }
+                seen += 1;
+                // Without a count, there is no need to read past the page.
+                query.count || seen < end
+            })?;
+            if query.count {
+                page.total = Some(seen as u64);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn delete_matching(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+    ) -> Result<u64, StoreError> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.writer
+            .run(move |tx| {
+                let mut doomed = Vec::new();
+                scan(tx, &tenant, &query, |seq, _| {
+                    doomed.push(seq);
+                    true
+                })?;
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM entities WHERE seq = ?1")
+                    .map_err(StoreError::backend)?;
+                for seq in &doomed {
+                    delete.execute([seq]).map_err(StoreError::backend)?;
+                }
+                Ok(doomed.len() as u64)
+            })
+            .await
+    }
+
+    async fn type_stats(&self, tenant: &Tenant) -> Result<Vec<TypeStats>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            let mut by_type: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+            scan(conn, &tenant, &EntityQuery::default(), |_, entity| {
+                for t in &entity.types {
+                    let (count, attrs) = by_type.entry(t.clone()).or_default();
+                    *count += 1;
+                    attrs.extend(entity.attributes.keys().cloned());
+                }
+                true
+            })?;
+            Ok(by_type
+                .into_iter()
+                .map(|(type_iri, (entity_count, attrs))| TypeStats {
+                    type_iri,
+                    entity_count,
+                    attributes: attrs.into_iter().collect(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn attribute_stats(&self, tenant: &Tenant) -> Result<Vec<AttributeStats>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            let mut by_attr: BTreeMap<String, (u64, BTreeSet<String>, BTreeSet<String>)> =
+                BTreeMap::new();
+            scan(conn, &tenant, &EntityQuery::default(), |_, entity| {
+                for (name, instances) in &entity.attributes {
+                    let (count, kinds, types) = by_attr.entry(name.clone()).or_default();
+                    *count += 1;
+                    kinds.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
+                    types.extend(entity.types.iter().cloned());
+                }
+                true
+            })?;
+            Ok(by_attr
+                .into_iter()
+                .map(
+                    |(attribute_iri, (entity_count, kinds, types))| AttributeStats {
+                        attribute_iri,
+                        entity_count,
+                        kinds: kinds.into_iter().collect(),
+                        types: types.into_iter().collect(),
+                    },
+                )
+                .collect())
+        })
+        .await
+    }
+
+    async fn put_context(&self, context: StoredContext) -> Result<(), StoreError> {
+        self.writer
+            .run(move |tx| writer::put_context(tx, &context))
+            .await
+    }
+
+    async fn get_context(&self, id_or_url: &str) -> Result<Option<StoredContext>, StoreError> {
+        let key = id_or_url.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, url, kind, body, created_at FROM contexts WHERE id = ?1 OR url = ?1",
+                [key],
+                row_to_context,
+            )
+            .optional()
+            .map_err(StoreError::backend)?
+            .map(to_context)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_contexts(&self) -> Result<Vec<StoredContext>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(
+                    "SELECT id, url, kind, body, created_at FROM contexts ORDER BY created_at, id",
+                )
+                .map_err(StoreError::backend)?;
+            let rows = statement
+                .query_map([], row_to_context)
+                .map_err(StoreError::backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend)?;
+            rows.into_iter().map(to_context).collect()
+        })
+        .await
+    }
+
+    async fn delete_context(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .run(move |tx| {
+                tx.execute("DELETE FROM contexts WHERE id = ?1", [id])
+                    .map(|n| n > 0)
+                    .map_err(StoreError::backend)
+            })
+            .await
+    }
+}
