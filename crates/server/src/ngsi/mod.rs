@@ -308,9 +308,11 @@ pub async fn read_json_body(
         Some("application/json") => false,
         Some("application/ld+json") => true,
         Some("application/merge-patch+json") => false,
-        Some(other) => return Err(ApiError::UnsupportedMediaType(format!(
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type '{other}' is not supported: use application/json or application/ld+json"
-        ))),
+        )))
+        }
         None => {
             return Err(ApiError::UnsupportedMediaType(
                 "a Content-Type header is required: application/json or application/ld+json".into(),
