@@ -17,6 +17,8 @@ use axum::routing::get;
 use axum::Router;
 use broker::{Broker, ContextService};
 use std::sync::Arc;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -58,4 +60,14 @@ pub fn app(state: AppState) -> Router {
         .nest("/ngsi-ld/v1", ngsi::router())
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
+}
+
+/// The router behind path normalisation, as served.
+pub type HttpService = NormalizePath<Router>;
+
+/// [`app`] as `renkei serve` serves it. Clients (ETSI's suite among them) write
+/// `/entities/` as often as `/entities`; the trailing slash is trimmed before routing
+/// so both reach the same handler.
+pub fn service(state: AppState) -> HttpService {
+    NormalizePathLayer::trim_trailing_slash().layer(app(state))
 }

@@ -73,7 +73,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, database = %redact(&config.database_url), "renkei is serving");
-    axum::serve(listener, server::app(state))
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(server::service(state)),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 struct TestServer {
-    app: axum::Router,
+    app: server::HttpService,
     _dir: tempfile::TempDir,
 }
 
@@ -45,7 +45,7 @@ async fn server_with(mut config: Config) -> TestServer {
     config.remote_contexts = false;
     let state = server::AppState::new(Arc::new(store), config).unwrap();
     TestServer {
-        app: server::app(state),
+        app: server::service(state),
         _dir: dir,
     }
 }
@@ -762,7 +762,7 @@ async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
     let second = server::demo::load(&state.broker).await.unwrap();
     assert_eq!(first, second);
     assert_eq!(first.shelters, 31);
-    let app = server::app(state);
+    let app = server::service(state);
     let request = Request::get(format!(
         "{NGSI}/entities?type=EvacuationSpace&count=true&limit=1"
     ))

@@ -42,7 +42,17 @@ pub fn is_core_context_url(url: &str) -> bool {
         return false;
     };
     let file = rest.strip_prefix("v1/").unwrap_or(rest);
-    file.starts_with("ngsi-ld-core-context") && file.ends_with(".jsonld")
+    let Some(version) = file
+        .strip_prefix("ngsi-ld-core-context")
+        .and_then(|v| v.strip_suffix(".jsonld"))
+    else {
+        return false;
+    };
+    // Only versions ETSI has published: a made-up one must fail like any missing URL.
+    version.is_empty()
+        || version
+            .strip_prefix("-v1.")
+            .is_some_and(|minor| matches!(minor, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9"))
 }
 
 /// The core context document, parsed once.
