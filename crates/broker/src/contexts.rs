@@ -8,8 +8,8 @@
 //! the same Link header would otherwise pay for it again.
 
 use async_trait::async_trait;
-use chrono::Utc;
-use ngsi_ld::context::{ActiveContext, ContextError, ContextSource};
+use chrono::{DateTime, Utc};
+use ngsi_ld::context::{self as jsonld, ActiveContext, ContextError, ContextSource};
 use ngsi_ld::{NgsiError, ProblemType};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -39,8 +39,21 @@ pub struct ContextService {
     preloaded: HashMap<String, Arc<Value>>,
     documents: RwLock<HashMap<String, Arc<Value>>>,
     active: Mutex<HashMap<String, ActiveContext>>,
+    /// How often and when last each context URL was used by a request (kept in memory:
+    /// `numberOfHits` and `lastUsage` are statistics, not data worth a write per request).
+    usage: Mutex<HashMap<String, Usage>>,
     hosted_base: String,
 }
+
+/// Use of one context URL since the broker started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub hits: u64,
+    pub last: DateTime<Utc>,
+}
+
+/// The local id under which the built-in core context is listed.
+pub const CORE_CONTEXT_ID: &str = "ngsi-ld-core-context";
 
 struct DocumentsSnapshot<'a>(&'a HashMap<String, Arc<Value>>);
 
@@ -69,6 +82,7 @@ impl ContextService {
             documents: RwLock::new(preloaded.clone()),
             preloaded,
             active: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
             hosted_base: hosted_base.into(),
         }
     }
@@ -80,6 +94,30 @@ impl ContextService {
         let Some(local) = local else {
             return Ok(ActiveContext::core());
         };
+        let local = self.absolutize(local);
+        self.count_use(&local);
+        self.process(&local).await
+    }
+
+    /// Resolves context references relative to the broker's own URL (`/ngsi-ld/v1/
+    /// jsonldContexts/{id}`, the Location of a hosted context), as JSON-LD resolves
+    /// relative IRIs against the document's base.
+    fn absolutize(&self, local: &Value) -> Value {
+        let origin = origin_of(&self.hosted_base);
+        let fix = |v: &Value| match v {
+            Value::String(path) if path.starts_with('/') => {
+                Value::String(format!("{origin}{path}"))
+            }
+            other => other.clone(),
+        };
+        match local {
+            Value::Array(items) => Value::Array(items.iter().map(fix).collect()),
+            other => fix(other),
+        }
+    }
+
+    /// Processes a context without counting it as used by a request.
+    async fn process(&self, local: &Value) -> Result<ActiveContext, NgsiError> {
         let key = local.to_string();
         if let Some(ctx) = self
             .active
@@ -164,7 +202,7 @@ impl ContextService {
         match body.get("@context") {
             Some(Value::Object(_)) | Some(Value::Array(_)) | Some(Value::String(_)) => {}
             _ => {
-                return Err(NgsiError::bad_request_data(
+                return Err(NgsiError::invalid_request(
                     "a hosted context must be a JSON object with an @context member",
                 ))
             }
@@ -184,7 +222,7 @@ impl ContextService {
             let mut documents = self.documents.write().unwrap_or_else(|p| p.into_inner());
             documents.insert(url.clone(), Arc::new(body));
         }
-        if let Err(err) = self.resolve(Some(&probe)).await {
+        if let Err(err) = self.process(&probe).await {
             self.documents
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -198,24 +236,97 @@ impl ContextService {
         Ok(context)
     }
 
-    /// Every context known to the broker: the core context (implicit in renkei, listed
-    /// as Cached), preloaded ones, and those in the store.
+    /// Every context known to the broker: the built-in core context (listed as
+    /// Cached under its URL) and those in the store.
     pub async fn list(&self) -> Result<Vec<StoredContext>, NgsiError> {
-        self.store.list_contexts().await.map_err(store_error)
+        let mut contexts = vec![core_context_entry()];
+        contexts.extend(self.store.list_contexts().await.map_err(store_error)?);
+        let mut preloaded: Vec<StoredContext> = self
+            .preloaded_entries()
+            .filter(|p| !contexts.iter().any(|c| c.url == p.url))
+            .collect();
+        contexts.append(&mut preloaded);
+        Ok(contexts)
     }
 
+    /// Preloaded contexts (RENKEI_CONTEXTS_DIR) as Cached entries, with stable ids.
+    fn preloaded_entries(&self) -> impl Iterator<Item = StoredContext> + '_ {
+        let mut urls: Vec<&String> = self.preloaded.keys().collect();
+        urls.sort();
+        urls.into_iter()
+            .enumerate()
+            .map(|(index, url)| StoredContext {
+                id: format!("preloaded-{}", index + 1),
+                url: url.clone(),
+                kind: ContextKind::Cached,
+                body: self.preloaded[url].as_ref().clone(),
+                created_at: started_at(),
+            })
+    }
+
+    /// A context by local id or URL (the core context by any of its URLs).
     pub async fn get(&self, id: &str) -> Result<StoredContext, NgsiError> {
-        self.store
-            .get_context(id)
-            .await
-            .map_err(store_error)?
+        if id == CORE_CONTEXT_ID || jsonld::is_core_context_url(id) {
+            return Ok(core_context_entry());
+        }
+        if let Some(stored) = self.store.get_context(id).await.map_err(store_error)? {
+            return Ok(stored);
+        }
+        self.preloaded_entries()
+            .find(|p| p.id == id || p.url == id)
             .ok_or_else(|| NgsiError::not_found(format!("@context {id} not found")))
     }
 
+    /// How often the context at `url` has been used since the broker started.
+    pub fn usage(&self, url: &str) -> Option<Usage> {
+        self.usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(url)
+            .copied()
+    }
+
+    fn count_use(&self, local: &Value) {
+        let urls: Vec<&str> = match local {
+            Value::String(url) => vec![url],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if urls.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        for url in urls {
+            let entry = usage
+                .entry(url.to_owned())
+                .or_insert(Usage { hits: 0, last: now });
+            entry.hits += 1;
+            entry.last = now;
+        }
+    }
+
     /// Deletes a hosted or cached context. With `reload`, a cached context is fetched
-    /// again instead of forgotten.
+    /// again instead of forgotten. The core context is built in: it cannot be deleted,
+    /// and reloading it is a no-op.
     pub async fn delete(&self, id: &str, reload: bool) -> Result<(), NgsiError> {
-        let context = self.get(id).await?;
+        let context = match self.get(id).await {
+            Err(err) if reload && err.problem == ProblemType::ResourceNotFound => {
+                return Err(NgsiError::bad_request_data(format!(
+                    "@context {id} cannot be reloaded: there is no cached context by that id"
+                )))
+            }
+            other => other?,
+        };
+        if context.id == CORE_CONTEXT_ID {
+            return if reload {
+                Ok(())
+            } else {
+                Err(NgsiError::bad_request_data(
+                    "the core @context cannot be deleted",
+                ))
+            };
+        }
         if reload {
             if context.kind != ContextKind::Cached {
                 return Err(NgsiError::bad_request_data(
@@ -253,5 +364,32 @@ impl ContextService {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         Ok(())
+    }
+}
+
+/// The built-in core context as `/jsonldContexts` lists it.
+fn core_context_entry() -> StoredContext {
+    StoredContext {
+        id: CORE_CONTEXT_ID.to_owned(),
+        url: jsonld::CORE_CONTEXT_URL.to_owned(),
+        kind: ContextKind::Cached,
+        body: jsonld::core_context_document().clone(),
+        created_at: started_at(),
+    }
+}
+
+/// When this process first listed a built-in or preloaded context: they have been
+/// known since start-up.
+fn started_at() -> DateTime<Utc> {
+    static STARTED: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Utc::now)
+}
+
+/// `scheme://host:port` of a URL (the whole text when it has no path).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
     }
 }

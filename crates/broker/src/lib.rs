@@ -9,10 +9,12 @@
 
 pub mod contexts;
 pub mod discovery;
+pub mod linked;
 pub mod ops;
 
 use chrono::Utc;
-use ngsi_ld::model::{Attribute, Attributes, Entity};
+use ngsi_ld::context::codec::AttributeFragment;
+use ngsi_ld::model::{Attribute, Entity};
 use ngsi_ld::query::EntityQuery;
 use ngsi_ld::{NgsiError, ProblemType};
 use ops::{EntityPatch, InstanceSelector, UpdateReport};
@@ -134,6 +136,7 @@ impl Broker {
         tenant: &Tenant,
         mut entity: Entity,
     ) -> Result<(), NgsiError> {
+        ops::refuse_nulls(&entity.attributes)?;
         ops::stamp_new_entity(&mut entity, Utc::now());
         self.store
             .create_entity(tenant, entity)
@@ -175,6 +178,7 @@ impl Broker {
 
     /// Replace entity (clause 5.6.18).
     pub async fn replace_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), NgsiError> {
+        ops::refuse_nulls(&entity.attributes)?;
         let id = entity.id.clone();
         modify_one(&self.store, tenant, &id.clone(), move |current| {
             let old = current.ok_or_else(|| entity_not_found(&id))?;
@@ -186,34 +190,36 @@ impl Broker {
         .await
     }
 
-    /// Append entity attributes (clause 5.6.3).
+    /// Append entity attributes (clause 5.6.3), with the types and scopes the fragment
+    /// brings.
     pub async fn append_attributes(
         &self,
         tenant: &Tenant,
         id: &str,
-        attributes: Attributes,
+        patch: EntityPatch,
         no_overwrite: bool,
     ) -> Result<UpdateReport, NgsiError> {
         let id_owned = id.to_owned();
         modify_one(&self.store, tenant, id, move |current| {
             let mut entity = current.ok_or_else(|| entity_not_found(&id_owned))?;
-            let report = ops::append_attributes(&mut entity, attributes, no_overwrite, Utc::now());
+            let report = ops::append_attributes(&mut entity, patch, no_overwrite, Utc::now());
             Ok((write_if_updated(entity, &report), report))
         })
         .await
     }
 
-    /// Update entity attributes (clause 5.6.2).
+    /// Update entity attributes (clause 5.6.2), with the types and scopes the fragment
+    /// brings.
     pub async fn update_attributes(
         &self,
         tenant: &Tenant,
         id: &str,
-        attributes: Attributes,
+        patch: EntityPatch,
     ) -> Result<UpdateReport, NgsiError> {
         let id_owned = id.to_owned();
         modify_one(&self.store, tenant, id, move |current| {
             let mut entity = current.ok_or_else(|| entity_not_found(&id_owned))?;
-            let report = ops::update_attributes(&mut entity, attributes, Utc::now());
+            let report = ops::update_attributes(&mut entity, patch, Utc::now());
             Ok((write_if_updated(entity, &report), report))
         })
         .await
@@ -225,7 +231,7 @@ impl Broker {
         tenant: &Tenant,
         id: &str,
         attribute: &str,
-        fragments: Vec<Attribute>,
+        fragments: Vec<AttributeFragment>,
     ) -> Result<(), NgsiError> {
         self.edit_entity(tenant, id, attribute, move |entity, name| {
             ops::partial_update_attribute(entity, name, fragments, Utc::now())
@@ -320,6 +326,7 @@ impl Broker {
                         entity.id
                     )));
                 }
+                ops::refuse_nulls(&entity.attributes)?;
                 ops::stamp_new_entity(&mut entity, now);
                 Ok(Write::Put(entity))
             })
@@ -342,6 +349,7 @@ impl Broker {
                 let created_log = created_log.clone();
                 Box::new(move |current: Option<Entity>| match current {
                     None => {
+                        ops::refuse_nulls(&entity.attributes)?;
                         ops::stamp_new_entity(&mut entity, now);
                         created_log
                             .lock()
@@ -351,16 +359,12 @@ impl Broker {
                     }
                     Some(old) => match mode {
                         UpsertMode::Replace => {
+                            ops::refuse_nulls(&entity.attributes)?;
                             Ok(Write::Put(ops::replace_entity(&old, entity, now)))
                         }
                         UpsertMode::Update => {
                             let mut merged = old;
-                            for t in entity.types {
-                                if !merged.types.contains(&t) {
-                                    merged.types.push(t);
-                                }
-                            }
-                            ops::append_attributes(&mut merged, entity.attributes, false, now);
+                            ops::append_attributes(&mut merged, patch_of(entity), false, now);
                             merged.modified_at = Some(now);
                             Ok(Write::Put(merged))
                         }
@@ -372,7 +376,9 @@ impl Broker {
         Ok(report)
     }
 
-    /// Batch entity update (clause 5.6.9): appends attributes to existing entities.
+    /// Batch entity update (clause 5.6.9): appends attributes to existing entities. With
+    /// `no_overwrite`, the new attributes of an entity are still written while the ones
+    /// it has already are kept, and the entity is reported as an error naming them.
     pub async fn batch_update(
         &self,
         tenant: &Tenant,
@@ -380,25 +386,39 @@ impl Broker {
         no_overwrite: bool,
     ) -> Result<BatchReport, NgsiError> {
         let now = Utc::now();
-        self.run_batch(tenant, items, move |entity| {
-            Box::new(move |current: Option<Entity>| {
-                let mut old = current.ok_or_else(|| entity_not_found(&entity.id))?;
-                let report = ops::append_attributes(&mut old, entity.attributes, no_overwrite, now);
-                if !report.is_complete() {
-                    let names: Vec<_> = report
-                        .not_updated
-                        .iter()
-                        .map(|n| n.attribute.as_str())
-                        .collect();
-                    return Err(NgsiError::bad_request_data(format!(
-                        "attributes not updated (noOverwrite): {}",
-                        names.join(", ")
-                    )));
-                }
-                Ok(Write::Put(old))
+        let partial: Arc<Mutex<Vec<(String, NgsiError)>>> = Arc::default();
+        let partial_log = partial.clone();
+        let mut report = self
+            .run_batch(tenant, items, move |entity| {
+                let partial_log = partial_log.clone();
+                Box::new(move |current: Option<Entity>| {
+                    let id = entity.id.clone();
+                    let mut old = current.ok_or_else(|| entity_not_found(&id))?;
+                    let report =
+                        ops::append_attributes(&mut old, patch_of(entity), no_overwrite, now);
+                    if !report.is_complete() {
+                        let names: Vec<_> = report
+                            .not_updated
+                            .iter()
+                            .map(|n| n.attribute.as_str())
+                            .collect();
+                        partial_log.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            id,
+                            NgsiError::bad_request_data(format!(
+                                "attributes not updated (noOverwrite): {}",
+                                names.join(", ")
+                            )),
+                        ));
+                    }
+                    Ok(write_if_updated(old, &report))
+                })
             })
-        })
-        .await
+            .await?;
+        for (id, error) in std::mem::take(&mut *partial.lock().unwrap_or_else(|p| p.into_inner())) {
+            report.success.retain(|s| *s != id);
+            report.errors.push((id, error));
+        }
+        Ok(report)
     }
 
     /// Batch entity merge (clause 5.6.20).
@@ -411,12 +431,7 @@ impl Broker {
         self.run_batch(tenant, items, move |entity| {
             Box::new(move |current: Option<Entity>| {
                 let mut old = current.ok_or_else(|| entity_not_found(&entity.id))?;
-                let patch = EntityPatch {
-                    types: entity.types,
-                    scopes: (!entity.scopes.is_empty()).then_some(entity.scopes),
-                    attributes: entity.attributes,
-                };
-                ops::merge_entity(&mut old, patch, now);
+                ops::merge_entity(&mut old, patch_of(entity), now);
                 Ok(Write::Put(old))
             })
         })
@@ -514,8 +529,17 @@ impl Broker {
     }
 }
 
+/// What an entity of a batch brings to an existing one: its types, scopes and attributes.
+fn patch_of(entity: Entity) -> EntityPatch {
+    EntityPatch {
+        types: entity.types,
+        scopes: (!entity.scopes.is_empty()).then_some(entity.scopes),
+        attributes: entity.attributes,
+    }
+}
+
 fn write_if_updated(entity: Entity, report: &UpdateReport) -> Write {
-    if report.updated.is_empty() {
+    if !report.changed() {
         Write::Unchanged
     } else {
         Write::Put(entity)

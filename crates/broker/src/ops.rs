@@ -4,12 +4,17 @@
 //! store transaction so that concurrent writers never interleave.
 
 use chrono::{DateTime, Utc};
-use ngsi_ld::model::{Attribute, AttributeValue, Attributes, Entity};
+use ngsi_ld::context::codec::AttributeFragment;
+use ngsi_ld::model::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
 use ngsi_ld::NgsiError;
 
 /// NGSI-LD's Null (clause 4.5.0): in a merge, an attribute or member with this value is
 /// deleted rather than set.
-pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
+pub use ngsi_ld::context::codec::NGSI_LD_NULL;
+
+/// The expanded name of the entity member `scope`, which the attribute operations treat
+/// like an attribute (`DELETE …/attrs/scope`, scope in an update's 207 answer).
+pub const SCOPE: &str = "https://uri.etsi.org/ngsi-ld/scope";
 
 /// The outcome of an operation on several attributes of one entity
 /// (UpdateResult, clause 5.2.18).
@@ -18,6 +23,8 @@ pub struct UpdateReport {
     /// Expanded names of the attributes that were written.
     pub updated: Vec<String>,
     pub not_updated: Vec<NotUpdated>,
+    /// Whether something besides attributes (types, scopes) changed.
+    pub changed: bool,
 }
 
 /// An attribute that was not written, and why (NotUpdatedDetails, clause 5.2.19).
@@ -30,6 +37,10 @@ pub struct NotUpdated {
 impl UpdateReport {
     pub fn is_complete(&self) -> bool {
         self.not_updated.is_empty()
+    }
+    /// Whether the entity was modified at all, and so must be written back.
+    pub fn changed(&self) -> bool {
+        self.changed || !self.updated.is_empty()
     }
     fn updated(&mut self, name: &str) {
         if !self.updated.iter().any(|n| n == name) {
@@ -115,15 +126,31 @@ pub fn replace_entity(old: &Entity, mut new: Entity, now: DateTime<Utc>) -> Enti
 }
 
 /// Append entity attributes (clause 5.6.3). With `no_overwrite`, instances that exist
-/// already are reported as not updated instead of being replaced.
+/// already are reported as not updated instead of being replaced, and given scopes are
+/// added to the entity's instead of replacing them. Types are always added, and an
+/// attribute given as NGSI-LD Null is deleted.
 pub fn append_attributes(
     entity: &mut Entity,
-    attributes: Attributes,
+    patch: EntityPatch,
     no_overwrite: bool,
     now: DateTime<Utc>,
 ) -> UpdateReport {
     let mut report = UpdateReport::default();
-    for (name, instances) in attributes {
+    add_types(entity, patch.types, &mut report);
+    if let Some(scopes) = patch.scopes {
+        if no_overwrite {
+            for scope in scopes {
+                if !entity.scopes.contains(&scope) {
+                    entity.scopes.push(scope);
+                    report.changed = true;
+                }
+            }
+        } else {
+            entity.scopes = scopes;
+            report.changed = true;
+        }
+    }
+    for (name, instances) in patch.attributes {
         for attribute in instances {
             let exists =
                 find_instance(&entity.attributes, &name, attribute.dataset_id.as_deref()).is_some();
@@ -134,59 +161,163 @@ pub fn append_attributes(
                 );
                 continue;
             }
-            put_instance(entity, &name, attribute, now);
-            report.updated(&name);
+            write_or_delete(entity, &name, attribute, exists, now, &mut report);
         }
     }
     touch(entity, &report, now);
     report
 }
 
-/// Update entity attributes (clause 5.6.2): only instances that exist are replaced.
+/// Update entity attributes (clause 5.6.2): only instances that exist are replaced (or
+/// deleted, for NGSI-LD Null); types are added; scopes replace the entity's only when
+/// it has some.
 pub fn update_attributes(
     entity: &mut Entity,
-    attributes: Attributes,
+    patch: EntityPatch,
     now: DateTime<Utc>,
 ) -> UpdateReport {
     let mut report = UpdateReport::default();
-    for (name, instances) in attributes {
+    add_types(entity, patch.types, &mut report);
+    if let Some(scopes) = patch.scopes {
+        if entity.scopes.is_empty() {
+            report.not_updated(SCOPE, "the entity has no scope to update");
+        } else {
+            entity.scopes = scopes;
+            report.changed = true;
+        }
+    }
+    for (name, instances) in patch.attributes {
         for attribute in instances {
             if find_instance(&entity.attributes, &name, attribute.dataset_id.as_deref()).is_none() {
                 report.not_updated(&name, "attribute (with this datasetId) does not exist");
                 continue;
             }
-            put_instance(entity, &name, attribute, now);
-            report.updated(&name);
+            write_or_delete(entity, &name, attribute, true, now, &mut report);
         }
     }
     touch(entity, &report, now);
     report
 }
 
+/// Writes one instance, or deletes the existing one when the instance is NGSI-LD Null.
+fn write_or_delete(
+    entity: &mut Entity,
+    name: &str,
+    attribute: Attribute,
+    exists: bool,
+    now: DateTime<Utc>,
+    report: &mut UpdateReport,
+) {
+    if is_null(&attribute) {
+        if exists {
+            remove_instance(
+                &mut entity.attributes,
+                name,
+                attribute.dataset_id.as_deref(),
+            );
+            report.updated(name);
+        } else {
+            report.not_updated(
+                name,
+                "NGSI-LD Null given for an attribute that does not exist",
+            );
+        }
+        return;
+    }
+    put_instance(entity, name, attribute, now);
+    report.updated(name);
+}
+
+fn add_types(entity: &mut Entity, types: Vec<String>, report: &mut UpdateReport) {
+    for t in types {
+        if !entity.types.contains(&t) {
+            entity.types.push(t);
+            report.changed = true;
+        }
+    }
+}
+
+/// Removes the instance with the given dataset id, and the attribute with its last one.
+fn remove_instance(attributes: &mut Attributes, name: &str, dataset_id: Option<&str>) -> bool {
+    let Some(list) = attributes.get_mut(name) else {
+        return false;
+    };
+    let before = list.len();
+    list.retain(|a| a.dataset_id.as_deref() != dataset_id);
+    let removed = list.len() != before;
+    if list.is_empty() {
+        attributes.remove(name);
+    }
+    removed
+}
+
 fn touch(entity: &mut Entity, report: &UpdateReport, now: DateTime<Utc>) {
-    if !report.updated.is_empty() {
+    if report.changed() {
         entity.modified_at = Some(now);
     }
 }
 
-/// Partial attribute update (clause 5.6.4): the given members of each instance are
-/// merged into the existing instance with the same dataset id.
+/// Partial attribute update (clause 5.6.4): the given members of each fragment are
+/// merged into the existing instance with the same dataset id; a fragment whose value
+/// is NGSI-LD Null deletes that instance. A fragment naming another kind than the
+/// attribute's is refused, since the update must not change what the attribute is.
 pub fn partial_update_attribute(
     entity: &mut Entity,
     name: &str,
-    fragments: Vec<Attribute>,
+    fragments: Vec<AttributeFragment>,
     now: DateTime<Utc>,
 ) -> Result<(), NgsiError> {
     for fragment in fragments {
-        let Some(existing) = entity.attributes.get_mut(name).and_then(|list| {
-            list.iter_mut()
-                .find(|a| a.dataset_id == fragment.dataset_id)
-        }) else {
-            return Err(missing_attribute(name, fragment.dataset_id.as_deref()));
+        let dataset_id = fragment.dataset_id.clone();
+        let Some(existing) = entity
+            .attributes
+            .get_mut(name)
+            .and_then(|list| list.iter_mut().find(|a| a.dataset_id == dataset_id))
+        else {
+            return Err(missing_attribute(name, dataset_id.as_deref()));
         };
-        merge_attribute(existing, fragment, now);
+        if fragment.value.as_ref().is_some_and(is_null_value) {
+            remove_instance(&mut entity.attributes, name, dataset_id.as_deref());
+            continue;
+        }
+        if let Some(kind) = fragment.kind {
+            let current = existing.value.kind_name();
+            if kind != current {
+                return Err(NgsiError::bad_request_data(format!(
+                    "attribute {name} is a {current}; a partial update cannot make it a {kind}"
+                )));
+            }
+        }
+        if let Some(value) = fragment.value {
+            existing.value = value;
+        }
+        if fragment.observed_at.is_some() {
+            existing.observed_at = fragment.observed_at;
+        }
+        if fragment.unit_code.is_some() {
+            existing.unit_code = fragment.unit_code;
+        }
+        merge_attributes(&mut existing.sub_attributes, fragment.sub_attributes, now);
+        existing.modified_at = Some(now);
     }
     entity.modified_at = Some(now);
+    Ok(())
+}
+
+/// Refuses NGSI-LD Null in a whole entity (create, replace): Null asks to delete a
+/// member, which only a partial update or merge can do (clause 5.2.1), so anywhere else
+/// it is BadRequestData.
+pub fn refuse_nulls(attributes: &Attributes) -> Result<(), NgsiError> {
+    for (name, list) in attributes {
+        for attribute in list {
+            if is_null(attribute) {
+                return Err(NgsiError::bad_request_data(format!(
+                    "attribute {name} is NGSI-LD Null ({NGSI_LD_NULL}), which only an update or merge may use, to delete it"
+                )));
+            }
+            refuse_nulls(&attribute.sub_attributes)?;
+        }
+    }
     Ok(())
 }
 
@@ -224,6 +355,14 @@ pub fn delete_attribute(
     which: &InstanceSelector,
     now: DateTime<Utc>,
 ) -> Result<(), NgsiError> {
+    if name == SCOPE {
+        if entity.scopes.is_empty() {
+            return Err(NgsiError::not_found("the entity has no scope to delete"));
+        }
+        entity.scopes.clear();
+        entity.modified_at = Some(now);
+        return Ok(());
+    }
     let Some(instances) = entity.attributes.get_mut(name) else {
         return Err(missing_attribute(name, None));
     };
@@ -301,14 +440,28 @@ fn merge_attributes(target: &mut Attributes, patch: Attributes, now: DateTime<Ut
 }
 
 fn is_null(attribute: &Attribute) -> bool {
-    match &attribute.value {
-        AttributeValue::Property(v) | AttributeValue::JsonProperty(v) => {
-            v.as_str() == Some(NGSI_LD_NULL) || v.is_null()
+    is_null_value(&attribute.value)
+}
+
+/// Whether a value is NGSI-LD Null in the member its kind uses (clause 4.5.0).
+fn is_null_value(value: &AttributeValue) -> bool {
+    let null = |v: &serde_json::Value| v.as_str() == Some(NGSI_LD_NULL) || v.is_null();
+    let only_null = |items: &[serde_json::Value]| items.len() == 1 && items.iter().all(null);
+    match value {
+        AttributeValue::Property(v)
+        | AttributeValue::JsonProperty(v)
+        | AttributeValue::GeoProperty(v) => null(v),
+        AttributeValue::Relationship { object, .. } => match object {
+            RelationshipObject::One(o) => o == NGSI_LD_NULL,
+            RelationshipObject::Many(os) => os.len() == 1 && os.iter().all(|o| o == NGSI_LD_NULL),
+        },
+        AttributeValue::LanguageProperty(map) => {
+            map.len() == 1 && map.get("@none").is_some_and(null)
         }
-        AttributeValue::Relationship { object, .. } => {
-            matches!(object, ngsi_ld::model::RelationshipObject::One(o) if o == NGSI_LD_NULL)
+        AttributeValue::VocabProperty(terms) | AttributeValue::ListRelationship(terms) => {
+            terms.len() == 1 && terms.iter().all(|t| t == NGSI_LD_NULL)
         }
-        _ => false,
+        AttributeValue::ListProperty(items) => only_null(items),
     }
 }
 
@@ -359,6 +512,22 @@ mod tests {
         stamp_new_entity(&mut e, t(0));
         e
     }
+    fn patch(pairs: Vec<(&str, Attribute)>) -> EntityPatch {
+        EntityPatch {
+            attributes: attrs(pairs),
+            ..Default::default()
+        }
+    }
+    fn fragment(a: Attribute) -> AttributeFragment {
+        AttributeFragment {
+            kind: None,
+            value: Some(a.value),
+            dataset_id: a.dataset_id,
+            observed_at: a.observed_at,
+            unit_code: a.unit_code,
+            sub_attributes: a.sub_attributes,
+        }
+    }
     fn attrs(pairs: Vec<(&str, Attribute)>) -> Attributes {
         let mut out = Attributes::new();
         for (n, a) in pairs {
@@ -372,7 +541,7 @@ mod tests {
         let mut e = shelter();
         let report = append_attributes(
             &mut e,
-            attrs(vec![
+            patch(vec![
                 ("capacity", prop(json!(5))),
                 ("open", prop(json!(true))),
             ]),
@@ -388,7 +557,7 @@ mod tests {
 
         let report = append_attributes(
             &mut e,
-            attrs(vec![("capacity", prop(json!(7)))]),
+            patch(vec![("capacity", prop(json!(7)))]),
             true,
             t(20),
         );
@@ -409,7 +578,7 @@ mod tests {
         let mut e = shelter();
         let report = update_attributes(
             &mut e,
-            attrs(vec![
+            patch(vec![
                 ("capacity", prop(json!(1))),
                 ("capacity", with_dataset(prop(json!(2)), "urn:d")),
                 ("missing", prop(json!(3))),
@@ -427,7 +596,7 @@ mod tests {
         let mut e = shelter();
         append_attributes(
             &mut e,
-            attrs(vec![("capacity", with_dataset(prop(json!(2)), "urn:d"))]),
+            patch(vec![("capacity", with_dataset(prop(json!(2)), "urn:d"))]),
             false,
             t(1),
         );
@@ -480,13 +649,13 @@ mod tests {
         assert!(partial_update_attribute(
             &mut e,
             "capacity",
-            vec![with_dataset(prop(json!(1)), "urn:x")],
+            vec![fragment(with_dataset(prop(json!(1)), "urn:x"))],
             t(1)
         )
         .is_err());
-        let mut fragment = prop(json!(42));
-        fragment.unit_code = Some("C62".into());
-        partial_update_attribute(&mut e, "capacity", vec![fragment], t(2)).unwrap();
+        let mut change = prop(json!(42));
+        change.unit_code = Some("C62".into());
+        partial_update_attribute(&mut e, "capacity", vec![fragment(change)], t(2)).unwrap();
         let c = e.attribute("capacity", None).unwrap();
         assert_eq!(c.value, AttributeValue::Property(json!(42)));
         assert_eq!(c.unit_code.as_deref(), Some("C62"));
@@ -507,5 +676,149 @@ mod tests {
         assert_eq!(replaced.created_at, Some(t(0)));
         assert_eq!(replaced.modified_at, Some(t(9)));
         assert!(replaced.attributes.is_empty());
+    }
+
+    fn geo_null() -> Attribute {
+        Attribute::new(AttributeValue::GeoProperty(json!(NGSI_LD_NULL)))
+    }
+
+    #[test]
+    fn null_of_every_kind_deletes_in_update_and_merge() {
+        let mut e = shelter();
+        let point = json!({"type": "Point", "coordinates": [139.7, 35.6]});
+        let mut name = std::collections::BTreeMap::new();
+        name.insert("ja".to_owned(), json!("避難所"));
+        append_attributes(
+            &mut e,
+            patch(vec![
+                (
+                    "location",
+                    Attribute::new(AttributeValue::GeoProperty(point)),
+                ),
+                (
+                    "name",
+                    Attribute::new(AttributeValue::LanguageProperty(name)),
+                ),
+            ]),
+            false,
+            t(1),
+        );
+        let mut none = std::collections::BTreeMap::new();
+        none.insert("@none".to_owned(), json!(NGSI_LD_NULL));
+        let report = update_attributes(
+            &mut e,
+            patch(vec![
+                ("location", geo_null()),
+                (
+                    "name",
+                    Attribute::new(AttributeValue::LanguageProperty(none)),
+                ),
+            ]),
+            t(2),
+        );
+        assert!(report.is_complete(), "{report:?}");
+        assert!(!e.attributes.contains_key("location"));
+        assert!(!e.attributes.contains_key("name"));
+        merge_entity(&mut e, patch(vec![("capacity", geo_null())]), t(3));
+        assert!(!e.attributes.contains_key("capacity"));
+    }
+
+    #[test]
+    fn null_with_dataset_id_deletes_only_that_instance() {
+        let mut e = shelter();
+        append_attributes(
+            &mut e,
+            patch(vec![("capacity", with_dataset(prop(json!(2)), "urn:d"))]),
+            false,
+            t(1),
+        );
+        let report = update_attributes(
+            &mut e,
+            patch(vec![(
+                "capacity",
+                with_dataset(prop(json!(NGSI_LD_NULL)), "urn:d"),
+            )]),
+            t(2),
+        );
+        assert_eq!(report.updated, vec!["capacity"]);
+        assert_eq!(e.attributes["capacity"].len(), 1);
+        assert_eq!(e.attributes["capacity"][0].dataset_id, None);
+        let report = update_attributes(
+            &mut e,
+            patch(vec![(
+                "capacity",
+                with_dataset(prop(json!(NGSI_LD_NULL)), "urn:d"),
+            )]),
+            t(3),
+        );
+        assert_eq!(report.not_updated.len(), 1, "that instance is gone");
+    }
+
+    #[test]
+    fn types_and_scopes_in_append_and_update() {
+        let mut e = shelter();
+        let with = |types: Vec<&str>, scopes: Vec<&str>| EntityPatch {
+            types: types.into_iter().map(str::to_owned).collect(),
+            scopes: Some(scopes.into_iter().map(str::to_owned).collect()),
+            attributes: Attributes::new(),
+        };
+        let report = update_attributes(
+            &mut e,
+            with(vec!["https://ex.org/Building"], vec!["/A"]),
+            t(1),
+        );
+        assert_eq!(e.types.len(), 2, "types are added by an update");
+        assert_eq!(report.not_updated[0].attribute, SCOPE, "no scope to update");
+        assert!(e.scopes.is_empty());
+        assert_eq!(e.modified_at, Some(t(1)), "the new type is a change");
+
+        append_attributes(&mut e, with(vec![], vec!["/A"]), false, t(2));
+        append_attributes(&mut e, with(vec![], vec!["/B"]), true, t(3));
+        assert_eq!(e.scopes, vec!["/A", "/B"], "noOverwrite adds scopes");
+        append_attributes(&mut e, with(vec![], vec!["/C"]), false, t(4));
+        assert_eq!(e.scopes, vec!["/C"], "overwrite replaces them");
+        let report = update_attributes(&mut e, with(vec![], vec!["/D"]), t(5));
+        assert!(report.is_complete());
+        assert_eq!(e.scopes, vec!["/D"]);
+
+        delete_attribute(&mut e, SCOPE, &InstanceSelector::Default, t(6)).unwrap();
+        assert!(e.scopes.is_empty());
+        assert!(delete_attribute(&mut e, SCOPE, &InstanceSelector::Default, t(7)).is_err());
+    }
+
+    #[test]
+    fn partial_update_checks_kind_keeps_value_and_deletes_on_null() {
+        let mut e = shelter();
+        let mut relationship = fragment(Attribute::new(AttributeValue::Relationship {
+            object: RelationshipObject::One("urn:ngsi-ld:X:1".into()),
+            object_type: None,
+        }));
+        relationship.kind = Some("Relationship");
+        let err = partial_update_attribute(&mut e, "capacity", vec![relationship], t(1));
+        assert!(err.is_err(), "a Property cannot become a Relationship");
+
+        let mut only_sub = fragment(prop(json!(0)));
+        only_sub.value = None;
+        only_sub
+            .sub_attributes
+            .insert("reliability".into(), vec![prop(json!(0.9))]);
+        partial_update_attribute(&mut e, "capacity", vec![only_sub], t(2)).unwrap();
+        let c = e.attribute("capacity", None).unwrap();
+        assert_eq!(c.value, AttributeValue::Property(json!(100)), "value kept");
+        assert!(c.sub_attributes.contains_key("reliability"));
+
+        partial_update_attribute(&mut e, "capacity", vec![fragment(geo_null())], t(3)).unwrap();
+        assert!(!e.attributes.contains_key("capacity"));
+    }
+
+    #[test]
+    fn whole_entities_may_not_carry_null() {
+        let mut capacity = prop(json!(1));
+        capacity
+            .sub_attributes
+            .insert("reliability".into(), vec![prop(json!(NGSI_LD_NULL))]);
+        assert!(refuse_nulls(&attrs(vec![("capacity", capacity)])).is_err());
+        assert!(refuse_nulls(&attrs(vec![("open", geo_null())])).is_err());
+        assert!(refuse_nulls(&attrs(vec![("capacity", prop(json!(1)))])).is_ok());
     }
 }

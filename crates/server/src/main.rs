@@ -77,8 +77,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(server::service(state)),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -773,3 +773,79 @@ async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["NGSILD-Results-Count"], "31");
 }
+
+#[tokio::test]
+async fn the_core_context_is_listed_kept_and_context_use_is_counted() {
+    let s = server().await;
+    let core = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+    let encoded = core.replace(':', "%3A").replace('/', "%2F");
+    let listed = s.get(&format!("{NGSI}/jsonldContexts?details=true")).await;
+    assert_eq!(listed.body[0]["URL"], core);
+    assert_eq!(listed.body[0]["kind"], "Cached");
+    let served = s.get(&format!("{NGSI}/jsonldContexts/{encoded}")).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body["@context"]["location"], "ngsi-ld:location");
+    let refused = s.delete(&format!("{NGSI}/jsonldContexts/{encoded}")).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    let reloaded = s
+        .delete(&format!("{NGSI}/jsonldContexts/{encoded}?reload=true"))
+        .await;
+    assert_eq!(reloaded.status, StatusCode::NO_CONTENT);
+    let nothing_to_reload = s
+        .delete(&format!(
+            "{NGSI}/jsonldContexts/no-such-context?reload=true"
+        ))
+        .await;
+    assert_eq!(nothing_to_reload.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.delete(&format!("{NGSI}/jsonldContexts/no-such-context"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A hosted context counts its uses by requests, not its own creation.
+    let added = s
+        .post(
+            &format!("{NGSI}/jsonldContexts"),
+            json!({"@context": {"Shelter": "https://example.org/jp/Shelter"}}),
+        )
+        .await;
+    let location = added.header("location").unwrap().to_owned();
+    let details = s.get(&format!("{location}?details=true")).await;
+    assert_eq!(details.body["numberOfHits"], 0);
+    let url = details.body["URL"].as_str().unwrap().to_owned();
+    let link = format!(
+        "<{url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\""
+    );
+    s.send(
+        Method::POST,
+        &format!("{NGSI}/entities/"),
+        &[("link", &link)],
+        Some(json!({"id": "urn:ngsi-ld:Shelter:hits", "type": "Shelter"})),
+    )
+    .await;
+    let details = s.get(&format!("{location}?details=true")).await;
+    assert_eq!(details.body["numberOfHits"], 1);
+    assert!(details.body["lastUsage"].is_string());
+
+    // A body that is not a context is an invalid request; so is an unknown parameter.
+    let bad = s
+        .post(&format!("{NGSI}/jsonldContexts"), json!({"A1": "urn:a:b"}))
+        .await;
+    assert_eq!(
+        bad.problem_type(),
+        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+    );
+    let unknown = s.get(&format!("{NGSI}/types?colour=red")).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unknown.problem_type(),
+        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+    );
+}

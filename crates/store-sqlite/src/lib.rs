@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
+use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Comparison, Prefilter};
 use ngsi_ld::query::{EntityQuery, TypeExpr};
 use ngsi_ld::NgsiError;
 use rusqlite::types::Value as SqlValue;
@@ -136,16 +137,36 @@ fn scan(
 ) -> Result<(), StoreError> {
     let mut sql = String::from("SELECT e.seq, e.doc FROM entities e WHERE e.tenant = ?");
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
-    if let Some(names) = query.types.as_ref().and_then(type_union) {
-        sql.push_str(" AND e.seq IN (SELECT seq FROM entity_types WHERE tenant = ? AND type IN (");
-        args.push(SqlValue::Text(tenant.name().to_owned()));
-        push_list(&mut sql, &mut args, names);
-        sql.push_str("))");
+    // Narrowing conditions first, each answered by an index; the matcher decides.
+    if let Some(b) = query.geo_q.as_ref().and_then(geo_prefilter) {
+        // The R*Tree drives: few rows are near any one place.
+        sql.push_str(
+            " AND e.seq IN (SELECT seq FROM entity_location \
+             WHERE max_lon >= ? AND min_lon <= ? AND max_lat >= ? AND min_lat <= ?)",
+        );
+        args.extend([b.min_lon, b.max_lon, b.min_lat, b.max_lat].map(SqlValue::Real));
     }
     if !query.ids.is_empty() {
         sql.push_str(" AND e.id IN (");
         push_list(&mut sql, &mut args, query.ids.clone());
         sql.push(')');
+    }
+    if let Some(names) = query.types.as_ref().and_then(type_union) {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.seq = e.seq AND t.type IN (",
+        );
+        push_list(&mut sql, &mut args, names);
+        sql.push_str("))");
+    }
+    if !query.attrs.is_empty() {
+        push_prefilter(
+            &mut sql,
+            &mut args,
+            &Prefilter::Or(query.attrs.iter().cloned().map(Prefilter::Has).collect()),
+        );
+    }
+    if let Some(q) = &query.q {
+        push_prefilter(&mut sql, &mut args, &q_prefilter(q));
     }
     sql.push_str(" ORDER BY e.seq");
     let matcher = Matcher::new(query);
@@ -162,6 +183,66 @@ fn scan(
         }
     }
     Ok(())
+}
+
+/// Appends ` AND (condition)` for a prefilter over `entity_values`.
+fn push_prefilter(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
+    if *filter == Prefilter::All {
+        return;
+    }
+    sql.push_str(" AND ");
+    prefilter_sql(sql, args, filter);
+}
+
+fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
+    let op = |c: Comparison| match c {
+        Comparison::Eq => "=",
+        Comparison::Gt => ">",
+        Comparison::Ge => ">=",
+        Comparison::Lt => "<",
+        Comparison::Le => "<=",
+    };
+    let exists = "EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq AND v.attr = ?";
+    match filter {
+        Prefilter::All => sql.push('1'),
+        Prefilter::Has(attr) => {
+            sql.push_str(exists);
+            sql.push(')');
+            args.push(SqlValue::Text(attr.clone()));
+        }
+        Prefilter::Number(attr, c, n) => {
+            sql.push_str(&format!("{exists} AND v.num {} ?)", op(*c)));
+            args.push(SqlValue::Text(attr.clone()));
+            args.push(SqlValue::Real(*n));
+        }
+        Prefilter::Text(attr, c, t) => {
+            sql.push_str(&format!("{exists} AND v.txt {} ?)", op(*c)));
+            args.push(SqlValue::Text(attr.clone()));
+            args.push(SqlValue::Text(t.clone()));
+        }
+        Prefilter::And(parts) | Prefilter::Or(parts) => {
+            let joiner = if matches!(filter, Prefilter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.push('(');
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(joiner);
+                }
+                prefilter_sql(sql, args, part);
+            }
+            if parts.is_empty() {
+                sql.push_str(if matches!(filter, Prefilter::And(_)) {
+                    "1"
+                } else {
+                    "0"
+                });
+            }
+            sql.push(')');
+        }
+    }
 }
 
 fn push_list(sql: &mut String, args: &mut Vec<SqlValue>, items: Vec<String>) {
@@ -338,11 +419,8 @@ impl EntityStore for SqliteStore {
                     doomed.push(seq);
                     true
                 })?;
-                let mut delete = tx
-                    .prepare_cached("DELETE FROM entities WHERE seq = ?1")
-                    .map_err(StoreError::backend)?;
                 for seq in &doomed {
-                    delete.execute([seq]).map_err(StoreError::backend)?;
+                    writer::delete_seq(tx, *seq)?;
                 }
                 Ok(doomed.len() as u64)
             })

@@ -4,8 +4,25 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+/// A migration: SQL, or SQL followed by a step in Rust (to index existing rows).
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
 /// Migrations in order; the index + 1 is the version.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: V1,
+        then: None,
+    },
+    Migration {
+        sql: V2,
+        then: Some(reindex_all),
+    },
+];
+
+const V1: &str =
     // 1: entities with their types (for indexed type queries), tenants, contexts.
     "CREATE TABLE tenants (
         name TEXT PRIMARY KEY,
@@ -31,8 +48,38 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,
         body TEXT NOT NULL,
         created_at TEXT NOT NULL
-     );",
-];
+     );";
+
+/// 2: indexes that let queries narrow `q` and `geoQ` in SQL: the comparable values of
+/// every attribute, the bounding box of `location` (an R*Tree), and creation order
+/// within a tenant.
+const V2: &str = "
+    CREATE TABLE entity_values (
+        seq INTEGER NOT NULL REFERENCES entities (seq) ON DELETE CASCADE,
+        attr TEXT NOT NULL,
+        num REAL,
+        txt TEXT
+    );
+    CREATE INDEX entity_values_by_entity ON entity_values (seq, attr, num, txt);
+    CREATE VIRTUAL TABLE entity_location USING rtree (seq, min_lon, max_lon, min_lat, max_lat);
+    CREATE INDEX entities_by_tenant ON entities (tenant, seq);";
+
+fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String)> = {
+        let mut statement = tx.prepare("SELECT seq, doc FROM entities")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (seq, doc) in rows {
+        let entity = serde_json::from_str(&doc)
+            .ok()
+            .and_then(|value| store::doc::doc_to_entity(&value).ok());
+        if let Some(entity) = entity {
+            crate::writer::write_index(tx, seq, &entity)?;
+        }
+    }
+    Ok(())
+}
 
 /// Connection settings every connection needs: WAL so readers never block the
 /// writer, `synchronous=FULL` so a committed write survives power loss.
@@ -52,7 +99,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             applied_at TEXT NOT NULL
          )",
     )?;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
         let version = index as i64 + 1;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let applied: Option<i64> = tx
@@ -63,7 +110,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             )
             .optional()?;
         if applied.is_none() {
-            tx.execute_batch(sql)?;
+            tx.execute_batch(migration.sql)?;
+            if let Some(step) = migration.then {
+                step(&tx)?;
+            }
             tx.execute(
                 "INSERT INTO renkei_schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 rusqlite::params![version, chrono::Utc::now().to_rfc3339()],
@@ -73,4 +123,58 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ngsi_ld::model::{Attribute, AttributeValue, Entity};
+
+    #[test]
+    fn migrating_from_version_1_indexes_the_entities_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute(
+            "INSERT INTO renkei_schema_migrations VALUES (1, 'then')",
+            [],
+        )
+        .unwrap();
+        let mut entity = Entity::new(
+            "urn:ngsi-ld:Shelter:1",
+            vec!["https://example.org/Shelter".into()],
+        );
+        entity.attributes.insert(
+            "https://example.org/capacity".into(),
+            vec![Attribute::new(AttributeValue::Property(serde_json::json!(
+                120
+            )))],
+        );
+        let doc = store::doc::entity_to_doc(&entity).to_string();
+        conn.execute(
+            "INSERT INTO entities (tenant, id, doc) VALUES ('', ?1, ?2)",
+            [&entity.id, &doc],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let indexed: f64 = conn
+            .query_row(
+                "SELECT num FROM entity_values WHERE attr = 'https://example.org/capacity' AND num IS NOT NULL",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 120.0);
+        // Running again changes nothing.
+        migrate(&mut conn).unwrap();
+        let versions: i64 = conn
+            .query_row("SELECT count(*) FROM renkei_schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+    }
 }

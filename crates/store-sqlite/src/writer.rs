@@ -163,6 +163,7 @@ pub fn put_entity(
             tx.last_insert_rowid()
         }
     };
+    write_index(tx, seq, entity).map_err(StoreError::backend)?;
     let mut insert_type = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?1, ?2, ?3)",
@@ -176,14 +177,63 @@ pub fn put_entity(
     Ok(())
 }
 
+/// Replaces the index rows of an entity (its comparable values and location box).
+pub fn write_index(
+    tx: &Transaction<'_>,
+    seq: i64,
+    entity: &ngsi_ld::model::Entity,
+) -> rusqlite::Result<()> {
+    use ngsi_ld::query::index::{index_entries, location_box, IndexedValue};
+    tx.prepare_cached("DELETE FROM entity_values WHERE seq = ?1")?
+        .execute([seq])?;
+    tx.prepare_cached("DELETE FROM entity_location WHERE seq = ?1")?
+        .execute([seq])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO entity_values (seq, attr, num, txt) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for entry in index_entries(entity) {
+        let (num, txt) = match &entry.value {
+            None => (None, None),
+            Some(IndexedValue::Number(n)) => (Some(*n), None),
+            Some(IndexedValue::Text(t)) => (None, Some(t.as_str())),
+        };
+        insert.execute(params![seq, entry.attr, num, txt])?;
+    }
+    if let Some(b) = location_box(entity) {
+        tx.prepare_cached(
+            "INSERT INTO entity_location (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![seq, b.min_lon, b.max_lon, b.min_lat, b.max_lat])?;
+    }
+    Ok(())
+}
+
+/// Deletes an entity by its row, with the index rows no foreign key can reach.
+pub fn delete_seq(tx: &Transaction<'_>, seq: i64) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM entity_location WHERE seq = ?1",
+        "DELETE FROM entities WHERE seq = ?1",
+    ] {
+        tx.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([seq]))
+            .map_err(StoreError::backend)?;
+    }
+    Ok(())
+}
+
 pub fn delete_entity(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
-    let deleted = tx
-        .execute(
-            "DELETE FROM entities WHERE tenant = ?1 AND id = ?2",
+    let seq: Option<i64> = tx
+        .query_row(
+            "SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2",
             params![tenant.name(), id],
+            |row| row.get(0),
         )
+        .optional()
         .map_err(StoreError::backend)?;
-    Ok(deleted > 0)
+    match seq {
+        Some(seq) => delete_seq(tx, seq).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 pub fn put_context(tx: &Transaction<'_>, context: &StoredContext) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 //! test files with [`conformance_suite!`](crate::conformance_suite), giving an async
 //! expression that yields a fresh, empty [`TestStore`]:
 //!
-//! ```ignore
+//! ```text
 //! async fn new_store() -> store::conformance::TestStore { /* a throwaway database */ }
 //! store::conformance_suite!(new_store());
 //! ```

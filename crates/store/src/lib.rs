@@ -3,9 +3,11 @@
 //! `store-sqlite` and `store-postgres` implement it; the binary picks one from the
 //! database URL. [`conformance`] is the one test suite both must pass.
 //!
-//! Architecture invariant: no SQL and no HTTP here. Backends translate the query trees
-//! of `ngsi-ld` into their own SQL, so that filtering happens in the database, with its
-//! indexes, and never by loading every entity into Rust.
+//! Architecture invariant: no SQL and no HTTP here. Backends narrow a query with their
+//! indexes in SQL (tenant, type, id, attribute names) and stream the candidates through
+//! `ngsi-ld`'s one evaluator (`query::eval::Matcher`) for what SQL does not decide
+//! (`q`, `scopeQ`, `geoQ`, `idPattern`), keeping only the page asked for; so both
+//! backends give the same answers, and no query holds every entity in memory.
 
 pub mod conformance;
 pub mod doc;

@@ -64,6 +64,11 @@ const GEOJSON_GEOMETRY_TYPES: &[&str] = &[
     "GeometryCollection",
 ];
 
+/// NGSI-LD Null (clause 4.5.0): as the value of an attribute in an update or merge it
+/// asks for the attribute (instance) to be deleted. Decoding keeps it in the member the
+/// kind uses (`value`, `object`, `languageMap: {"@none": …}`, …) for the broker to act on.
+pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
+
 fn bad(detail: impl Into<String>) -> NgsiError {
     NgsiError::bad_request_data(detail)
 }
@@ -108,7 +113,14 @@ pub fn decode_types(value: &Value, ctx: &ActiveContext) -> Result<Vec<String>, S
         .into_iter()
         .map(|name| {
             check_name(name).map_err(|why| format!("type '{name}' {why}"))?;
-            Ok(ctx.expand_iri(name, true))
+            let expanded = ctx.expand_iri(name, true);
+            // A term the context maps to a JSON-LD keyword (`type` → `@type`) names no type.
+            if expanded.starts_with('@') {
+                return Err(format!(
+                    "type '{name}' is a JSON-LD keyword in the @context, not a type name"
+                ));
+            }
+            Ok(expanded)
         })
         .collect()
 }
@@ -216,18 +228,7 @@ fn is_attribute_object(value: &Value) -> bool {
         .is_some_and(|t| KIND_NAMES.contains(&t) || GEOJSON_GEOMETRY_TYPES.contains(&t));
     // An unknown `type` beside a value member is a mistyped kind, refused below;
     // without one the object is the value of a Property.
-    known_type
-        || [
-            "value",
-            "object",
-            "languageMap",
-            "vocab",
-            "valueList",
-            "objectList",
-            "json",
-        ]
-        .iter()
-        .any(|m| obj.contains_key(*m))
+    known_type || VALUE_MEMBERS.iter().any(|m| obj.contains_key(*m))
 }
 
 const KIND_NAMES: &[&str] = &[
@@ -286,7 +287,13 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
             let value = required("value")?;
             AttributeValue::Property(value.clone())
         }
-        "GeoProperty" => AttributeValue::GeoProperty(checked_geometry(required("value")?)?),
+        // NGSI-LD Null (clause 4.5.0) asks for a deletion; it is no geometry.
+        "GeoProperty" => match required("value")? {
+            Value::String(null) if null == NGSI_LD_NULL => {
+                AttributeValue::GeoProperty(Value::String(null.clone()))
+            }
+            geometry => AttributeValue::GeoProperty(checked_geometry(geometry)?),
+        },
         "Relationship" => {
             let object = match required("object")? {
                 Value::String(o) => {
@@ -368,6 +375,18 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
         }
     };
     let mut attribute = Attribute::new(attribute_value);
+    decode_members(obj, ctx, &mut attribute)?;
+    Ok(attribute)
+}
+
+/// The meta-data (`datasetId`, `observedAt`, `unitCode`) and sub-attributes of an
+/// attribute object, written into `attribute`.
+fn decode_members(
+    obj: &Map<String, Value>,
+    ctx: &ActiveContext,
+    attribute: &mut Attribute,
+) -> Result<(), NgsiError> {
+    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
     if let Some(dataset) = member("datasetId") {
         let dataset = dataset
             .as_str()
@@ -404,8 +423,114 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
             .or_default()
             .extend(instances);
     }
-    Ok(attribute)
+    Ok(())
 }
+
+/// The body of a partial attribute update (clause 5.6.4): like an attribute, but every
+/// member is optional, so a fragment may only add a sub-attribute or change `observedAt`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeFragment {
+    /// The kind the fragment names with `type`, to be checked against the attribute's.
+    pub kind: Option<&'static str>,
+    /// The new value, when the fragment carries a value member.
+    pub value: Option<AttributeValue>,
+    pub dataset_id: Option<String>,
+    pub observed_at: Option<DateTime<Utc>>,
+    pub unit_code: Option<String>,
+    pub sub_attributes: Attributes,
+}
+
+/// Reads the body of a partial attribute update: one fragment, or a list of them for
+/// several dataset ids. `name` is the expanded attribute name.
+pub fn decode_fragment(
+    name: &str,
+    value: &Value,
+    ctx: &ActiveContext,
+) -> Result<Vec<AttributeFragment>, NgsiError> {
+    match value {
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => items
+            .iter()
+            .map(|item| decode_one_fragment(name, item, ctx))
+            .collect(),
+        _ => Ok(vec![decode_one_fragment(name, value, ctx)?]),
+    }
+}
+
+fn decode_one_fragment(
+    name: &str,
+    value: &Value,
+    ctx: &ActiveContext,
+) -> Result<AttributeFragment, NgsiError> {
+    let obj = match value {
+        Value::Object(obj) if obj.keys().all(|k| k == "@context") => {
+            return Err(bad("the fragment is empty: give the members to update"))
+        }
+        Value::Object(obj) => obj,
+        // A bare value is the new value of a Property.
+        _ => {
+            let attribute = decode_instance(name, value, ctx)?;
+            return Ok(AttributeFragment {
+                kind: None,
+                value: Some(attribute.value),
+                dataset_id: None,
+                observed_at: None,
+                unit_code: None,
+                sub_attributes: Attributes::new(),
+            });
+        }
+    };
+    if VALUE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+        let attribute = decode_instance(name, value, ctx)?;
+        return Ok(AttributeFragment {
+            // Only a kind the client named is checked against the attribute's.
+            kind: obj
+                .contains_key("type")
+                .then(|| attribute.value.kind_name()),
+            value: Some(attribute.value),
+            dataset_id: attribute.dataset_id,
+            observed_at: attribute.observed_at,
+            unit_code: attribute.unit_code,
+            sub_attributes: attribute.sub_attributes,
+        });
+    }
+    let kind = match obj.get("type") {
+        None => None,
+        Some(Value::String(t)) => Some(
+            KIND_NAMES
+                .iter()
+                .copied()
+                .find(|k| k == t)
+                .ok_or_else(|| bad(format!("'type' {t} is not an attribute kind")))?,
+        ),
+        Some(other) => {
+            return Err(bad(format!(
+                "'type' must be an attribute kind, not {other}"
+            )))
+        }
+    };
+    // The placeholder value is dropped: only the members are kept.
+    let mut attribute = Attribute::new(AttributeValue::Property(Value::Null));
+    decode_members(obj, ctx, &mut attribute)?;
+    Ok(AttributeFragment {
+        kind,
+        value: None,
+        dataset_id: attribute.dataset_id,
+        observed_at: attribute.observed_at,
+        unit_code: attribute.unit_code,
+        sub_attributes: attribute.sub_attributes,
+    })
+}
+
+/// The members that carry an attribute's value, one per kind.
+const VALUE_MEMBERS: &[&str] = &[
+    "value",
+    "object",
+    "languageMap",
+    "vocab",
+    "valueList",
+    "objectList",
+    "json",
+];
 
 /// The kind of a concise attribute object, from the member that carries its value.
 fn infer_kind(name: &str, obj: &Map<String, Value>) -> &'static str {
@@ -450,6 +575,20 @@ fn parse_date_time(member: &str, value: &Value) -> Result<DateTime<Utc>, NgsiErr
                 "'{member}' must be a date-time such as 2024-04-01T09:00:00Z, not {value}"
             ))
         })
+}
+
+/// Refuses an attribute name given in a request path that no attribute can have: one
+/// [`check_name`] refuses, or a JSON-LD keyword form (`@…`).
+pub fn check_attribute_name(name: &str) -> Result<(), NgsiError> {
+    let why = if name.starts_with('@') {
+        Some("is a JSON-LD keyword form, not an attribute name")
+    } else {
+        check_name(name).err()
+    };
+    match why {
+        Some(why) => Err(bad(format!("attribute name '{name}' {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// Refuses names that JSON-LD or the `q` language could not carry (clause 4.6.2).
@@ -498,6 +637,23 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
 
 /// Renders an entity in the requested format, compacted with `ctx`.
 pub fn encode_entity(entity: &Entity, ctx: &ActiveContext, options: &RenderOptions) -> Value {
+    encode_entity_joined(entity, ctx, options, &|_, _| None)
+}
+
+/// The rendering of the entities a relationship instance links to, for `join=inline`
+/// (clause 4.5.23): called with the relationship's expanded name and instance; `None`
+/// leaves the relationship as it is.
+pub type LinkedRenderer<'a> = &'a dyn Fn(&str, &Attribute) -> Option<Value>;
+
+/// Renders an entity like [`encode_entity`], putting what `linked` gives for each
+/// top-level relationship inside it: as its `entity` member, or in keyValues in place
+/// of the object.
+pub fn encode_entity_joined(
+    entity: &Entity,
+    ctx: &ActiveContext,
+    options: &RenderOptions,
+    linked: LinkedRenderer<'_>,
+) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), json!(entity.id));
     out.insert("type".into(), compact_types(&entity.types, ctx));
@@ -511,9 +667,10 @@ pub fn encode_entity(entity: &Entity, ctx: &ActiveContext, options: &RenderOptio
         insert_times(&mut out, entity.created_at, entity.modified_at);
     }
     for (name, instances) in &entity.attributes {
+        let join = |attribute: &Attribute| linked(name, attribute);
         out.insert(
             ctx.compact_iri(name, true),
-            encode_instances(instances, ctx, options),
+            encode_instances(instances, ctx, options, Some(&join)),
         );
     }
     Value::Object(out)
@@ -549,24 +706,38 @@ fn insert_times(
     }
 }
 
+/// The linked entities of one relationship instance, when a join asks for them.
+type Join<'a> = Option<&'a dyn Fn(&Attribute) -> Option<Value>>;
+
 fn encode_instances(
     instances: &[Attribute],
     ctx: &ActiveContext,
     options: &RenderOptions,
+    join: Join<'_>,
 ) -> Value {
+    let linked = |a: &Attribute| match a.value {
+        AttributeValue::Relationship { .. } => join.and_then(|j| j(a)),
+        _ => None,
+    };
     if options.format == Format::KeyValues {
         let chosen = instances
             .iter()
             .find(|a| a.dataset_id.is_none())
             .or_else(|| instances.first());
         return chosen
-            .map(|a| key_value(a, ctx, options))
+            .map(|a| linked(a).unwrap_or_else(|| key_value(a, ctx, options)))
             .unwrap_or(Value::Null);
     }
     one_or_many(
         instances
             .iter()
-            .map(|a| encode_attribute(a, ctx, options))
+            .map(|a| {
+                let mut value = encode_attribute(a, ctx, options);
+                if let (Some(entity), Value::Object(map)) = (linked(a), &mut value) {
+                    map.insert("entity".into(), entity);
+                }
+                value
+            })
             .collect(),
     )
 }
@@ -606,22 +777,37 @@ fn compact_vocab(terms: &[String], ctx: &ActiveContext) -> Value {
     )
 }
 
-/// The text in the language asked for (`lang=ja`, `lang=ja,en`, `lang=*`): an exact
-/// tag, else a tag of the same primary language, else `@none`, else the first.
+/// The text in the language asked for (`lang=ja`, `lang=ja,en;q=0.8`, `lang=*`),
+/// trying the tags by falling quality: an exact tag, else a tag of the same primary
+/// language; `*` (any language) and the end of the list take `@none`, else the first.
 fn pick_language<'a>(
     map: &'a BTreeMap<String, Value>,
     lang: Option<&str>,
 ) -> Option<(&'a str, &'a Value)> {
     let lang = lang?;
-    if lang == "*" {
-        return None;
-    }
-    let wanted: Vec<&str> = lang
+    let mut wanted: Vec<(&str, f32)> = lang
         .split(',')
-        .map(|l| l.split(';').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
+        .filter_map(|range| {
+            let mut parts = range.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!tag.is_empty()).then_some((tag, quality))
+        })
         .collect();
-    for tag in &wanted {
+    // A stable sort keeps the written order among equal qualities.
+    wanted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let any = || {
+        map.get_key_value("@none")
+            .or_else(|| map.iter().next())
+            .map(|(k, v)| (k.as_str(), v))
+    };
+    for (tag, _) in &wanted {
+        if *tag == "*" {
+            return any();
+        }
         if let Some((k, v)) = map.get_key_value(*tag) {
             return Some((k, v));
         }
@@ -633,9 +819,7 @@ fn pick_language<'a>(
             return Some((k, v));
         }
     }
-    map.get_key_value("@none")
-        .or_else(|| map.iter().next())
-        .map(|(k, v)| (k.as_str(), v))
+    any()
 }
 
 fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
@@ -709,7 +893,7 @@ fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &Render
     for (name, instances) in &attribute.sub_attributes {
         out.insert(
             ctx.compact_iri(name, true),
-            encode_instances(instances, ctx, options),
+            encode_instances(instances, ctx, options, None),
         );
     }
     // Keep the kind first and the value second, as the specification's examples do.

@@ -14,8 +14,8 @@
 
 pub mod codec;
 pub use codec::{
-    decode_attribute, decode_attributes, decode_entity, encode_entity, encode_feature_collection,
-    encode_geojson_feature,
+    check_iri, decode_attribute, decode_attributes, decode_entity, decode_scopes, decode_types,
+    encode_entity, encode_feature_collection, encode_geojson_feature, format_time,
 };
 
 use crate::NgsiError;
@@ -50,9 +50,12 @@ pub fn is_core_context_url(url: &str) -> bool {
     };
     // Only versions ETSI has published: a made-up one must fail like any missing URL.
     version.is_empty()
-        || version
-            .strip_prefix("-v1.")
-            .is_some_and(|minor| matches!(minor, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9"))
+        || version.strip_prefix("-v1.").is_some_and(|minor| {
+            matches!(
+                minor,
+                "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9"
+            )
+        })
 }
 
 /// The core context document, parsed once.

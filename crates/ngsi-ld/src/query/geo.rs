@@ -147,6 +147,7 @@ fn parse_geometry(geometry: &str, coordinates: &str) -> Result<Geometry, NgsiErr
             GEOMETRIES.join(", ")
         )));
     }
+    let coordinates = form_spaces(coordinates);
     let coordinates: Value = serde_json::from_str(coordinates.trim()).map_err(|e| {
         NgsiError::bad_request_data(format!(
             "coordinates '{coordinates}' is not a JSON array: {e}"
@@ -164,6 +165,20 @@ fn parse_geometry(geometry: &str, coordinates: &str) -> Result<Geometry, NgsiErr
     })
 }
 
+/// Turns the `+` that form encoders (Python requests, `URLSearchParams`, Java's
+/// `URLEncoder`) write for a space back into one. In JSON a `+` can only be the sign
+/// of an exponent (`1e+5`), so every other `+` in coordinates was a space.
+fn form_spaces(coordinates: &str) -> String {
+    let mut out = String::with_capacity(coordinates.len());
+    let mut previous = None;
+    for c in coordinates.chars() {
+        let exponent_sign = c == '+' && matches!(previous, Some('e' | 'E'));
+        out.push(if c == '+' && !exponent_sign { ' ' } else { c });
+        previous = Some(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +194,21 @@ mod tests {
                 e.detail
             }
         }
+    }
+
+    #[test]
+    fn form_encoded_spaces_in_coordinates_are_read() {
+        let q = parse_geo_query("equals", "Point", "[13.3986,+52.5547]", None).unwrap();
+        assert_eq!(
+            q.geometry.shape,
+            ::geo::Geometry::Point(::geo::Point::new(13.3986, 52.5547))
+        );
+        // The sign of an exponent is kept.
+        let q = parse_geo_query("equals", "Point", "[1.5e+1,+2E+0]", None).unwrap();
+        assert_eq!(
+            q.geometry.shape,
+            ::geo::Geometry::Point(::geo::Point::new(15.0, 2.0))
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod attrs;
 pub mod eval;
 pub mod geo;
+pub mod index;
 pub mod q;
 pub mod scope;
 pub mod types;

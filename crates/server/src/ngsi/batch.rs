@@ -2,51 +2,114 @@
 //! merge and delete with their 201/204/207 answers, and the query operation with a
 //! Query document in the body.
 
-use super::entities::{entity_patch, render_entity};
-use super::query::{self, check_iri, expand_query, DEFAULT_PAGE_SIZE};
-use super::{negotiate, read_json_body, JsonBody, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
+use super::entities::{entity_patch, with_geojson_context};
+use super::query::{self, check_iri, expand_query, AttributeFilter, DEFAULT_PAGE_SIZE};
+use super::{negotiate, read_json_body, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
 use crate::problem::{problem_body, ApiError};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use broker::{BatchItem, BatchReport, UpsertMode};
 use ngsi_ld::context::{self as codec, ActiveContext};
 use ngsi_ld::model::Entity;
+use ngsi_ld::query::attrs::Projection;
 use ngsi_ld::query::{geo, q, scope, types, EntityQuery};
 use ngsi_ld::NgsiError;
 use serde_json::{json, Value};
 
 type Answer = Result<Response, ApiError>;
 
-/// The body of a batch: a JSON array, each item decoded on its own so that one bad
-/// entity is reported without failing the others.
-async fn batch_items(
+/// The body of a batch: a JSON array whose items are judged one by one. The rules of
+/// clause 6.3.5 on where the `@context` goes apply to each entity on its own, so that
+/// one item breaking them is reported in the 207 without failing the others (the
+/// shared `read_json_body` would refuse the whole request).
+struct BatchBody {
+    items: Vec<Value>,
+    /// Whether the body came as `application/ld+json` (each entity brings its context).
+    json_ld: bool,
+}
+
+async fn read_batch_body(
     state: &AppState,
-    body: &JsonBody,
-    decode: impl Fn(&Value, &ActiveContext) -> Result<Entity, NgsiError>,
-) -> Result<Vec<BatchItem>, ApiError> {
-    let items = body.value.as_array().ok_or_else(|| {
-        NgsiError::bad_request_data("the body of a batch operation must be a JSON array")
+    request: &NgsiRequest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BatchBody, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let json_ld = match content_type.as_deref() {
+        Some("application/json") => false,
+        Some("application/ld+json") => true,
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{other}' is not supported: use application/json or application/ld+json"
+        )))
+        }
+        None => {
+            return Err(ApiError::UnsupportedMediaType(
+                "a Content-Type header is required: application/json or application/ld+json".into(),
+            ))
+        }
+    };
+    if json_ld && request.link_context.is_some() {
+        return Err(NgsiError::bad_request_data(
+            "with Content-Type application/ld+json the @context goes in the body, not in a Link header",
+        )
+        .into());
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        NgsiError::invalid_request(format!(
+            "the request body is not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
     })?;
+    let Value::Array(items) = value else {
+        return Err(NgsiError::bad_request_data(
+            "the body of a batch operation must be a JSON array",
+        )
+        .into());
+    };
     if items.is_empty() {
         return Err(NgsiError::bad_request_data("the batch is empty").into());
     }
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
+    Ok(BatchBody { items, json_ld })
+}
+
+/// Decodes each entity of a batch on its own, so that one bad entity is reported
+/// without failing the others.
+async fn batch_items(
+    state: &AppState,
+    request: &NgsiRequest,
+    body: &BatchBody,
+    decode: impl Fn(&Value, &ActiveContext) -> Result<Entity, NgsiError>,
+) -> Vec<BatchItem> {
+    let mut out = Vec::with_capacity(body.items.len());
+    for item in &body.items {
         let entity_id = item
             .get("id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        // Each item may carry its own @context in JSON-LD.
-        let local = item
-            .get("@context")
-            .cloned()
-            .or_else(|| body.local_context.clone());
-        let decoded = match state.broker.contexts().resolve(local.as_ref()).await {
-            Ok(ctx) => decode(item, &ctx),
+        let decoded = match item_context(request, body.json_ld, item) {
+            Ok(local) => match state.broker.contexts().resolve(local.as_ref()).await {
+                Ok(ctx) => decode(item, &ctx),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         out.push(match decoded {
@@ -54,7 +117,27 @@ async fn batch_items(
             Err(error) => BatchItem::Invalid { entity_id, error },
         });
     }
-    Ok(out)
+    out
+}
+
+/// The local context of one batch entity: its own `@context` in JSON-LD (required
+/// there), the Link header's in plain JSON (where an inline one is refused).
+fn item_context(
+    request: &NgsiRequest,
+    json_ld: bool,
+    item: &Value,
+) -> Result<Option<Value>, NgsiError> {
+    let inline = item.get("@context").cloned();
+    match (json_ld, inline) {
+        (true, Some(context)) => Ok(Some(context)),
+        (true, None) => Err(NgsiError::bad_request_data(
+            "with Content-Type application/ld+json every entity must have an @context member",
+        )),
+        (false, Some(_)) => Err(NgsiError::bad_request_data(
+            "with Content-Type application/json an entity must not have an @context member: send the context in a Link header, or use application/ld+json",
+        )),
+        (false, None) => Ok(request.link_context.clone().map(Value::String)),
+    }
 }
 
 /// A 207 body: BatchOperationResult (clause 5.2.16).
@@ -83,8 +166,8 @@ pub async fn create(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
-    let body = read_json_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let body = read_batch_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
     let report = state.broker.batch_create(&request.tenant, items).await?;
     Ok(if report.errors.is_empty() {
         request.respond(StatusCode::CREATED, MediaType::Json, json!(report.success))
@@ -110,8 +193,8 @@ pub async fn upsert(
             .into())
         }
     };
-    let body = read_json_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let body = read_batch_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
     let report = state
         .broker
         .batch_upsert(&request.tenant, items, mode)
@@ -137,8 +220,8 @@ pub async fn update(
         .list("options")?
         .iter()
         .any(|o| o == "noOverwrite");
-    let body = read_json_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &body, codec::decode_entity).await?;
+    let body = read_batch_body(&state, &request, &headers, body).await?;
+    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
     let report = state
         .broker
         .batch_update(&request.tenant, items, no_overwrite)
@@ -153,9 +236,9 @@ pub async fn merge(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
-    let body = read_json_body(&state, &request, &headers, body).await?;
+    let body = read_batch_body(&state, &request, &headers, body).await?;
     // A merge item needs an id, and its type is optional.
-    let items = batch_items(&state, &body, |item, ctx| {
+    let items = batch_items(&state, &request, &body, |item, ctx| {
         let id = item.get("id").and_then(Value::as_str).ok_or_else(|| {
             NgsiError::bad_request_data("every entity of a batch merge needs an id")
         })?;
@@ -166,7 +249,7 @@ pub async fn merge(
         entity.attributes = patch.attributes;
         Ok(entity)
     })
-    .await?;
+    .await;
     let report = state.broker.batch_merge(&request.tenant, items).await?;
     Ok(no_content_or_multi_status(&request, &report))
 }
@@ -186,19 +269,11 @@ pub async fn delete(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
-    let body = read_json_body(&state, &request, &headers, body).await?;
-    let ids = body
-        .value
-        .as_array()
-        .filter(|items| !items.is_empty())
-        .ok_or_else(|| {
-            NgsiError::bad_request_data(
-                "the body of a batch delete must be a non-empty JSON array of entity ids",
-            )
-        })?;
+    // Ids need no @context, so a JSON-LD body without one is fine here.
+    let body = read_batch_body(&state, &request, &headers, body).await?;
     let mut valid = Vec::new();
     let mut refused = BatchReport::default();
-    for id in ids {
+    for id in &body.items {
         match id.as_str().map(|i| check_iri("entity id", i).map(|_| i)) {
             Some(Ok(i)) => valid.push(i.to_owned()),
             Some(Err(error)) => refused
@@ -227,9 +302,21 @@ pub async fn query(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[
-        "limit", "offset", "count", "options", "format", "lang", "local", "via",
+        "limit",
+        "offset",
+        "count",
+        "options",
+        "format",
+        "lang",
+        "local",
+        "via",
+        "geometryProperty",
+        "join",
+        "joinLevel",
+        "containedBy",
+        "datasetId",
     ])?;
-    let media = negotiate(request.accept.as_deref(), false)?;
+    let media = negotiate(request.accept.as_deref(), true)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
     let ctx = state
         .broker
@@ -237,33 +324,102 @@ pub async fn query(
         .resolve(body.local_context.as_ref())
         .await?;
     let mut query = query_document(&body.value)?;
+    let local = request.params.bool("local")?
+        || body.value.get("local").and_then(Value::as_bool) == Some(true);
+    if !query::selects_something(&query) && !local {
+        return Err(NgsiError::bad_request_data(
+            "a Query needs at least one of entities (with a type), attrs, q, geoQ or scopeQ, or local=true",
+        )
+        .into());
+    }
     query.limit = request.params.usize("limit")?.unwrap_or(DEFAULT_PAGE_SIZE);
     query.offset = request.params.usize("offset")?.unwrap_or(0);
     query.count = request.params.bool("count")?;
+    let filter = AttributeFilter::new(query.attrs.clone(), Projection::All, &ctx)?;
     expand_query(&mut query, &ctx);
     let mut options = query::render_options(&request.params)?;
     if let Some(lang) = body.value.get("lang").and_then(Value::as_str) {
         options.lang = Some(lang.to_owned());
     }
-    let page = state.broker.query_entities(&request.tenant, &query).await?;
-    let keep = query.attrs.clone();
-    let rendered: Vec<Value> = page
-        .entities
-        .into_iter()
-        .map(|mut entity| {
-            if !keep.is_empty() {
-                entity.attributes.retain(|name, _| keep.contains(name));
-            }
-            render_entity(&entity, &ctx, &options)
-        })
-        .collect();
-    let mut response = request.respond(StatusCode::OK, media, Value::Array(rendered));
+    let join = match query::join(&request.params)? {
+        Some(join) => Some(join),
+        None => document_join(&body.value)?,
+    };
+    let mut page = state.broker.query_entities(&request.tenant, &query).await?;
+    for entity in &mut page.entities {
+        filter.apply(entity);
+    }
+    // An entity that pick or omit leave empty is not shown at all (clause 4.21).
+    page.entities
+        .retain(|entity| !filter.projects_everything_away(entity));
+    let linked = match join {
+        Some(join) => {
+            let roots: Vec<&Entity> = page.entities.iter().collect();
+            state
+                .broker
+                .linked_entities(&request.tenant, &roots, join.levels)
+                .await?
+        }
+        None => Default::default(),
+    };
+    let geometry = match media {
+        MediaType::GeoJson => Some(
+            ctx.expand_iri(
+                request
+                    .params
+                    .get("geometryProperty")?
+                    .or_else(|| body.value.get("geometryProperty").and_then(Value::as_str))
+                    .unwrap_or("location"),
+                true,
+            ),
+        ),
+        _ => None,
+    };
+    let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
+    let rendered = renderer.render_all(&page.entities, &filter);
+    let body = match media {
+        MediaType::GeoJson => {
+            let mut collection = codec::encode_feature_collection(rendered);
+            with_geojson_context(&mut collection, &request);
+            collection
+        }
+        _ => Value::Array(rendered),
+    };
+    let mut response = request.respond(StatusCode::OK, media, body);
     if let Some(total) = page.total {
         response
             .headers_mut()
             .insert(RESULTS_COUNT_HEADER, HeaderValue::from(total));
     }
     Ok(response)
+}
+
+/// The `join` and `joinLevel` members of a Query document (clause 5.2.23).
+fn document_join(value: &Value) -> Result<Option<query::Join>, NgsiError> {
+    let mode = match value.get("join") {
+        None => None,
+        Some(Value::String(mode)) => Some(mode.as_str()),
+        Some(_) => {
+            return Err(NgsiError::bad_request_data(
+                "join of a Query must be a string",
+            ))
+        }
+    };
+    let levels = match value.get("joinLevel") {
+        None => None,
+        Some(level) => Some(
+            level
+                .as_u64()
+                .or_else(|| level.as_str().and_then(|s| s.parse().ok()))
+                .and_then(|l| usize::try_from(l).ok())
+                .ok_or_else(|| {
+                    NgsiError::bad_request_data(format!(
+                        "joinLevel of a Query must be a positive integer, not {level}"
+                    ))
+                })?,
+        ),
+    };
+    query::parse_join(mode, levels)
 }
 
 /// Reads a Query document (clause 5.2.23) into an unexpanded EntityQuery.
@@ -301,6 +457,7 @@ fn query_document(value: &Value) -> Result<EntityQuery, NgsiError> {
                     .ok_or_else(|| NgsiError::bad_request_data("attrs of a Query must be strings"))
             })
             .collect::<Result<_, _>>()?;
+        query::check_attribute_names(&query.attrs)?;
     }
     if let Some(entities) = obj.get("entities") {
         let selectors = entities
@@ -318,11 +475,7 @@ fn query_document(value: &Value) -> Result<EntityQuery, NgsiError> {
                 query.ids.push(id.to_owned());
             }
             if let Some(pattern) = selector.get("idPattern").and_then(Value::as_str) {
-                regex::Regex::new(pattern).map_err(|e| {
-                    NgsiError::bad_request_data(format!(
-                        "idPattern is not a valid regular expression: {e}"
-                    ))
-                })?;
+                query::check_id_pattern(pattern)?;
                 query.id_pattern = Some(pattern.to_owned());
             }
         }

@@ -1,15 +1,17 @@
 //! Handlers for `/entities` and its attributes (clause 6.4–6.7): each parses the
 //! request, calls the broker, and renders the result.
 
+use super::params::Params;
 use super::query::{self, check_iri, AttributeFilter};
 use super::{negotiate, read_json_body, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
 use crate::problem::ApiError;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use broker::ops::{EntityPatch, InstanceSelector, UpdateReport};
+use broker::ops::{EntityPatch, InstanceSelector, UpdateReport, SCOPE};
+use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
 use ngsi_ld::model::Entity;
 use ngsi_ld::NgsiError;
@@ -41,6 +43,12 @@ const QUERY_PARAMS: &[&str] = &[
     "count",
     "local",
     "via",
+    "datasetId",
+    "join",
+    "joinLevel",
+    // The ids a distributed join has already visited: renkei forwards nothing, so
+    // it has nothing to avoid and the list is accepted and left unused.
+    "containedBy",
 ];
 const RETRIEVE_PARAMS: &[&str] = &[
     "attrs",
@@ -52,6 +60,12 @@ const RETRIEVE_PARAMS: &[&str] = &[
     "format",
     "local",
     "via",
+    "datasetId",
+    "join",
+    "joinLevel",
+    // The ids a distributed join has already visited: renkei forwards nothing, so
+    // it has nothing to avoid and the list is accepted and left unused.
+    "containedBy",
 ];
 
 pub async fn create(
@@ -61,6 +75,7 @@ pub async fn create(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
+    let body = require_object_body(&state, body).await?;
     let body = read_json_body(&state, &request, &headers, body).await?;
     let ctx = state
         .broker
@@ -77,6 +92,22 @@ pub async fn create(
     Ok(response)
 }
 
+/// Buffers a body and refuses one that is JSON but no object (`[]`, `42`) as an
+/// InvalidRequest: such a request is malformed whatever its `@context`, so this is
+/// checked before the context rules would call it BadRequestData.
+async fn require_object_body(state: &AppState, body: Body) -> Result<Body, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+    if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+        if !value.is_object() {
+            return Err(NgsiError::invalid_request("the body must be a JSON object").into());
+        }
+    }
+    Ok(Body::from(bytes))
+}
+
 pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -88,16 +119,55 @@ pub async fn retrieve(
     let ctx = request.context(&state).await?;
     let options = query::render_options(&request.params)?;
     let filter = AttributeFilter::from_params(&request.params, &ctx)?;
+    let join = query::join(&request.params)?;
     let mut entity = state.broker.retrieve_entity(&request.tenant, &id).await?;
     filter.apply(&mut entity);
-    let body = match media {
-        MediaType::GeoJson => {
-            let geometry = geometry_property(&request, &ctx)?;
-            codec::encode_geojson_feature(&entity, &ctx, &options, &geometry)
+    if filter.leaves_nothing(&entity) {
+        // Clause 5.7.1: an entity with nothing left to show is not found.
+        return Err(NgsiError::not_found(format!(
+            "entity {id} has none of the requested attributes or members"
+        ))
+        .into());
+    }
+    let linked = match join {
+        Some(join) => {
+            state
+                .broker
+                .linked_entities(&request.tenant, &[&entity], join.levels)
+                .await?
         }
-        _ => codec::encode_entity(&entity, &ctx, &options),
+        None => Default::default(),
     };
+    let geometry = match media {
+        MediaType::GeoJson => Some(geometry_property(&request, &ctx)?),
+        _ => None,
+    };
+    let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
+    let mut rendered = renderer.render_all(std::slice::from_ref(&entity), &filter);
+    // A flat join answers with a list only when it found linked entities.
+    let mut body = if rendered.len() == 1 {
+        rendered.pop().unwrap_or(Value::Null)
+    } else {
+        match media {
+            MediaType::GeoJson => codec::encode_feature_collection(rendered),
+            _ => Value::Array(rendered),
+        }
+    };
+    if media == MediaType::GeoJson {
+        with_geojson_context(&mut body, &request);
+    }
     Ok(request.respond(StatusCode::OK, media, body))
+}
+
+/// GeoJSON answers carry their `@context` in the body (clause 6.3.15) as well as in
+/// the Link header.
+pub fn with_geojson_context(body: &mut Value, request: &NgsiRequest) {
+    if let Value::Object(map) = body {
+        map.insert(
+            "@context".into(),
+            Value::String(request.response_context_url()),
+        );
+    }
 }
 
 fn geometry_property(request: &NgsiRequest, ctx: &ActiveContext) -> Result<String, NgsiError> {
@@ -110,44 +180,56 @@ fn geometry_property(request: &NgsiRequest, ctx: &ActiveContext) -> Result<Strin
     ))
 }
 
-pub async fn query(State(state): State<AppState>, request: NgsiRequest) -> Answer {
+pub async fn query(
+    State(state): State<AppState>,
+    RawQuery(raw_query): RawQuery,
+    request: NgsiRequest,
+) -> Answer {
     request.params.allow_only(QUERY_PARAMS)?;
     let media = negotiate(request.accept.as_deref(), true)?;
     let ctx = request.context(&state).await?;
-    let query = query::entity_query(&request.params, &ctx)?;
-    let selects_something = query.types.is_some()
-        || !query.ids.is_empty()
-        || query.id_pattern.is_some()
-        || !query.attrs.is_empty()
-        || query.q.is_some()
-        || query.geo_q.is_some()
-        || query.scope_q.is_some();
-    if !selects_something {
+    let selection = Params::parse(&query::form_spaces_in_q(raw_query.as_deref().unwrap_or("")))?;
+    let query = query::entity_query(&selection, &ctx)?;
+    // Clause 6.4.3.2: without any selector only a local query may list everything.
+    if !query::selects_something(&query) && !request.params.bool("local")? {
         return Err(NgsiError::bad_request_data(
-            "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ",
+            "a query needs at least one of type, attrs, q, geoQ or scopeQ (id and idPattern only narrow them), or local=true",
         )
         .into());
     }
     let options = query::render_options(&request.params)?;
     let filter = AttributeFilter::from_params(&request.params, &ctx)?;
-    let page = state.broker.query_entities(&request.tenant, &query).await?;
-    let geometry = geometry_property(&request, &ctx)?;
-    let rendered: Vec<Value> = page
-        .entities
-        .into_iter()
-        .map(|mut entity| {
-            filter.apply(&mut entity);
-            match media {
-                MediaType::GeoJson => {
-                    codec::encode_geojson_feature(&entity, &ctx, &options, &geometry)
-                }
-                _ => codec::encode_entity(&entity, &ctx, &options),
-            }
-        })
-        .collect();
-    let count = rendered.len();
+    let join = query::join(&request.params)?;
+    let mut page = state.broker.query_entities(&request.tenant, &query).await?;
+    for entity in &mut page.entities {
+        filter.apply(entity);
+    }
+    // An entity that pick or omit leave empty is not shown at all (clause 4.21).
+    page.entities
+        .retain(|entity| !filter.projects_everything_away(entity));
+    let linked = match join {
+        Some(join) => {
+            let roots: Vec<&Entity> = page.entities.iter().collect();
+            state
+                .broker
+                .linked_entities(&request.tenant, &roots, join.levels)
+                .await?
+        }
+        None => Default::default(),
+    };
+    let geometry = match media {
+        MediaType::GeoJson => Some(geometry_property(&request, &ctx)?),
+        _ => None,
+    };
+    let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
+    let rendered = renderer.render_all(&page.entities, &filter);
+    let count = page.entities.len();
     let body = match media {
-        MediaType::GeoJson => codec::encode_feature_collection(rendered),
+        MediaType::GeoJson => {
+            let mut collection = codec::encode_feature_collection(rendered);
+            with_geojson_context(&mut collection, &request);
+            collection
+        }
         _ => Value::Array(rendered),
     };
     let mut response = request.respond(StatusCode::OK, media, body);
@@ -292,40 +374,9 @@ pub fn entity_patch(
     }
     let types = match obj.get("type") {
         None => Vec::new(),
-        Some(Value::String(t)) => vec![ctx.expand_iri(t, true)],
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .map(|t| {
-                t.as_str().map(|t| ctx.expand_iri(t, true)).ok_or_else(|| {
-                    NgsiError::bad_request_data("type must be a string or a list of strings")
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(NgsiError::bad_request_data(
-                "type must be a string or a list of strings",
-            ))
-        }
+        Some(t) => decode_types(t, ctx).map_err(NgsiError::bad_request_data)?,
     };
-    let scopes = match obj.get("scope") {
-        None => None,
-        Some(Value::String(s)) => Some(vec![s.clone()]),
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|s| {
-                    s.as_str().map(str::to_owned).ok_or_else(|| {
-                        NgsiError::bad_request_data("scope must be a string or a list of strings")
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(_) => {
-            return Err(NgsiError::bad_request_data(
-                "scope must be a string or a list of strings",
-            ))
-        }
-    };
+    let scopes = obj.get("scope").map(decode_scopes).transpose()?;
     Ok(EntityPatch {
         types,
         scopes,
@@ -397,10 +448,10 @@ pub async fn append_attrs(
         .contexts()
         .resolve(body.local_context.as_ref())
         .await?;
-    let attributes = codec::decode_attributes(&body.value, &ctx)?;
+    let patch = entity_patch(&body.value, &id, &ctx)?;
     let report = state
         .broker
-        .append_attributes(&request.tenant, &id, attributes, no_overwrite)
+        .append_attributes(&request.tenant, &id, patch, no_overwrite)
         .await?;
     Ok(update_response(&request, &ctx, report))
 }
@@ -420,12 +471,19 @@ pub async fn update_attrs(
         .contexts()
         .resolve(body.local_context.as_ref())
         .await?;
-    let attributes = codec::decode_attributes(&body.value, &ctx)?;
+    let patch = entity_patch(&body.value, &id, &ctx)?;
     let report = state
         .broker
-        .update_attributes(&request.tenant, &id, attributes)
+        .update_attributes(&request.tenant, &id, patch)
         .await?;
     Ok(update_response(&request, &ctx, report))
+}
+
+/// The expanded name of the attribute in a request path; names JSON-LD or the `q`
+/// language could not carry (`@invalid`, `a b`) are refused.
+fn attribute_name(attr: &str, ctx: &ActiveContext) -> Result<String, NgsiError> {
+    check_attribute_name(attr)?;
+    Ok(ctx.expand_iri(attr, true))
 }
 
 /// 204 when every attribute was written, else 207 with an UpdateResult.
@@ -458,8 +516,8 @@ pub async fn partial_update_attr(
         .contexts()
         .resolve(body.local_context.as_ref())
         .await?;
-    let name = ctx.expand_iri(&attr, true);
-    let fragments = codec::decode_attribute(&name, &body.value, &ctx)?;
+    let name = attribute_name(&attr, &ctx)?;
+    let fragments = decode_fragment(&name, &body.value, &ctx)?;
     state
         .broker
         .partial_update_attribute(&request.tenant, &id, &name, fragments)
@@ -482,7 +540,13 @@ pub async fn replace_attr(
         .contexts()
         .resolve(body.local_context.as_ref())
         .await?;
-    let name = ctx.expand_iri(&attr, true);
+    let name = attribute_name(&attr, &ctx)?;
+    if name == SCOPE {
+        return Err(NgsiError::bad_request_data(
+            "scope is no attribute: change it with an update or merge of the entity",
+        )
+        .into());
+    }
     let instances = codec::decode_attribute(&name, &body.value, &ctx)?;
     state
         .broker
@@ -499,7 +563,7 @@ pub async fn delete_attr(
     request.params.allow_only(&["datasetId", "deleteAll"])?;
     check_iri("entity id", &id)?;
     let ctx = request.context(&state).await?;
-    let name = ctx.expand_iri(&attr, true);
+    let name = attribute_name(&attr, &ctx)?;
     let which = if request.params.bool("deleteAll")? {
         InstanceSelector::All
     } else if let Some(dataset) = request.params.get("datasetId")? {
@@ -513,13 +577,4 @@ pub async fn delete_attr(
         .delete_attribute(&request.tenant, &id, &name, which)
         .await?;
     Ok(request.respond_empty(StatusCode::NO_CONTENT))
-}
-
-/// Renders one entity for a response (used by batch query as well).
-pub fn render_entity(
-    entity: &Entity,
-    ctx: &ActiveContext,
-    options: &codec::RenderOptions,
-) -> Value {
-    codec::encode_entity(entity, ctx, options)
 }

@@ -14,13 +14,19 @@ use store::{ContextKind, StoredContext};
 
 type Answer = Result<Response, ApiError>;
 
-fn details(context: &StoredContext) -> Value {
-    json!({
+fn details(state: &AppState, context: &StoredContext) -> Value {
+    let mut details = json!({
         "URL": context.url,
         "localId": context.id,
         "kind": context.kind.as_str(),
-        "createdAt": store::doc::format_time(&context.created_at),
-    })
+        "createdAt": ngsi_ld::context::codec::format_time(&context.created_at),
+        "numberOfHits": 0,
+    });
+    if let Some(usage) = state.broker.contexts().usage(&context.url) {
+        details["numberOfHits"] = json!(usage.hits);
+        details["lastUsage"] = json!(ngsi_ld::context::codec::format_time(&usage.last));
+    }
+    details
 }
 
 fn json_response(status: StatusCode, request: &NgsiRequest, body: &Value) -> Response {
@@ -50,7 +56,7 @@ pub async fn list(State(state): State<AppState>, request: NgsiRequest) -> Answer
         .filter(|c| kind.is_none_or(|k| c.kind == k))
         .map(|c| {
             if show_details {
-                details(c)
+                details(&state, c)
             } else {
                 json!(c.url)
             }
@@ -86,6 +92,8 @@ pub async fn add(
     })?;
     let context = state.broker.contexts().add_hosted(value).await?;
     let mut response = request.respond_empty(StatusCode::CREATED);
+    // A path, as for every created resource; used as an @context it resolves against
+    // the request's URL to the context's own URL (JSON-LD relative IRIs).
     if let Ok(location) =
         HeaderValue::from_str(&format!("/ngsi-ld/v1/jsonldContexts/{}", context.id))
     {
@@ -102,7 +110,7 @@ pub async fn retrieve(
     request.params.allow_only(&["details"])?;
     let context = state.broker.contexts().get(&id).await?;
     let body = if request.params.bool("details")? {
-        details(&context)
+        details(&state, &context)
     } else {
         context.body
     };

@@ -51,9 +51,11 @@ impl Params {
     }
 
     /// Refuses parameters the operation does not know (clause 6.3.x: 400 BadRequestData).
+    /// Refuses parameters the operation does not define: clause 6.3.2 makes that an
+    /// InvalidRequest (the request itself is wrong, not the data it carries).
     pub fn allow_only(&self, known: &[&str]) -> Result<(), NgsiError> {
         match self.0.iter().find(|(n, _)| !known.contains(&n.as_str())) {
-            Some((name, _)) => Err(NgsiError::bad_request_data(format!(
+            Some((name, _)) => Err(NgsiError::invalid_request(format!(
                 "unknown query parameter '{name}' for this operation"
             ))),
             None => Ok(()),

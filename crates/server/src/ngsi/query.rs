@@ -4,11 +4,15 @@
 //! `@context` so that the store sees only IRIs.
 
 use super::params::Params;
-use ngsi_ld::context::{ActiveContext, Format, RenderOptions};
-use ngsi_ld::model::Entity;
+use broker::linked::LinkedEntities;
+use ngsi_ld::context::{codec, ActiveContext, Format, RenderOptions};
+use ngsi_ld::model::{Attribute, AttributeValue, Entity, RelationshipObject};
 use ngsi_ld::query::attrs::Projection;
 use ngsi_ld::query::{geo, q, scope, types, EntityQuery};
 use ngsi_ld::NgsiError;
+use serde_json::Value;
+use std::cell::Cell;
+use std::collections::BTreeSet;
 
 /// Entities per page when the client does not say (clause 6.4.3.2, `limit`).
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -19,7 +23,7 @@ pub fn entity_query(params: &Params, ctx: &ActiveContext) -> Result<EntityQuery,
         types: params.get("type")?.map(types::parse).transpose()?,
         ids: params.list("id")?,
         id_pattern: params.get("idPattern")?.map(str::to_owned),
-        attrs: params.list("attrs")?,
+        attrs: attribute_names(params)?,
         q: params.get("q")?.map(q::parse).transpose()?,
         scope_q: params.get("scopeQ")?.map(scope::parse).transpose()?,
         geo_q: geo_query(params)?,
@@ -28,9 +32,7 @@ pub fn entity_query(params: &Params, ctx: &ActiveContext) -> Result<EntityQuery,
         count: params.bool("count")?,
     };
     if let Some(pattern) = &query.id_pattern {
-        regex::Regex::new(pattern).map_err(|e| {
-            NgsiError::bad_request_data(format!("idPattern is not a valid regular expression: {e}"))
-        })?;
+        check_id_pattern(pattern)?;
     }
     for id in &query.ids {
         check_iri("id", id)?;
@@ -58,6 +60,89 @@ fn geo_query(params: &Params) -> Result<Option<ngsi_ld::query::GeoQuery>, NgsiEr
         _ => Err(NgsiError::bad_request_data(
             "a geo-query needs all of georel, geometry and coordinates",
         )),
+    }
+}
+
+/// Refuses an `idPattern` that is not a valid regular expression. Beyond what the
+/// `regex` crate refuses, a quantifier directly after another (`a**`, `a+*`) is
+/// refused as the ECMAScript and POSIX syntaxes clients write against do; a `?` after
+/// a quantifier is the lazy marker and stays allowed.
+pub fn check_id_pattern(pattern: &str) -> Result<(), NgsiError> {
+    let bad = |detail: String| {
+        NgsiError::bad_request_data(format!(
+            "idPattern '{pattern}' is not a valid regular expression: {detail}"
+        ))
+    };
+    regex::Regex::new(pattern).map_err(|e| bad(e.to_string()))?;
+    let chars: Vec<char> = pattern.chars().collect();
+    let (mut i, mut in_class) = (0, false);
+    // Whether the previous token was a quantifier, and whether it was made lazy.
+    let (mut quantified, mut lazy) = (false, false);
+    while let Some(&c) = chars.get(i) {
+        let mut is_quantifier = false;
+        match c {
+            '\\' => i += 1,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '?' if quantified && !lazy => {
+                lazy = true;
+                i += 1;
+                continue;
+            }
+            // `(?` opens a group with flags, not a quantifier.
+            '?' if i > 0 && chars.get(i - 1) == Some(&'(') => {}
+            '*' | '+' | '?' => is_quantifier = true,
+            '{' => {
+                let rest = chars.get(i + 1..).unwrap_or_default();
+                if let Some(len) = rest.iter().position(|&c| c == '}') {
+                    let inside = rest.get(..len).unwrap_or_default();
+                    if !inside.is_empty() && inside.iter().all(|c| c.is_ascii_digit() || *c == ',')
+                    {
+                        is_quantifier = true;
+                        if quantified {
+                            return Err(bad(format!(
+                                "quantifier at character {} repeats a quantifier",
+                                i + 1
+                            )));
+                        }
+                        i += len + 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if is_quantifier && quantified && c != '{' {
+            return Err(bad(format!(
+                "'{c}' at character {} repeats a quantifier",
+                i + 1
+            )));
+        }
+        quantified = is_quantifier;
+        lazy = false;
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The `attrs` parameter: attribute names, which `id` and `type` are not (those are
+/// entity members, chosen with `pick` and `omit`).
+pub fn attribute_names(params: &Params) -> Result<Vec<String>, NgsiError> {
+    let attrs = params.list("attrs")?;
+    check_attribute_names(&attrs)?;
+    Ok(attrs)
+}
+
+/// Refuses `id`, `type` and JSON-LD keywords among attribute names.
+pub fn check_attribute_names(names: &[String]) -> Result<(), NgsiError> {
+    match names
+        .iter()
+        .find(|n| matches!(n.as_str(), "id" | "type") || n.starts_with('@'))
+    {
+        Some(name) => Err(NgsiError::bad_request_data(format!(
+            "attrs: '{name}' is not an attribute name"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -100,9 +185,11 @@ pub fn render_options(params: &Params) -> Result<RenderOptions, NgsiError> {
             "sysAttrs" => sys_attrs = true,
             // Options of other operations travel on the same parameter.
             "noOverwrite" | "replace" | "update" => {}
+            // Like an unknown parameter, an unknown value of `options` or `format` makes
+            // the request itself invalid (clause 6.3.7).
             other => {
-                return Err(NgsiError::bad_request_data(format!(
-                    "unknown option '{other}'"
+                return Err(NgsiError::invalid_request(format!(
+                    "unknown option '{other}': use keyValues, concise, normalized or sysAttrs"
                 )))
             }
         }
@@ -113,8 +200,8 @@ pub fn render_options(params: &Params) -> Result<RenderOptions, NgsiError> {
             "concise" => Format::Concise,
             "normalized" => Format::Normalized,
             other => {
-                return Err(NgsiError::bad_request_data(format!(
-                    "unknown format '{other}'"
+                return Err(NgsiError::invalid_request(format!(
+                    "unknown format '{other}': use keyValues, concise or normalized"
                 )))
             }
         };
@@ -126,41 +213,395 @@ pub fn render_options(params: &Params) -> Result<RenderOptions, NgsiError> {
     })
 }
 
-/// Which attributes of an entity are shown: `attrs`, `pick` and `omit`.
+/// Which members of an entity are shown: `attrs`, and `pick` or `omit` (clause 4.21),
+/// with names expanded; `id` and `type` are members too.
+#[derive(Debug, Clone)]
 pub struct AttributeFilter {
-    keep: Option<Vec<String>>,
-    omit: Vec<String>,
+    attrs: Option<Vec<String>>,
+    projection: Projection,
+    /// `datasetId`: only these instances are shown, `None` standing for the default
+    /// instance (`@none`).
+    dataset_ids: Option<Vec<Option<String>>>,
 }
 
 impl AttributeFilter {
     pub fn from_params(params: &Params, ctx: &ActiveContext) -> Result<AttributeFilter, NgsiError> {
-        let expand = |names: Vec<String>| -> Vec<String> {
-            names.iter().map(|n| ctx.expand_iri(n, true)).collect()
-        };
-        let attrs = params.list("attrs")?;
-        let projection = Projection::parse(params.get("pick")?, params.get("omit")?)?;
-        let mut keep = (!attrs.is_empty()).then(|| expand(attrs));
-        let mut omit = Vec::new();
-        match projection {
-            Projection::All => {}
-            Projection::Pick(names) => {
-                let picked = expand(names);
-                keep = Some(match keep {
-                    Some(k) => k.into_iter().filter(|n| picked.contains(n)).collect(),
-                    None => picked,
-                });
-            }
-            Projection::Omit(names) => omit = expand(names),
+        let attrs = attribute_names(params)?;
+        let (pick, omit) = (params.get("pick")?, params.get("omit")?);
+        if !attrs.is_empty() && (pick.is_some() || omit.is_some()) {
+            // Two ways of saying which attributes to show would contradict each other.
+            return Err(NgsiError::bad_request_data(
+                "attrs cannot be used together with pick or omit",
+            ));
         }
-        Ok(AttributeFilter { keep, omit })
+        let mut filter = AttributeFilter::new(attrs, Projection::parse(pick, omit)?, ctx)?;
+        let dataset_ids = params.list("datasetId")?;
+        if !dataset_ids.is_empty() {
+            let mut wanted = Vec::new();
+            for id in dataset_ids {
+                if id == "@none" {
+                    wanted.push(None);
+                } else {
+                    check_iri("datasetId", &id)?;
+                    wanted.push(Some(id));
+                }
+            }
+            filter.dataset_ids = Some(wanted);
+        }
+        Ok(filter)
     }
 
+    /// A filter from attribute names and a projection, both as the client wrote them.
+    pub fn new(
+        attrs: Vec<String>,
+        projection: Projection,
+        ctx: &ActiveContext,
+    ) -> Result<AttributeFilter, NgsiError> {
+        let expand = |name: &str| ctx.expand_iri(name, true);
+        Ok(AttributeFilter {
+            attrs: (!attrs.is_empty()).then(|| attrs.iter().map(|n| expand(n)).collect()),
+            projection: projection.map_names(&expand),
+            dataset_ids: None,
+        })
+    }
+
+    /// Leaves only the attributes to show (`id` and `type` are left to [`Self::finish`]).
     pub fn apply(&self, entity: &mut Entity) {
-        if let Some(keep) = &self.keep {
+        if let Some(keep) = &self.attrs {
             entity.attributes.retain(|name, _| keep.contains(name));
         }
         entity
             .attributes
-            .retain(|name, _| !self.omit.contains(name));
+            .retain(|name, _| self.projection.shows(name));
+        if let Some(wanted) = &self.dataset_ids {
+            entity.attributes.retain(|_, instances| {
+                instances.retain(|a| wanted.contains(&a.dataset_id));
+                !instances.is_empty()
+            });
+        }
+    }
+
+    /// Whether a retrieved entity, already filtered with [`Self::apply`], has nothing
+    /// to show: none of the attributes asked for, or no member left by pick or omit.
+    pub fn leaves_nothing(&self, entity: &Entity) -> bool {
+        entity.attributes.is_empty() && (self.attrs.is_some() || self.projects_away_core())
+    }
+
+    /// Whether pick or omit leave a queried entity, already filtered, without any
+    /// member; `attrs` and `datasetId` leave its `id` and `type`, so it stays listed.
+    pub fn projects_everything_away(&self, entity: &Entity) -> bool {
+        entity.attributes.is_empty() && self.projects_away_core()
+    }
+
+    fn projects_away_core(&self) -> bool {
+        !(self.projection.shows("id") || self.projection.shows("type"))
+    }
+
+    /// Removes `id` and `type` from a rendered entity when pick or omit say so.
+    pub fn finish(&self, rendered: &mut Value) {
+        if let Value::Object(map) = rendered {
+            for member in ["id", "type"] {
+                if !self.projection.shows(member) {
+                    map.remove(member);
+                }
+            }
+        }
+    }
+
+    /// The filter of an entity linked through the relationship `name` (expanded):
+    /// the braced list after it in pick or omit; `attrs` only selects the root's.
+    pub fn linked(&self, name: &str) -> AttributeFilter {
+        AttributeFilter {
+            attrs: None,
+            projection: self.projection.linked(name),
+            dataset_ids: None,
+        }
+    }
+}
+
+/// How linked entities are shown (clause 4.5.23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinMode {
+    /// Appended to the list of results.
+    Flat,
+    /// Inside the relationship that links them, as its `entity`.
+    Inline,
+}
+
+/// `join` and `joinLevel`: which linked entities to retrieve, and how to show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Join {
+    pub mode: JoinMode,
+    /// How many relationship hops to follow, at least 1.
+    pub levels: usize,
+}
+
+/// Deeper joins are refused: every level may multiply the entities read.
+pub const MAX_JOIN_LEVEL: usize = 32;
+
+/// Reads the `join` (`flat`, `inline` or `@none`) and `joinLevel` (default 1)
+/// query parameters.
+pub fn join(params: &Params) -> Result<Option<Join>, NgsiError> {
+    parse_join(params.get("join")?, params.usize("joinLevel")?)
+}
+
+/// `join` and `joinLevel` however they came (query parameters or a Query document).
+pub fn parse_join(mode: Option<&str>, levels: Option<usize>) -> Result<Option<Join>, NgsiError> {
+    let mode = match mode {
+        None | Some("@none") => None,
+        Some("flat") => Some(JoinMode::Flat),
+        Some("inline") => Some(JoinMode::Inline),
+        Some(other) => {
+            return Err(NgsiError::bad_request_data(format!(
+                "join '{other}' is not one of flat, inline or @none"
+            )))
+        }
+    };
+    let levels = levels.unwrap_or(1);
+    if !(1..=MAX_JOIN_LEVEL).contains(&levels) {
+        return Err(NgsiError::bad_request_data(format!(
+            "joinLevel {levels} is not between 1 and {MAX_JOIN_LEVEL}"
+        )));
+    }
+    Ok(mode.map(|mode| Join { mode, levels }))
+}
+
+/// At most this many linked entities are rendered inline for one answer: with many
+/// links per entity, each join level multiplies the copies.
+const MAX_INLINE_RENDERINGS: usize = 10_000;
+
+/// Renders entities for Retrieve and Query Entities: the format, the members to
+/// show, GeoJSON, and the linked entities of a join.
+pub struct Renderer<'a> {
+    pub ctx: &'a ActiveContext,
+    pub options: &'a RenderOptions,
+    /// The GeoProperty of GeoJSON answers (expanded); `None` renders NGSI-LD JSON.
+    pub geometry: Option<&'a str>,
+    pub join: Option<Join>,
+    /// The entities the join reaches (see `Broker::linked_entities`).
+    pub linked: &'a LinkedEntities,
+    inline_budget: Cell<usize>,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(
+        ctx: &'a ActiveContext,
+        options: &'a RenderOptions,
+        geometry: Option<&'a str>,
+        join: Option<Join>,
+        linked: &'a LinkedEntities,
+    ) -> Renderer<'a> {
+        Renderer {
+            ctx,
+            options,
+            geometry,
+            join,
+            linked,
+            inline_budget: Cell::new(MAX_INLINE_RENDERINGS),
+        }
+    }
+
+    /// Renders entities already filtered with `filter`, followed, for a flat join, by
+    /// each entity they link to (once, in the order first reached).
+    pub fn render_all(&self, entities: &[Entity], filter: &AttributeFilter) -> Vec<Value> {
+        let mut out: Vec<Value> = entities.iter().map(|e| self.render(e, filter, 0)).collect();
+        if self.join.is_some_and(|j| j.mode == JoinMode::Flat) {
+            let mut emitted: BTreeSet<String> = entities.iter().map(|e| e.id.clone()).collect();
+            for entity in entities {
+                self.flat_linked(entity, filter, 0, &mut emitted, &mut out);
+            }
+        }
+        out
+    }
+
+    /// One entity, already filtered, `depth` hops away from the entity asked for.
+    pub fn render(&self, entity: &Entity, filter: &AttributeFilter, depth: usize) -> Value {
+        let inline =
+            |name: &str, attribute: &Attribute| self.inline(name, attribute, filter, depth);
+        match self.geometry {
+            Some(geometry) => {
+                codec::encode_geojson_feature(entity, self.ctx, self.options, geometry)
+            }
+            None => {
+                let mut value =
+                    codec::encode_entity_joined(entity, self.ctx, self.options, &inline);
+                filter.finish(&mut value);
+                value
+            }
+        }
+    }
+
+    /// The linked entities shown inside one relationship instance for `join=inline`.
+    fn inline(
+        &self,
+        name: &str,
+        attribute: &Attribute,
+        filter: &AttributeFilter,
+        depth: usize,
+    ) -> Option<Value> {
+        let join = self.join?;
+        let AttributeValue::Relationship { object, .. } = &attribute.value else {
+            return None;
+        };
+        if join.mode != JoinMode::Inline || depth >= join.levels {
+            return None;
+        }
+        let linked_filter = filter.linked(name);
+        let mut rendered = Vec::new();
+        for id in targets(object) {
+            let Some(target) = self.linked.get(id) else {
+                continue;
+            };
+            let budget = self.inline_budget.get();
+            if budget == 0 {
+                break;
+            }
+            self.inline_budget.set(budget - 1);
+            let mut target = target.clone();
+            linked_filter.apply(&mut target);
+            rendered.push(self.render(&target, &linked_filter, depth + 1));
+        }
+        match object {
+            RelationshipObject::One(_) => rendered.into_iter().next(),
+            RelationshipObject::Many(_) => (!rendered.is_empty()).then_some(Value::Array(rendered)),
+        }
+    }
+
+    /// Appends, depth first, the entities `entity` links to for `join=flat`.
+    fn flat_linked(
+        &self,
+        entity: &Entity,
+        filter: &AttributeFilter,
+        depth: usize,
+        emitted: &mut BTreeSet<String>,
+        out: &mut Vec<Value>,
+    ) {
+        let Some(join) = self.join else { return };
+        if depth >= join.levels {
+            return;
+        }
+        for (name, instances) in &entity.attributes {
+            for attribute in instances {
+                let AttributeValue::Relationship { object, .. } = &attribute.value else {
+                    continue;
+                };
+                for id in targets(object) {
+                    let Some(target) = self.linked.get(id) else {
+                        continue;
+                    };
+                    if !emitted.insert(id.to_owned()) {
+                        continue;
+                    }
+                    let linked_filter = filter.linked(name);
+                    let mut target = target.clone();
+                    linked_filter.apply(&mut target);
+                    out.push(self.render(&target, &linked_filter, depth + 1));
+                    self.flat_linked(&target, &linked_filter, depth + 1, emitted, out);
+                }
+            }
+        }
+    }
+}
+
+fn targets(object: &RelationshipObject) -> Vec<&str> {
+    match object {
+        RelationshipObject::One(id) => vec![id.as_str()],
+        RelationshipObject::Many(ids) => ids.iter().map(String::as_str).collect(),
+    }
+}
+
+/// Whether a query names a selector besides entity ids (clause 5.7.2.4): `id` and
+/// `idPattern` only narrow one of type, attrs, q, geoQ or scopeQ, so a query without
+/// any of those would list the tenant and is refused unless it is local.
+pub fn selects_something(query: &EntityQuery) -> bool {
+    query.types.is_some()
+        || !query.attrs.is_empty()
+        || query.q.is_some()
+        || query.geo_q.is_some()
+        || query.scope_q.is_some()
+}
+
+/// The raw query string with every `+` inside a quoted string of `q` turned into an
+/// encoded space. Form encoders (Python requests, `URLSearchParams`, Java's
+/// `URLEncoder`) write a space as `+` and a plus as `%2B`; the parameters are otherwise
+/// decoded without that rule (see `params`) so that unquoted `+` keeps its meaning in
+/// dates and scopes. Inside a quoted `q` string a raw `+` can only be such a space.
+pub fn form_spaces_in_q(raw_query: &str) -> String {
+    raw_query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("q", value)) => format!("q={}", quoted_pluses_to_spaces(value)),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn quoted_pluses_to_spaces(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut quoted = false;
+    let mut rest = value;
+    while let Some(c) = rest.chars().next() {
+        // A quote or backslash may come percent-encoded or as itself.
+        let (unit, decoded) = match rest.get(..3) {
+            Some(e) if e.eq_ignore_ascii_case("%22") => (e, '"'),
+            Some(e) if e.eq_ignore_ascii_case("%5C") => (e, '\\'),
+            _ => (rest.get(..c.len_utf8()).unwrap_or(""), c),
+        };
+        rest = rest.get(unit.len()..).unwrap_or("");
+        match decoded {
+            '"' => quoted = !quoted,
+            '+' if quoted => {
+                out.push_str("%20");
+                continue;
+            }
+            '\\' if quoted => {
+                // The escaped character is copied as it is, whatever it is.
+                out.push_str(unit);
+                if let Some(next) = rest.chars().next() {
+                    let len = if next == '%' { 3 } else { next.len_utf8() };
+                    let escaped = rest.get(..len).unwrap_or(rest);
+                    out.push_str(escaped);
+                    rest = rest.get(escaped.len()..).unwrap_or("");
+                }
+                continue;
+            }
+            _ => {}
+        }
+        out.push_str(unit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pluses_in_quoted_q_strings_are_spaces() {
+        assert_eq!(
+            form_spaces_in_q("type=A&q=name%3D%3D%22Eiffel+Tower%22%3Bn%3E1&x=a+b"),
+            "type=A&q=name%3D%3D%22Eiffel%20Tower%22%3Bn%3E1&x=a+b"
+        );
+        // Unquoted pluses (a time zone) and encoded pluses stay pluses.
+        assert_eq!(
+            form_spaces_in_q("q=at>2024-01-01T00:00:00+09:00;name==\"a%2Bb+c\""),
+            "q=at>2024-01-01T00:00:00+09:00;name==\"a%2Bb%20c\""
+        );
+        // An escaped quote does not end the string.
+        assert_eq!(
+            form_spaces_in_q("q=name==\"a\\\"+b\"+"),
+            "q=name==\"a\\\"%20b\"+"
+        );
+    }
+
+    #[test]
+    fn quantifiers_on_quantifiers_are_refused_but_lazy_ones_allowed() {
+        for bad in ["a**", "a+*", "a{2}*", "a*{2}", "a???"] {
+            assert!(check_id_pattern(bad).is_err(), "{bad}");
+        }
+        for good in ["a*?", "a+?", "(?i)a", "[*+]+", "a\\**", "a{2}?"] {
+            assert!(check_id_pattern(good).is_ok(), "{good}");
+        }
     }
 }

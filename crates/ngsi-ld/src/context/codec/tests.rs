@@ -267,3 +267,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn any_language_and_ranked_languages_pick_one_text() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    let with_lang = |lang: &str| RenderOptions {
+        lang: Some(lang.into()),
+        ..normalized()
+    };
+    // `*` is any language: the first one is shown, not the whole map.
+    assert_eq!(
+        encode_entity(&entity, &core(), &with_lang("*"))["label"],
+        json!({"type": "Property", "value": "Nakaminato Tower", "lang": "en"})
+    );
+    // Quality values rank the tags, whatever their written order.
+    assert_eq!(
+        encode_entity(&entity, &core(), &with_lang("en;q=0.5,ja;q=0.9,*;q=0.1"))["label"]["lang"],
+        json!("ja")
+    );
+}
+
+#[test]
+fn joined_rendering_puts_linked_entities_inside_relationships() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    let linked = |name: &str, attribute: &Attribute| {
+        (name.ends_with("managedBy") && attribute.dataset_id.is_none())
+            .then(|| json!({"id": "urn:ngsi-ld:LocalGovernment:222127", "type": "LocalGovernment"}))
+    };
+    let rendered = encode_entity_joined(&entity, &core(), &normalized(), &linked);
+    assert_eq!(
+        rendered["managedBy"]["entity"],
+        json!({"id": "urn:ngsi-ld:LocalGovernment:222127", "type": "LocalGovernment"})
+    );
+    assert_eq!(
+        rendered["managedBy"]["object"],
+        json!("urn:ngsi-ld:LocalGovernment:222127")
+    );
+    // Only relationships are joined, whatever the renderer says of other kinds.
+    assert!(rendered["name"].get("entity").is_none());
+    let options = RenderOptions {
+        format: Format::KeyValues,
+        ..normalized()
+    };
+    let kv = encode_entity_joined(&entity, &core(), &options, &linked);
+    assert_eq!(kv["managedBy"]["type"], json!("LocalGovernment"));
+}

@@ -1,0 +1,199 @@
+//! Presenting the results: an aligned plain-text table for people, a JSON document
+//! for tools (and for comparing runs), and the process's peak memory.
+
+use crate::error::BenchError;
+use crate::stats::{Measurement, Ratio};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub requests: usize,
+    pub query_requests: usize,
+    pub concurrency: usize,
+    pub cores: usize,
+    pub measurements: Vec<Measurement>,
+    pub ratios: Vec<Ratio>,
+    pub notes: Vec<String>,
+    /// Peak resident set size of the whole process (renkei, baselines and client), KiB.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// The peak resident set size (`VmHWM`) in KiB, where `/proc` provides it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Report {
+    /// The table, ratios and notes as aligned plain text.
+    pub fn to_table(&self) -> String {
+        let header = [
+            "scenario",
+            "target",
+            "ops",
+            "throughput",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+        ];
+        let rows: Vec<[String; 8]> = self
+            .measurements
+            .iter()
+            .map(|m| {
+                [
+                    m.scenario.clone(),
+                    m.target.clone(),
+                    m.operations.to_string(),
+                    format!("{:.0} {}/s", m.throughput, m.unit),
+                    format!("{:.2}", m.p50_ms),
+                    format!("{:.2}", m.p95_ms),
+                    format!("{:.2}", m.p99_ms),
+                    format!("{:.2}", m.max_ms),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "renkei-bench: backend={} requests={} query-requests={} concurrency={} cores={}",
+            self.backend, self.requests, self.query_requests, self.concurrency, self.cores
+        );
+        let line = |out: &mut String, cells: &[&str]| {
+            let mut text = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                // Names align left, numbers right.
+                let pad = w.saturating_sub(cell.chars().count());
+                if i < 2 {
+                    let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
+                } else {
+                    let _ = write!(text, "{}{cell}  ", " ".repeat(pad));
+                }
+            }
+            let _ = writeln!(out, "{}", text.trim_end());
+        };
+        line(&mut out, &header);
+        for row in &rows {
+            line(&mut out, &row.each_ref().map(String::as_str));
+        }
+        if !self.ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nratios (throughput: above 1 = renkei faster; p50: below 1 = renkei faster)"
+            );
+            let width = self
+                .ratios
+                .iter()
+                .map(|r| r.scenario.len() + r.name.len() + 1)
+                .max()
+                .unwrap_or(0);
+            for r in &self.ratios {
+                let name = format!("{} {}", r.scenario, r.name);
+                let _ = writeln!(
+                    out,
+                    "  {name:<width$}  throughput {:>8.3}x   p50 {:>8.3}x",
+                    r.throughput_ratio, r.p50_ratio
+                );
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        match self.peak_rss_kib {
+            Some(kib) => {
+                let _ = writeln!(out, "peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+            }
+            None => {
+                let _ = writeln!(out, "peak RSS: unavailable (no /proc/self/status)");
+            }
+        }
+        out
+    }
+
+    /// Writes the report as JSON to `path`, creating its directory if needed.
+    pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
+        let io = |what, source| BenchError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| io("serialising the report for", std::io::Error::other(e)))?;
+        std::fs::write(path, text + "\n").map_err(|e| io("writing", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn vm_hwm_is_read_in_kib() {
+        assert_eq!(
+            parse_vm_hwm("Name:\tx\nVmHWM:\t   12345 kB\nVmRSS:\t1 kB\n"),
+            Some(12345)
+        );
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn table_has_a_row_per_measurement_and_json_round_trips() {
+        let m = |t: &str| {
+            Measurement::from_durations(
+                "create",
+                t,
+                vec![Duration::from_millis(2); 4],
+                Duration::from_secs(1),
+                1,
+                "req",
+            )
+        };
+        let (r, a) = (m("renkei"), m("bare-axum"));
+        let report = Report {
+            backend: "sqlite".into(),
+            requests: 4,
+            query_requests: 1,
+            concurrency: 2,
+            cores: 2,
+            ratios: vec![Ratio::between(&r, &a)],
+            measurements: vec![r, a],
+            notes: vec!["n".into()],
+            peak_rss_kib: Some(2048),
+        };
+        let table = report.to_table();
+        assert!(table.contains("bare-axum"));
+        assert!(table.contains("create renkei/bare-axum"));
+        assert!(table.contains("peak RSS (VmHWM): 2.0 MiB"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/r.json");
+        report.write_json(&path).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back["measurements"][1]["target"], "bare-axum");
+        assert_eq!(back["peak_rss_kib"], 2048);
+    }
+}

@@ -1,0 +1,147 @@
+//! The servers under measurement, each started in this process on a real TCP
+//! listener (127.0.0.1, a free port) so that requests pay for the loopback network,
+//! HTTP framing and JSON just as a deployment does: renkei over a throwaway SQLite file
+//! or PostgreSQL database, and a bare axum server that does nothing but the HTTP and
+//! JSON work, to show what renkei adds on top.
+
+use crate::error::BenchError;
+use axum::body::Bytes;
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Where renkei keeps its data during the run.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server at this URL, dropped afterwards.
+    Postgres { server_url: String },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// A server running on a spawned task; it stops (and its data is removed) on drop.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    task: JoinHandle<()>,
+    /// The temporary directory or database; held only to be dropped after the server.
+    _storage: Option<Box<dyn Send>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(router: Router, what: &'static str) -> Result<(String, JoinHandle<()>), BenchError> {
+    let startup = |e: std::io::Error| BenchError::Startup {
+        what,
+        detail: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(startup)?;
+    let addr = listener.local_addr().map_err(startup)?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("{what} stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}"), task))
+}
+
+/// Starts renkei over a fresh, empty store of the given backend.
+pub async fn start_renkei(backend: &Backend) -> Result<Running, BenchError> {
+    let store_err = |e: store::StoreError| BenchError::Startup {
+        what: "renkei store",
+        detail: e.to_string(),
+    };
+    let (store, storage): (store::SharedStore, Box<dyn Send>) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().map_err(|e| BenchError::Startup {
+                what: "renkei store",
+                detail: format!("creating a temporary directory: {e}"),
+            })?;
+            let store = store_sqlite::SqliteStore::open(dir.path().join("renkei.db"))
+                .await
+                .map_err(store_err)?;
+            (Arc::new(store), Box::new(dir))
+        }
+        Backend::Postgres { server_url } => {
+            let database = store_postgres::testing::TestDatabase::create(server_url)
+                .await
+                .map_err(store_err)?;
+            let store = store_postgres::PostgresStore::connect_config(database.config())
+                .await
+                .map_err(store_err)?;
+            (Arc::new(store), Box::new(database))
+        }
+    };
+    let config = server::config::Config {
+        // The benchmark must not depend on (or wait for) the network.
+        remote_contexts: false,
+        ..server::config::Config::default()
+    };
+    let state = server::AppState::new(store, config).map_err(|e| BenchError::Startup {
+        what: "renkei",
+        detail: format!("{e:#}"),
+    })?;
+    let (base, task) = serve(server::app(state), "renkei").await?;
+    Ok(Running {
+        base,
+        task,
+        _storage: Some(storage),
+    })
+}
+
+/// Starts the bare baseline server:
+/// - `POST /entities` parses the JSON body and answers 201 with no body;
+/// - `GET /entities` answers a fixed array of `list` (serialised once, up front);
+/// - `GET /entities/{id}` answers the fixed document `one`.
+pub async fn start_bare(list: &Value, one: &Value) -> Result<Running, BenchError> {
+    let list = Bytes::from(list.to_string());
+    let one = Bytes::from(one.to_string());
+    let router = Router::new()
+        .route(
+            "/entities",
+            post(|Json(body): Json<Value>| async move {
+                // Keeps the parse from being optimised away and mirrors renkei's
+                // refusal of a body that is not an entity or an array of them.
+                if body.is_object() || body.is_array() {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::BAD_REQUEST
+                }
+            })
+            .get(move || {
+                let list = list.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], list) }
+            }),
+        )
+        .route(
+            "/entities/{id}",
+            get(move || {
+                let one = one.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], one) }
+            }),
+        );
+    let (base, task) = serve(router, "bare axum baseline").await?;
+    Ok(Running {
+        base,
+        task,
+        _storage: None,
+    })
+}

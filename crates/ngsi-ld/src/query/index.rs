@@ -1,0 +1,411 @@
+//! What a store indexes so that it can narrow a query with its own indexes before the
+//! evaluator ([`super::eval::Matcher`]) decides: the comparable values of every
+//! attribute ([`index_entries`]), the bounding box of a geometry ([`BoundingBox`]),
+//! and the conditions on them that a `q` or `geoQ` implies ([`q_prefilter`],
+//! [`geo_prefilter`]).
+//!
+//! Soundness rule: a prefilter may let through entities the evaluator then rejects,
+//! never the reverse. That holds because the indexed values are exactly the candidates
+//! the evaluator compares (`eval::resolve` and `eval::candidates`), and a term is only
+//! turned into a condition where the evaluator's comparison is the plain numeric or
+//! text order the store's index uses; everything else becomes [`Prefilter::All`].
+
+use super::eval::{candidates, resolve, Candidate};
+use super::{AttrPath, GeoQuery, GeoRel, QExpr, QOp, QValue};
+use crate::model::{iri, AttributeValue, Entity};
+use serde_json::Value;
+
+/// One comparable value of an attribute (or, with `value: None`, the fact that the
+/// entity has the attribute at all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub attr: String,
+    pub value: Option<IndexedValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexedValue {
+    Number(f64),
+    /// Strings, IRIs, and booleans as `true`/`false`.
+    Text(String),
+}
+
+/// The entries a store keeps for an entity: one presence entry per attribute, and one
+/// per number, string or boolean the evaluator would compare a `q` term against.
+pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
+    let mut entries = Vec::new();
+    for attr in entity.attributes.keys() {
+        entries.push(IndexEntry {
+            attr: attr.clone(),
+            value: None,
+        });
+        let path = AttrPath {
+            attr: attr.clone(),
+            sub_attrs: Vec::new(),
+            trailing: Vec::new(),
+        };
+        for candidate in candidates(&resolve(entity, &path)) {
+            let value = match candidate {
+                Candidate::Json(Value::Number(n)) => n.as_f64().map(IndexedValue::Number),
+                Candidate::Json(Value::String(s)) => Some(IndexedValue::Text(s.clone())),
+                Candidate::Json(Value::Bool(b)) => Some(IndexedValue::Text(b.to_string())),
+                Candidate::Str(s) => Some(IndexedValue::Text(s.to_owned())),
+                _ => None,
+            };
+            if let Some(value) = value {
+                let entry = IndexEntry {
+                    attr: attr.clone(),
+                    value: Some(value),
+                };
+                if !entries.contains(&entry) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
+    entries
+}
+
+/// A comparison an index can answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// A condition implied by a `q` expression, in terms of [`index_entries`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prefilter {
+    /// No narrowing possible: every entity is a candidate.
+    All,
+    /// The entity has the attribute.
+    Has(String),
+    Number(String, Comparison, f64),
+    Text(String, Comparison, String),
+    And(Vec<Prefilter>),
+    Or(Vec<Prefilter>),
+}
+
+/// The condition an index can check for a `q` expression (a superset of its matches).
+pub fn q_prefilter(expr: &QExpr) -> Prefilter {
+    match expr {
+        QExpr::And(parts) => {
+            let parts: Vec<Prefilter> = parts
+                .iter()
+                .map(q_prefilter)
+                .filter(|p| *p != Prefilter::All)
+                .collect();
+            match parts.len() {
+                0 => Prefilter::All,
+                1 => parts.into_iter().next().unwrap_or(Prefilter::All),
+                _ => Prefilter::And(parts),
+            }
+        }
+        QExpr::Or(parts) => {
+            let parts: Vec<Prefilter> = parts.iter().map(q_prefilter).collect();
+            if parts.contains(&Prefilter::All) {
+                Prefilter::All
+            } else {
+                Prefilter::Or(parts)
+            }
+        }
+        QExpr::Term(term) => {
+            let path = &term.path;
+            let attr = path.attr.clone();
+            // Sub-attributes, meta-data and paths into values are not indexed, but the
+            // attribute itself must still exist.
+            if !path.sub_attrs.is_empty() || !path.trailing.is_empty() {
+                return Prefilter::Has(attr);
+            }
+            match &term.comparison {
+                None => Prefilter::Has(attr),
+                Some((op, value)) => term_prefilter(attr, *op, value),
+            }
+        }
+    }
+}
+
+fn term_prefilter(attr: String, op: QOp, value: &QValue) -> Prefilter {
+    let comparison = match op {
+        QOp::Eq => Comparison::Eq,
+        QOp::Gt => Comparison::Gt,
+        QOp::Ge => Comparison::Ge,
+        QOp::Lt => Comparison::Lt,
+        QOp::Le => Comparison::Le,
+        // `!=` and patterns need the attribute, and nothing more is known.
+        QOp::Ne | QOp::Matches | QOp::NotMatches => return Prefilter::Has(attr),
+    };
+    match value {
+        QValue::Number(n) => Prefilter::Number(attr, comparison, *n),
+        QValue::Text(s) | QValue::Uri(s) => Prefilter::Text(attr, comparison, s.clone()),
+        QValue::Bool(b) if comparison == Comparison::Eq => {
+            Prefilter::Text(attr, comparison, b.to_string())
+        }
+        QValue::List(items) if comparison == Comparison::Eq => {
+            let parts: Vec<Prefilter> = items
+                .iter()
+                .map(|item| term_prefilter(attr.clone(), op, item))
+                .collect();
+            if parts
+                .iter()
+                .all(|p| matches!(p, Prefilter::Number(..) | Prefilter::Text(..)))
+            {
+                Prefilter::Or(parts)
+            } else {
+                Prefilter::Has(attr)
+            }
+        }
+        QValue::Range(low, high) if comparison == Comparison::Eq => {
+            match (low.as_ref(), high.as_ref()) {
+                (QValue::Number(l), QValue::Number(h)) => Prefilter::And(vec![
+                    Prefilter::Number(attr.clone(), Comparison::Ge, *l),
+                    Prefilter::Number(attr, Comparison::Le, *h),
+                ]),
+                _ => Prefilter::Has(attr),
+            }
+        }
+        // Date-times compare chronologically, not as the index orders text.
+        _ => Prefilter::Has(attr),
+    }
+}
+
+/// A longitude/latitude box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub min_lon: f64,
+    pub min_lat: f64,
+    pub max_lon: f64,
+    pub max_lat: f64,
+}
+
+impl BoundingBox {
+    /// The box around every position of a GeoJSON geometry.
+    pub fn of_geojson(value: &Value) -> Option<BoundingBox> {
+        let mut bbox: Option<BoundingBox> = None;
+        collect_positions(value, &mut |lon, lat| {
+            let b = bbox.get_or_insert(BoundingBox {
+                min_lon: lon,
+                min_lat: lat,
+                max_lon: lon,
+                max_lat: lat,
+            });
+            b.min_lon = b.min_lon.min(lon);
+            b.min_lat = b.min_lat.min(lat);
+            b.max_lon = b.max_lon.max(lon);
+            b.max_lat = b.max_lat.max(lat);
+        });
+        bbox
+    }
+
+    fn union(self, other: BoundingBox) -> BoundingBox {
+        BoundingBox {
+            min_lon: self.min_lon.min(other.min_lon),
+            min_lat: self.min_lat.min(other.min_lat),
+            max_lon: self.max_lon.max(other.max_lon),
+            max_lat: self.max_lat.max(other.max_lat),
+        }
+    }
+
+    /// The box grown by `metres` on every side (generously: a degree of longitude is
+    /// taken at the latitude where it is shortest within the box).
+    pub fn grown_by(self, metres: f64) -> BoundingBox {
+        const METRES_PER_DEGREE: f64 = 111_000.0;
+        let dlat = metres / METRES_PER_DEGREE;
+        let widest_lat = self.min_lat.abs().max(self.max_lat.abs()) + dlat;
+        let cos = widest_lat.min(89.0).to_radians().cos();
+        let dlon = if widest_lat >= 89.0 {
+            360.0
+        } else {
+            metres / (METRES_PER_DEGREE * cos)
+        };
+        BoundingBox {
+            min_lon: (self.min_lon - dlon).max(-180.0),
+            min_lat: (self.min_lat - dlat).max(-90.0),
+            max_lon: (self.max_lon + dlon).min(180.0),
+            max_lat: (self.max_lat + dlat).min(90.0),
+        }
+    }
+}
+
+fn collect_positions(value: &Value, visit: &mut dyn FnMut(f64, f64)) {
+    match value {
+        Value::Object(members) => {
+            if let Some(coordinates) = members.get("coordinates") {
+                collect_positions(coordinates, visit);
+            }
+            if let Some(Value::Array(geometries)) = members.get("geometries") {
+                geometries.iter().for_each(|g| collect_positions(g, visit));
+            }
+        }
+        Value::Array(items) => match (
+            items.first().and_then(Value::as_f64),
+            items.get(1).and_then(Value::as_f64),
+        ) {
+            (Some(lon), Some(lat)) => visit(lon, lat),
+            _ => items.iter().for_each(|item| collect_positions(item, visit)),
+        },
+        _ => {}
+    }
+}
+
+/// The bounding box of an entity's `location` (every instance), which stores index.
+pub fn location_box(entity: &Entity) -> Option<BoundingBox> {
+    entity
+        .attributes
+        .get(iri::LOCATION)?
+        .iter()
+        .filter_map(|a| match &a.value {
+            AttributeValue::GeoProperty(g) => BoundingBox::of_geojson(g),
+            _ => None,
+        })
+        .reduce(BoundingBox::union)
+}
+
+/// The box an entity's `location` box must intersect to possibly match a geo-query on
+/// `location`; `None` when no box can narrow it (another property, `disjoint`, or
+/// `near` with only a minimum distance).
+pub fn geo_prefilter(query: &GeoQuery) -> Option<BoundingBox> {
+    if query.property != iri::LOCATION {
+        return None;
+    }
+    let reference = BoundingBox::of_geojson(&query.geometry.geojson)?;
+    match query.rel {
+        GeoRel::Near {
+            max_distance: Some(d),
+            ..
+        } => Some(reference.grown_by(d)),
+        GeoRel::Near {
+            max_distance: None, ..
+        }
+        | GeoRel::Disjoint => None,
+        // Containment, intersection, equality and overlap all need the boxes to meet;
+        // a hair of slack keeps boundary-touching shapes in.
+        GeoRel::Within
+        | GeoRel::Contains
+        | GeoRel::Intersects
+        | GeoRel::Equals
+        | GeoRel::Overlaps => Some(reference.grown_by(1.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{decode_entity, ActiveContext};
+    use crate::query::eval::Matcher;
+    use crate::query::{q, EntityQuery};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn entity(capacity: Value, name: &str) -> Entity {
+        decode_entity(
+            &json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
+                    "capacity": {"type": "Property", "value": capacity},
+                    "name": {"type": "LanguageProperty", "languageMap": {"ja": name, "en": "Tower"}},
+                    "open": {"type": "Property", "value": true},
+                    "managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:City:1"},
+                    "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.3, 34.8]}}}),
+            &ActiveContext::core(),
+        )
+        .unwrap()
+    }
+
+    /// Evaluates a prefilter against an entity's index entries, as a store would.
+    fn admits(filter: &Prefilter, entries: &[IndexEntry]) -> bool {
+        let cmp = |o: std::cmp::Ordering, c: Comparison| match c {
+            Comparison::Eq => o.is_eq(),
+            Comparison::Gt => o.is_gt(),
+            Comparison::Ge => o.is_ge(),
+            Comparison::Lt => o.is_lt(),
+            Comparison::Le => o.is_le(),
+        };
+        match filter {
+            Prefilter::All => true,
+            Prefilter::Has(a) => entries.iter().any(|e| &e.attr == a),
+            Prefilter::Number(a, c, n) => entries.iter().any(|e| {
+                &e.attr == a
+                    && matches!(&e.value, Some(IndexedValue::Number(v)) if v.partial_cmp(n).is_some_and(|o| cmp(o, *c)))
+            }),
+            Prefilter::Text(a, c, s) => entries.iter().any(|e| {
+                &e.attr == a && matches!(&e.value, Some(IndexedValue::Text(v)) if cmp(v.as_str().cmp(s), *c))
+            }),
+            Prefilter::And(parts) => parts.iter().all(|p| admits(p, entries)),
+            Prefilter::Or(parts) => parts.iter().any(|p| admits(p, entries)),
+        }
+    }
+
+    fn expanded(q_text: &str) -> QExpr {
+        let mut query = EntityQuery {
+            q: Some(q::parse(q_text).unwrap()),
+            ..Default::default()
+        };
+        let ctx = ActiveContext::core();
+        query.expand_names(&|t| ctx.expand_iri(t, true), &|a| ctx.expand_iri(a, true));
+        query.q.unwrap()
+    }
+
+    #[test]
+    fn entries_cover_numbers_text_booleans_languages_and_objects() {
+        let entries = index_entries(&entity(json!([120, 80]), "中港タワー"));
+        let values: Vec<_> = entries.iter().filter_map(|e| e.value.clone()).collect();
+        assert!(values.contains(&IndexedValue::Number(120.0)));
+        assert!(values.contains(&IndexedValue::Number(80.0)));
+        assert!(values.contains(&IndexedValue::Text("中港タワー".into())));
+        assert!(values.contains(&IndexedValue::Text("true".into())));
+        assert!(values.contains(&IndexedValue::Text("urn:ngsi-ld:City:1".into())));
+        let bbox = location_box(&entity(json!(1), "x")).unwrap();
+        assert_eq!((bbox.min_lon, bbox.max_lat), (138.3, 34.8));
+    }
+
+    #[test]
+    fn prefilters_narrow_only_what_they_can() {
+        let capacity = "https://uri.etsi.org/ngsi-ld/default-context/capacity".to_owned();
+        assert_eq!(
+            q_prefilter(&expanded("capacity>50")),
+            Prefilter::Number(capacity, Comparison::Gt, 50.0)
+        );
+        assert!(matches!(
+            q_prefilter(&expanded("capacity!=50")),
+            Prefilter::Has(_)
+        ));
+        assert!(matches!(
+            q_prefilter(&expanded("observedAt>2024-01-01T00:00:00Z|capacity==1")),
+            Prefilter::Or(_)
+        ));
+        assert_eq!(
+            q_prefilter(&expanded("a==1|b~=x.*")),
+            Prefilter::Or(vec![
+                Prefilter::Number(
+                    "https://uri.etsi.org/ngsi-ld/default-context/a".into(),
+                    Comparison::Eq,
+                    1.0
+                ),
+                Prefilter::Has("https://uri.etsi.org/ngsi-ld/default-context/b".into()),
+            ])
+        );
+    }
+
+    proptest! {
+        /// Whatever the evaluator accepts, the prefilter admits.
+        #[test]
+        fn prefilters_never_reject_a_match(
+            capacity in prop_oneof![any::<i32>().prop_map(|n| json!(n)), "[a-c]{0,3}".prop_map(|s| json!(s)), any::<bool>().prop_map(|b| json!(b))],
+            op in prop_oneof![Just("=="), Just("!="), Just(">"), Just(">="), Just("<"), Just("<=")],
+            value in prop_oneof![any::<i16>().prop_map(|n| n.to_string()), "[a-c]{1,3}".prop_map(|s| format!("\"{s}\"")), Just("true".to_owned()), Just("1..5".to_owned()), Just("1,2,\"b\"".to_owned())],
+        ) {
+            let e = entity(capacity, "x");
+            let q_text = format!("capacity{op}{value}");
+            let Ok(parsed) = q::parse(&q_text) else { return Ok(()) };
+            let mut query = EntityQuery { q: Some(parsed), ..Default::default() };
+            let ctx = ActiveContext::core();
+            query.expand_names(&|t| ctx.expand_iri(t, true), &|a| ctx.expand_iri(a, true));
+            if Matcher::new(&query).matches(&e) {
+                let q_expr = query.q.clone().unwrap_or(QExpr::And(vec![]));
+                prop_assert!(admits(&q_prefilter(&q_expr), &index_entries(&e)), "{}", q_text);
+            }
+        }
+    }
+}

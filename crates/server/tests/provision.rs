@@ -1,0 +1,328 @@
+//! HTTP tests of the provision operations (create, batch, merge, update, partial update,
+//! replace and delete of attributes) on the rules that are easy to get wrong: where a
+//! batch's `@context` goes, NGSI-LD Null deleting every kind of attribute, types and
+//! scopes in attribute fragments, and the status of malformed requests. The router is
+//! called in-process over a real SQLite store in a temporary directory.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use server::config::Config;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const NGSI: &str = "/ngsi-ld/v1";
+const CORE: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+const LD: (&str, &str) = ("content-type", "application/ld+json");
+const BAD_REQUEST_DATA: &str = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData";
+
+struct TestServer {
+    app: server::HttpService,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+async fn server() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
+        .await
+        .unwrap();
+    let config = Config {
+        remote_contexts: false,
+        ..Config::default()
+    };
+    let state = server::AppState::new(Arc::new(store), config).unwrap();
+    TestServer {
+        app: server::service(state),
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{NGSI}{path}"));
+        if body.is_some() && !headers.iter().any(|(n, _)| *n == "content-type") {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or(Body::empty(), |b| Body::from(b.to_string()));
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, &[], Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, &[], Some(body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, &[], Some(body)).await
+    }
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+    async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, &[], None).await
+    }
+    async fn create(&self, entity: Value) {
+        let reply = self.post("/entities", entity).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+}
+
+const ID: &str = "urn:ngsi-ld:Shelter:1";
+
+fn shelter() -> Value {
+    json!({
+        "id": ID,
+        "type": "Shelter",
+        "name": [
+            {"type": "Property", "value": "中港", "datasetId": "urn:ngsi-ld:Dataset:01"},
+            {"type": "Property", "value": "Nakaminato", "datasetId": "urn:ngsi-ld:Dataset:02"}
+        ],
+        "street": {"type": "LanguageProperty", "languageMap": {"ja": "本町", "en": "Honcho"}},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [140.6, 36.3]}},
+        "managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:LocalGovernment:08202"}
+    })
+}
+
+#[tokio::test]
+async fn batch_items_bring_their_own_context_and_are_judged_one_by_one() {
+    let s = server().await;
+    let with_context = json!({"id": "urn:ngsi-ld:Shelter:a", "type": "Shelter", "@context": CORE});
+    let without = json!({"id": "urn:ngsi-ld:Shelter:b", "type": "Shelter"});
+    let reply = s
+        .send(
+            Method::POST,
+            "/entityOperations/create",
+            &[LD],
+            Some(json!([with_context, without])),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["success"], json!(["urn:ngsi-ld:Shelter:a"]));
+    assert_eq!(reply.body["errors"][0]["entityId"], "urn:ngsi-ld:Shelter:b");
+    assert_eq!(reply.body["errors"][0]["error"]["type"], BAD_REQUEST_DATA);
+
+    // In plain JSON an inline @context is the item's fault, not the request's.
+    let reply = s
+        .post(
+            "/entityOperations/create",
+            json!([{"id": "urn:ngsi-ld:Shelter:c", "type": "Shelter", "@context": CORE},
+                   {"id": "urn:ngsi-ld:Shelter:d", "type": "Shelter"}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["success"], json!(["urn:ngsi-ld:Shelter:d"]));
+
+    // Ids need no @context, whatever the content type.
+    let reply = s
+        .send(
+            Method::POST,
+            "/entityOperations/delete",
+            &[LD],
+            Some(json!(["urn:ngsi-ld:Shelter:a", "urn:ngsi-ld:Shelter:d"])),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn ngsi_ld_null_deletes_every_kind_of_attribute() {
+    let s = server().await;
+    s.create(shelter()).await;
+    let path = format!("/entities/{ID}");
+    let reply = s
+        .patch(
+            &path,
+            json!({
+                "location": {"type": "GeoProperty", "value": "urn:ngsi-ld:null"},
+                "street": {"type": "LanguageProperty", "languageMap": {"@none": "urn:ngsi-ld:null"}}
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = s
+        .patch(
+            &format!("{path}/attrs"),
+            json!({"managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:null"},
+                   "name": {"type": "Property", "value": "urn:ngsi-ld:null",
+                            "datasetId": "urn:ngsi-ld:Dataset:01"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let entity = s.get(&path).await.body;
+    for gone in ["location", "street", "managedBy"] {
+        assert!(entity.get(gone).is_none(), "{gone} left in {entity}");
+    }
+    // One instance left: an object, no longer a list.
+    assert_eq!(entity["name"]["value"], "Nakaminato", "{entity}");
+
+    let reply = s
+        .patch(
+            &format!("{path}/attrs/name"),
+            json!({"type": "Property", "value": "urn:ngsi-ld:null",
+                   "datasetId": "urn:ngsi-ld:Dataset:02"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert!(s.get(&path).await.body.get("name").is_none());
+}
+
+#[tokio::test]
+async fn attribute_fragments_add_types_and_handle_scopes() {
+    let s = server().await;
+    s.create(shelter()).await;
+    let path = format!("/entities/{ID}");
+    let reply = s
+        .patch(&format!("{path}/attrs"), json!({"type": "Building"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(
+        s.get(&path).await.body["type"],
+        json!(["Shelter", "Building"])
+    );
+
+    // Update only replaces a scope the entity has.
+    let reply = s
+        .patch(&format!("{path}/attrs"), json!({"scope": "/Ibaraki"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["notUpdated"][0]["attributeName"], "scope");
+
+    s.post(&format!("{path}/attrs"), json!({"scope": "/Ibaraki"}))
+        .await;
+    let reply = s
+        .post(
+            &format!("{path}/attrs?options=noOverwrite"),
+            json!({"scope": "/Mito"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(
+        s.get(&path).await.body["scope"],
+        json!(["/Ibaraki", "/Mito"])
+    );
+
+    let reply = s.put(&format!("{path}/attrs/scope"), json!("/Tokyo")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "scope is no attribute"
+    );
+    let reply = s.delete(&format!("{path}/attrs/scope")).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert!(s.get(&path).await.body.get("scope").is_none());
+    assert_eq!(
+        s.delete(&format!("{path}/attrs/scope")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn partial_update_keeps_the_kind_of_the_attribute() {
+    let s = server().await;
+    s.create(shelter()).await;
+    let path = format!("/entities/{ID}");
+    // A fragment with only a sub-attribute leaves the relationship as it is.
+    let reply = s
+        .patch(
+            &format!("{path}/attrs/managedBy"),
+            json!({"providedBy": {"type": "Relationship", "object": "urn:ngsi-ld:Person:1"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let managed_by = &s.get(&path).await.body["managedBy"];
+    assert_eq!(managed_by["type"], "Relationship", "{managed_by}");
+    assert_eq!(managed_by["object"], "urn:ngsi-ld:LocalGovernment:08202");
+    assert_eq!(managed_by["providedBy"]["object"], "urn:ngsi-ld:Person:1");
+
+    let reply = s
+        .patch(
+            &format!("{path}/attrs/street"),
+            json!({"type": "Relationship", "object": "urn:ngsi-ld:Street:1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn malformed_provision_requests_are_refused() {
+    let s = server().await;
+    let reply = s
+        .send(Method::POST, "/entities", &[LD], Some(json!([])))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+    );
+    // `type` is the core context's alias of @type: no type name.
+    let reply = s
+        .send(
+            Method::POST,
+            "/entities",
+            &[LD],
+            Some(json!({"id": ID, "type": "type", "@context": CORE})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    // NGSI-LD Null deletes; a new entity has nothing to delete.
+    let mut with_null = shelter();
+    with_null["open"] = json!({"type": "Property", "value": "urn:ngsi-ld:null"});
+    let reply = s.post("/entities", with_null).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    s.create(shelter()).await;
+    let reply = s
+        .put(
+            &format!("/entities/{ID}/attrs/@invalid"),
+            json!({"type": "Property", "value": 1}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn batch_update_without_overwrite_writes_the_new_attributes() {
+    let s = server().await;
+    s.create(shelter()).await;
+    let reply = s
+        .post(
+            "/entityOperations/update?options=noOverwrite",
+            json!([{"id": ID, "type": "Shelter",
+                    "street": {"type": "Property", "value": "changed"},
+                    "capacity": {"type": "Property", "value": 120}}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["entityId"], ID);
+    let entity = s.get(&format!("/entities/{ID}")).await.body;
+    assert_eq!(entity["capacity"]["value"], 120);
+    assert_eq!(
+        entity["street"]["type"], "LanguageProperty",
+        "kept: {entity}"
+    );
+}
