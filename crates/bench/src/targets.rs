@@ -6,6 +6,7 @@
 
 use crate::error::BenchError;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -137,7 +138,12 @@ pub async fn start_bare(list: &Value, one: &Value) -> Result<Running, BenchError
                 let one = one.clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], one) }
             }),
-        );
+        )
+        // As much as renkei accepts (its default `max_body_bytes`), so that a batch
+        // of 1000 shelters is parsed here too instead of refused by axum's 2 MB default.
+        .layer(DefaultBodyLimit::max(
+            server::config::Config::default().max_body_bytes,
+        ));
     let (base, task) = serve(router, "bare axum baseline").await?;
     Ok(Running {
         base,

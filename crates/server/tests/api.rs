@@ -849,3 +849,23 @@ async fn the_core_context_is_listed_kept_and_context_use_is_counted() {
         "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
     );
 }
+
+#[tokio::test]
+async fn replace_or_merge_without_an_id_is_bad_request_data() {
+    let s = server().await;
+    for method in [Method::PUT, Method::PATCH] {
+        let r = s
+            .send(
+                method.clone(),
+                &format!("{NGSI}/entities/"),
+                &[],
+                Some(json!({"type": "Shelter"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{method}");
+        assert_eq!(
+            r.problem_type(),
+            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        );
+    }
+}

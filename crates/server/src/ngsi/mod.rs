@@ -27,10 +27,16 @@ use store::Tenant;
 /// The `rel` of a Link header that carries a JSON-LD context.
 pub const JSONLD_CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
 /// The URL of the core context renkei answers for (built in, never fetched).
-pub const CORE_CONTEXT_URL: &str =
-    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+pub use ngsi_ld::context::CORE_CONTEXT_URL;
 pub const TENANT_HEADER: &str = "NGSILD-Tenant";
 pub const RESULTS_COUNT_HEADER: &str = "NGSILD-Results-Count";
+
+/// PUT and PATCH on the entity collection: the client forgot the entity id, which is
+/// bad request data rather than a method the resource lacks (ETSI expects 400).
+async fn entity_id_missing() -> ApiError {
+    NgsiError::bad_request_data("replace and merge need the entity id in the path: /entities/{id}")
+        .into()
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,7 +44,9 @@ pub fn router() -> Router<AppState> {
             "/entities",
             post(entities::create)
                 .get(entities::query)
-                .delete(entities::purge),
+                .delete(entities::purge)
+                .put(entity_id_missing)
+                .patch(entity_id_missing),
         )
         .route(
             "/entities/{id}",
