@@ -403,10 +403,12 @@ pub async fn read(s: &Settings, query: bool, retrieve: bool) -> Result<Outcome, 
         ]);
         out.notes.push(format!(
             "query over {n} shelters: q=capacity>{} returns {q_found} (limit {QUERY_LIMIT}), \
-             near {} m of {:?} returns {geo_found}; target ≥3000 req/s each, q p95 ≤10 ms",
+             near {} m of [{:.5}, {:.5}] returns {geo_found}; target ≥3000 req/s each, \
+             q p95 ≤10 ms",
             data::QUERY_MIN_CAPACITY,
             data::QUERY_MAX_DISTANCE_M,
-            data::QUERY_POINT
+            data::QUERY_POINT[0],
+            data::QUERY_POINT[1]
         ));
         renkei_rows.extend([q, geo]);
     }

@@ -146,12 +146,20 @@ impl Broker {
 
     /// Retrieve entity (clause 5.7.1).
     pub async fn retrieve_entity(&self, tenant: &Tenant, id: &str) -> Result<Entity, NgsiError> {
-        self.check_tenant(tenant).await?;
-        self.store
+        match self
+            .store
             .get_entity(tenant, id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| entity_not_found(id))
+        {
+            Some(entity) => Ok(entity),
+            // Only a miss needs to know whether the tenant exists at all: the common
+            // hit costs one read, not two.
+            None => {
+                self.check_tenant(tenant).await?;
+                Err(entity_not_found(id))
+            }
+        }
     }
 
     /// Query entities (clause 5.7.2).
@@ -169,11 +177,15 @@ impl Broker {
                 ),
             ));
         }
-        self.check_tenant(tenant).await?;
-        self.store
+        let page = self
+            .store
             .query_entities(tenant, query)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        if page.entities.is_empty() && page.total.unwrap_or(0) == 0 {
+            self.check_tenant(tenant).await?;
+        }
+        Ok(page)
     }
 
     /// Replace entity (clause 5.6.18).

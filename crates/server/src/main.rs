@@ -8,6 +8,11 @@ use server::config::Config;
 use server::storage::Backend;
 use std::path::PathBuf;
 
+/// mimalloc rather than the system allocator: a request allocates many small JSON
+/// values, and glibc's malloc was a fifth of the CPU time under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "renkei",

@@ -29,13 +29,16 @@ use store::{
 };
 use writer::Writer;
 
-/// Read connections kept open; more are opened on demand under load and closed after.
-const IDLE_READERS: usize = 4;
+/// Read connections: at most this many reads run at once, each on a connection kept
+/// open with its warm page cache. Opening one per request would start every read with
+/// a cold cache and re-read the schema; more than a few per core only queue on the CPU.
+const READERS: usize = 8;
 
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqliteStore {
@@ -60,6 +63,7 @@ impl SqliteStore {
             path,
             writer: Writer::start(writer_conn),
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
         })
     }
 
@@ -75,7 +79,14 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::backend)?;
         blocking(move || {
+            let _slot = slot;
             let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -87,14 +98,14 @@ impl SqliteStore {
                     .map_err(StoreError::backend)?;
                     conn.busy_timeout(std::time::Duration::from_secs(10))
                         .map_err(StoreError::backend)?;
+                    // 4 MiB of page cache per reader (negative: KiB).
+                    conn.pragma_update(None, "cache_size", -4096)
+                        .map_err(StoreError::backend)?;
                     conn
                 }
             };
             let result = work(&conn);
-            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_READERS {
-                idle.push(conn);
-            }
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
             result
         })
         .await
@@ -258,12 +269,11 @@ fn get_entity_in(
     id: &str,
 ) -> Result<Option<Entity>, StoreError> {
     let doc: Option<String> = conn
-        .query_row(
-            "SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2",
-            params![tenant.name(), id],
-            |row| row.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| row.get(0))
+                .optional()
+        })
         .map_err(StoreError::backend)?;
     doc.as_deref().map(decode).transpose()
 }
@@ -329,13 +339,14 @@ impl EntityStore for SqliteStore {
 
     async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
         let tenant = tenant.clone();
+        let rows = writer::EntityRows::new(&entity);
         self.writer
             .run(move |tx| {
-                if get_entity_in(tx, &tenant, &entity.id)?.is_some() {
-                    return Err(StoreError::AlreadyExists(entity.id.clone()));
+                if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
+                    return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
                 writer::ensure_tenant(tx, &tenant)?;
-                writer::put_entity(tx, &tenant, &entity)
+                writer::put_entity(tx, &tenant, &rows)
             })
             .await
     }
@@ -362,7 +373,7 @@ impl EntityStore for SqliteStore {
                     match &outcome {
                         Ok(Write::Put(entity)) => {
                             wrote = true;
-                            writer::put_entity(tx, &tenant, entity)?;
+                            writer::put_entity(tx, &tenant, &writer::EntityRows::new(entity))?;
                         }
                         Ok(Write::Delete) => {
                             wrote = true;

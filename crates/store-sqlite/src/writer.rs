@@ -5,6 +5,8 @@
 //! back only after that commit is durable (`synchronous=FULL`), so nothing it was told
 //! is stored can be lost.
 
+use ngsi_ld::model::Entity;
+use ngsi_ld::query::index::{index_entries, location_box, BoundingBox, IndexEntry, IndexedValue};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use store::{StoreError, StoredContext, Tenant};
 use tokio::sync::{mpsc, oneshot};
@@ -62,16 +64,22 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT job")
-        .map_err(StoreError::backend)?;
+    run_cached(tx, "SAVEPOINT job")?;
     let outcome = work(tx);
-    let end = if outcome.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    tx.execute_batch(end).map_err(StoreError::backend)?;
+    if outcome.is_err() {
+        run_cached(tx, "ROLLBACK TO job")?;
+    }
+    run_cached(tx, "RELEASE job")?;
     outcome
+}
+
+/// Runs a statement without parameters from the connection's statement cache: the
+/// writer runs the same few statements thousands of times a second.
+fn run_cached(tx: &Transaction<'_>, sql: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(StoreError::backend)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,79 +127,112 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
     if tenant.is_default() {
         return Ok(());
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?1, ?2)",
-        params![tenant.name(), chrono::Utc::now().to_rfc3339()],
-    )
-    .map_err(StoreError::backend)?;
+    tx.prepare_cached("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![tenant.name(), chrono::Utc::now().to_rfc3339()]))
+        .map_err(StoreError::backend)?;
     Ok(())
 }
 
-/// Inserts or replaces an entity's row and its type index rows, keeping its `seq`
-/// (creation order) when it already exists.
+/// An entity turned into the rows that store it: the document, its types and its
+/// index entries. Built before it reaches the writer where possible (creation), so
+/// that the one writer thread spends its time on SQLite alone.
+pub struct EntityRows {
+    id: String,
+    types: Vec<String>,
+    doc: String,
+    values: Vec<IndexEntry>,
+    location: Option<BoundingBox>,
+}
+
+impl EntityRows {
+    pub fn new(entity: &Entity) -> EntityRows {
+        EntityRows {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            doc: store::doc::entity_to_doc(entity).to_string(),
+            values: index_rows(entity),
+            location: location_box(entity),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The index entries worth a row: every value, and a bare presence row only for an
+/// attribute with no value row (a value row already says the attribute is there).
+fn index_rows(entity: &Entity) -> Vec<IndexEntry> {
+    let entries = index_entries(entity);
+    let has_value = |attr: &str| entries.iter().any(|e| e.attr == attr && e.value.is_some());
+    entries
+        .iter()
+        .filter(|e| e.value.is_some() || !has_value(&e.attr))
+        .cloned()
+        .collect()
+}
+
+/// The row id of an entity, if stored.
+pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
+    tx.prepare_cached("SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(StoreError::backend)
+}
+
+/// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
+/// already exists.
 pub fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
-    entity: &ngsi_ld::model::Entity,
+    rows: &EntityRows,
 ) -> Result<(), StoreError> {
-    let doc = store::doc::entity_to_doc(entity).to_string();
-    let existing: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2",
-            params![tenant.name(), entity.id],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(StoreError::backend)?;
-    let seq = match existing {
+    let backend = StoreError::backend;
+    let seq = match seq_of(tx, tenant, &rows.id)? {
         Some(seq) => {
-            tx.execute(
-                "UPDATE entities SET doc = ?1 WHERE seq = ?2",
-                params![doc, seq],
-            )
-            .map_err(StoreError::backend)?;
-            tx.execute("DELETE FROM entity_types WHERE seq = ?1", [seq])
-                .map_err(StoreError::backend)?;
+            tx.prepare_cached("UPDATE entities SET doc = ?1 WHERE seq = ?2")
+                .and_then(|mut s| s.execute(params![rows.doc, seq]))
+                .map_err(backend)?;
+            for sql in [
+                "DELETE FROM entity_types WHERE seq = ?1",
+                "DELETE FROM entity_values WHERE seq = ?1",
+                "DELETE FROM entity_location WHERE seq = ?1",
+            ] {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([seq]))
+                    .map_err(backend)?;
+            }
             seq
         }
         None => {
-            tx.execute(
-                "INSERT INTO entities (tenant, id, doc) VALUES (?1, ?2, ?3)",
-                params![tenant.name(), entity.id, doc],
-            )
-            .map_err(StoreError::backend)?;
+            tx.prepare_cached("INSERT INTO entities (tenant, id, doc) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![tenant.name(), rows.id, rows.doc]))
+                .map_err(backend)?;
             tx.last_insert_rowid()
         }
     };
-    write_index(tx, seq, entity).map_err(StoreError::backend)?;
+    write_index(tx, seq, rows).map_err(backend)?;
     let mut insert_type = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?1, ?2, ?3)",
         )
-        .map_err(StoreError::backend)?;
-    for t in &entity.types {
+        .map_err(backend)?;
+    for t in &rows.types {
         insert_type
             .execute(params![tenant.name(), t, seq])
-            .map_err(StoreError::backend)?;
+            .map_err(backend)?;
     }
     Ok(())
 }
 
-/// Replaces the index rows of an entity (its comparable values and location box).
-pub fn write_index(
-    tx: &Transaction<'_>,
-    seq: i64,
-    entity: &ngsi_ld::model::Entity,
-) -> rusqlite::Result<()> {
-    use ngsi_ld::query::index::{index_entries, location_box, IndexedValue};
-    tx.prepare_cached("DELETE FROM entity_values WHERE seq = ?1")?
-        .execute([seq])?;
-    tx.prepare_cached("DELETE FROM entity_location WHERE seq = ?1")?
-        .execute([seq])?;
+/// Writes the index rows of an entity whose old ones are gone.
+pub fn write_index(tx: &Transaction<'_>, seq: i64, rows: &EntityRows) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO entity_values (seq, attr, num, txt) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for entry in index_entries(entity) {
+    for entry in &rows.values {
         let (num, txt) = match &entry.value {
             None => (None, None),
             Some(IndexedValue::Number(n)) => (Some(*n), None),
@@ -199,7 +240,7 @@ pub fn write_index(
         };
         insert.execute(params![seq, entry.attr, num, txt])?;
     }
-    if let Some(b) = location_box(entity) {
+    if let Some(b) = &rows.location {
         tx.prepare_cached(
             "INSERT INTO entity_location (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
@@ -222,15 +263,7 @@ pub fn delete_seq(tx: &Transaction<'_>, seq: i64) -> Result<(), StoreError> {
 }
 
 pub fn delete_entity(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
-    let seq: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2",
-            params![tenant.name(), id],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(StoreError::backend)?;
-    match seq {
+    match seq_of(tx, tenant, id)? {
         Some(seq) => delete_seq(tx, seq).map(|()| true),
         None => Ok(false),
     }
