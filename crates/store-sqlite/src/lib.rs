@@ -98,8 +98,8 @@ impl SqliteStore {
                     .map_err(StoreError::backend)?;
                     conn.busy_timeout(std::time::Duration::from_secs(10))
                         .map_err(StoreError::backend)?;
-                    // 4 MiB of page cache per reader (negative: KiB).
-                    conn.pragma_update(None, "cache_size", -4096)
+                    // 2 MiB of page cache per reader (negative: KiB).
+                    conn.pragma_update(None, "cache_size", -2048)
                         .map_err(StoreError::backend)?;
                     conn
                 }
@@ -222,12 +222,19 @@ fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter)
             args.push(SqlValue::Text(attr.clone()));
         }
         Prefilter::Number(attr, c, n) => {
-            sql.push_str(&format!("{exists} AND v.num {} ?)", op(*c)));
+            // Numbers sort before text in SQLite, so a range on `val` needs the type.
+            sql.push_str(&format!(
+                "{exists} AND v.val {} ? AND typeof(v.val) = 'real')",
+                op(*c)
+            ));
             args.push(SqlValue::Text(attr.clone()));
             args.push(SqlValue::Real(*n));
         }
         Prefilter::Text(attr, c, t) => {
-            sql.push_str(&format!("{exists} AND v.txt {} ?)", op(*c)));
+            sql.push_str(&format!(
+                "{exists} AND v.val {} ? AND typeof(v.val) = 'text')",
+                op(*c)
+            ));
             args.push(SqlValue::Text(attr.clone()));
             args.push(SqlValue::Text(t.clone()));
         }

@@ -7,6 +7,7 @@
 
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::{index_entries, location_box, BoundingBox, IndexEntry, IndexedValue};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use store::{StoreError, StoredContext, Tenant};
 use tokio::sync::{mpsc, oneshot};
@@ -230,15 +231,15 @@ pub fn put_entity(
 /// Writes the index rows of an entity whose old ones are gone.
 pub fn write_index(tx: &Transaction<'_>, seq: i64, rows: &EntityRows) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO entity_values (seq, attr, num, txt) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO entity_values (seq, attr, val) VALUES (?1, ?2, ?3)",
     )?;
     for entry in &rows.values {
-        let (num, txt) = match &entry.value {
-            None => (None, None),
-            Some(IndexedValue::Number(n)) => (Some(*n), None),
-            Some(IndexedValue::Text(t)) => (None, Some(t.as_str())),
+        let val = match &entry.value {
+            None => SqlValue::Blob(Vec::new()),
+            Some(IndexedValue::Number(n)) => SqlValue::Real(*n),
+            Some(IndexedValue::Text(t)) => SqlValue::Text(t.clone()),
         };
-        insert.execute(params![seq, entry.attr, num, txt])?;
+        insert.execute(params![seq, entry.attr, val])?;
     }
     if let Some(b) = &rows.location {
         tx.prepare_cached(
