@@ -9,7 +9,7 @@ use crate::problem::{problem_body, ApiError};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use broker::{BatchItem, BatchReport, UpsertMode};
 use ngsi_ld::context::{self as codec, ActiveContext};
@@ -37,30 +37,7 @@ async fn read_batch_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<BatchBody, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let json_ld = match content_type.as_deref() {
-        Some("application/json") => false,
-        Some("application/ld+json") => true,
-        Some(other) => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type '{other}' is not supported: use application/json or application/ld+json"
-        )))
-        }
-        None => {
-            return Err(ApiError::UnsupportedMediaType(
-                "a Content-Type header is required: application/json or application/ld+json".into(),
-            ))
-        }
-    };
+    let json_ld = super::body_is_json_ld(headers, &[])?;
     if json_ld && request.link_context.is_some() {
         return Err(NgsiError::bad_request_data(
             "with Content-Type application/ld+json the @context goes in the body, not in a Link header",
@@ -346,22 +323,14 @@ pub async fn query(
         None => document_join(&body.value)?,
     };
     let mut page = state.broker.query_entities(&request.tenant, &query).await?;
-    for entity in &mut page.entities {
-        filter.apply(entity);
-    }
-    // An entity that pick or omit leave empty is not shown at all (clause 4.21).
-    page.entities
-        .retain(|entity| !filter.projects_everything_away(entity));
-    let linked = match join {
-        Some(join) => {
-            let roots: Vec<&Entity> = page.entities.iter().collect();
-            state
-                .broker
-                .linked_entities(&request.tenant, &roots, join.levels)
-                .await?
-        }
-        None => Default::default(),
-    };
+    let linked = query::project_page(
+        &state.broker,
+        &request.tenant,
+        &mut page.entities,
+        &filter,
+        join,
+    )
+    .await?;
     let geometry = match media {
         MediaType::GeoJson => Some(
             ctx.expand_iri(

@@ -13,7 +13,6 @@ use axum::response::Response;
 use broker::ops::{EntityPatch, InstanceSelector, UpdateReport, SCOPE};
 use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
-use ngsi_ld::model::Entity;
 use ngsi_ld::NgsiError;
 use serde_json::{json, Value};
 
@@ -201,22 +200,14 @@ pub async fn query(
     let filter = AttributeFilter::from_params(&request.params, &ctx)?;
     let join = query::join(&request.params)?;
     let mut page = state.broker.query_entities(&request.tenant, &query).await?;
-    for entity in &mut page.entities {
-        filter.apply(entity);
-    }
-    // An entity that pick or omit leave empty is not shown at all (clause 4.21).
-    page.entities
-        .retain(|entity| !filter.projects_everything_away(entity));
-    let linked = match join {
-        Some(join) => {
-            let roots: Vec<&Entity> = page.entities.iter().collect();
-            state
-                .broker
-                .linked_entities(&request.tenant, &roots, join.levels)
-                .await?
-        }
-        None => Default::default(),
-    };
+    let linked = query::project_page(
+        &state.broker,
+        &request.tenant,
+        &mut page.entities,
+        &filter,
+        join,
+    )
+    .await?;
     let geometry = match media {
         MediaType::GeoJson => Some(geometry_property(&request, &ctx)?),
         _ => None,

@@ -296,12 +296,9 @@ pub struct JsonBody {
     pub local_context: Option<Value>,
 }
 
-pub async fn read_json_body(
-    state: &AppState,
-    request: &NgsiRequest,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<JsonBody, ApiError> {
+/// Whether a request body is JSON-LD (`application/ld+json`) rather than plain JSON
+/// (`application/json`, or one of `also_json`); any other Content-Type is refused.
+pub fn body_is_json_ld(headers: &HeaderMap, also_json: &[&str]) -> Result<bool, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
@@ -312,21 +309,26 @@ pub async fn read_json_body(
                 .trim()
                 .to_ascii_lowercase()
         });
-    let is_json_ld = match content_type.as_deref() {
-        Some("application/json") => false,
-        Some("application/ld+json") => true,
-        Some("application/merge-patch+json") => false,
-        Some(other) => {
-            return Err(ApiError::UnsupportedMediaType(format!(
+    match content_type.as_deref() {
+        Some("application/json") => Ok(false),
+        Some("application/ld+json") => Ok(true),
+        Some(other) if also_json.contains(&other) => Ok(false),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type '{other}' is not supported: use application/json or application/ld+json"
-        )))
-        }
-        None => {
-            return Err(ApiError::UnsupportedMediaType(
-                "a Content-Type header is required: application/json or application/ld+json".into(),
-            ))
-        }
-    };
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(
+            "a Content-Type header is required: application/json or application/ld+json".into(),
+        )),
+    }
+}
+
+pub async fn read_json_body(
+    state: &AppState,
+    request: &NgsiRequest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<JsonBody, ApiError> {
+    let is_json_ld = body_is_json_ld(headers, &["application/merge-patch+json"])?;
     let limit = state.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
