@@ -2,112 +2,15 @@
 //! real SQLite store in a temporary directory, so each test sees the full stack from
 //! request parsing to storage and back.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use common::*;
 use serde_json::{json, Value};
 use server::config::Config;
 use std::sync::Arc;
 use tower::ServiceExt;
-
-struct TestServer {
-    app: server::HttpService,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    fn problem_type(&self) -> &str {
-        self.body["type"].as_str().unwrap_or("")
-    }
-}
-
-const NGSI: &str = "/ngsi-ld/v1";
-const CORE_LINK: &str = "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"";
-
-async fn server() -> TestServer {
-    server_with(Config::default()).await
-}
-
-async fn server_with(mut config: Config) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
-        .await
-        .unwrap();
-    config.remote_contexts = false;
-    let state = server::AppState::new(Arc::new(store), config).unwrap();
-    TestServer {
-        app: server::service(state),
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = match body {
-            Some(value) => {
-                if !headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                {
-                    request = request.header("content-type", "application/json");
-                }
-                Body::from(value.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-    async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, &[], None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, &[], Some(body)).await
-    }
-    async fn patch(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::PATCH, path, &[], Some(body)).await
-    }
-    async fn delete(&self, path: &str) -> Reply {
-        self.send(Method::DELETE, path, &[], None).await
-    }
-}
 
 fn shelter(id: &str, capacity: i64, lng: f64, lat: f64) -> Value {
     json!({
@@ -178,10 +81,7 @@ async fn create_retrieve_and_delete_an_entity() {
         )
         .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
-    assert_eq!(
-        duplicate.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists"
-    );
+    assert_eq!(duplicate.problem_type(), ALREADY_EXISTS);
     assert_eq!(
         duplicate.header("content-type"),
         Some("application/problem+json")
@@ -197,17 +97,14 @@ async fn create_retrieve_and_delete_an_entity() {
         .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1"))
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        gone.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
-    );
+    assert_eq!(gone.problem_type(), RESOURCE_NOT_FOUND);
 }
 
 #[tokio::test]
 async fn json_ld_bodies_carry_their_context_and_answers_follow_accept() {
     let s = server().await;
     let mut entity = shelter("urn:ngsi-ld:Shelter:ld", 5, 138.0, 34.0);
-    entity["@context"] = json!([{"Shelter": "https://example.org/jp/Shelter", "capacity": "https://example.org/jp/capacity"}, "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]);
+    entity["@context"] = json!([{"Shelter": "https://example.org/jp/Shelter", "capacity": "https://example.org/jp/capacity"}, CORE_CONTEXT]);
     let created = s
         .send(
             Method::POST,
@@ -379,10 +276,7 @@ async fn bad_queries_are_400_problems_naming_what_was_wrong() {
         .get(&format!("{NGSI}/entities?type=Shelter&limit=100000"))
         .await;
     assert_eq!(too_many.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        too_many.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/TooManyResults"
-    );
+    assert_eq!(too_many.problem_type(), TOO_MANY_RESULTS);
 }
 
 #[tokio::test]
@@ -403,8 +297,8 @@ async fn malformed_bodies_and_invalid_entities_never_get_stored() {
         .header("content-type", "application/json")
         .body(Body::from("{\"id\": \"urn:a\", "))
         .unwrap();
-    let response = s.app.clone().oneshot(broken).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = s.send_request(broken).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
 
     let no_type = s
         .post(
@@ -530,10 +424,7 @@ async fn batch_operations_answer_201_204_and_207_as_the_spec_says() {
         mixed.body["errors"][0]["entityId"],
         "urn:ngsi-ld:Shelter:b1"
     );
-    assert_eq!(
-        mixed.body["errors"][0]["error"]["type"],
-        "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists"
-    );
+    assert_eq!(mixed.body["errors"][0]["error"]["type"], ALREADY_EXISTS);
     assert_eq!(
         s.get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:b4"))
             .await
@@ -642,10 +533,7 @@ async fn tenants_are_isolated_and_unknown_tenants_are_404_on_read() {
         )
         .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        other.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
-    );
+    assert_eq!(other.problem_type(), NONEXISTENT_TENANT);
 }
 
 #[tokio::test]
@@ -735,10 +623,7 @@ async fn hosted_contexts_are_served_and_used() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        r.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable"
-    );
+    assert_eq!(r.problem_type(), LD_CONTEXT_NOT_AVAILABLE);
 
     assert_eq!(s.delete(&location).await.status, StatusCode::NO_CONTENT);
     assert_eq!(s.get(&location).await.status, StatusCode::NOT_FOUND);
@@ -777,7 +662,7 @@ async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
 #[tokio::test]
 async fn the_core_context_is_listed_kept_and_context_use_is_counted() {
     let s = server().await;
-    let core = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+    let core = CORE_CONTEXT;
     let encoded = core.replace(':', "%3A").replace('/', "%2F");
     let listed = s.get(&format!("{NGSI}/jsonldContexts?details=true")).await;
     assert_eq!(listed.body[0]["URL"], core);
@@ -838,16 +723,10 @@ async fn the_core_context_is_listed_kept_and_context_use_is_counted() {
     let bad = s
         .post(&format!("{NGSI}/jsonldContexts"), json!({"A1": "urn:a:b"}))
         .await;
-    assert_eq!(
-        bad.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
-    );
+    assert_eq!(bad.problem_type(), INVALID_REQUEST);
     let unknown = s.get(&format!("{NGSI}/types?colour=red")).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        unknown.problem_type(),
-        "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
-    );
+    assert_eq!(unknown.problem_type(), INVALID_REQUEST);
 }
 
 #[tokio::test]
@@ -863,9 +742,6 @@ async fn replace_or_merge_without_an_id_is_bad_request_data() {
             )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{method}");
-        assert_eq!(
-            r.problem_type(),
-            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
-        );
+        assert_eq!(r.problem_type(), BAD_REQUEST_DATA);
     }
 }

@@ -5,85 +5,40 @@
 //! malformed requests are refused with which problem type. The router is called
 //! in-process over a real SQLite store in a temporary directory.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
 use serde_json::{json, Value};
-use server::config::Config;
-use std::sync::Arc;
-use tower::ServiceExt;
 
-const NGSI: &str = "/ngsi-ld/v1";
-const BAD_REQUEST_DATA: &str = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData";
-const INVALID_REQUEST: &str = "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest";
-const NOT_FOUND: &str = "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound";
+/// Every request here names the representation it accepts, plain JSON unless a test
+/// asks for another, so the answers checked are exactly those such a client gets.
+const JSON: &str = "application/json";
 
-struct TestServer {
-    app: server::HttpService,
-    _dir: tempfile::TempDir,
+async fn send(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    accept: &str,
+    body: Option<Value>,
+) -> Reply {
+    server.send(method, path, &[("accept", accept)], body).await
 }
 
-struct Reply {
-    status: StatusCode,
-    body: Value,
+async fn get(server: &TestServer, path: &str) -> Reply {
+    send(server, Method::GET, path, JSON, None).await
 }
 
-async fn server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
-        .await
-        .unwrap();
-    let config = Config {
-        remote_contexts: false,
-        ..Config::default()
-    };
-    let state = server::AppState::new(Arc::new(store), config).unwrap();
-    TestServer {
-        app: server::service(state),
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn send(&self, method: Method, path: &str, accept: &str, body: Option<Value>) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("accept", accept);
-        let body = match body {
-            Some(value) => {
-                request = request.header("content-type", "application/json");
-                Body::from(value.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, "application/json", None).await
-    }
-
-    async fn create(&self, entity: Value) {
-        let reply = self
-            .send(
-                Method::POST,
-                &format!("{NGSI}/entities"),
-                "application/json",
-                Some(entity),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    }
+async fn create(server: &TestServer, entity: Value) {
+    let reply = send(
+        server,
+        Method::POST,
+        &format!("{NGSI}/entities"),
+        JSON,
+        Some(entity),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
 }
 
 fn relationship(object: &str) -> Value {
@@ -97,21 +52,25 @@ fn property(value: Value) -> Value {
 /// Two shelters in Yaizu, the city, and the prefecture the city lies in.
 async fn linked_server() -> TestServer {
     let server = server().await;
-    server
-        .create(
-            json!({"id": "urn:ngsi-ld:Prefecture:22", "type": "Prefecture",
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Prefecture:22", "type": "Prefecture",
             "name": property(json!("静岡県"))}),
+    )
+    .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:City:222127", "type": "City",
+            "name": property(json!("焼津市")), "inPrefecture": relationship("urn:ngsi-ld:Prefecture:22")}),
+    )
+    .await;
+    for n in 1..=2 {
+        create(
+            &server,
+            json!({"id": format!("urn:ngsi-ld:Shelter:{n}"), "type": "Shelter",
+                "capacity": property(json!(100 * n)), "inCity": relationship("urn:ngsi-ld:City:222127")}),
         )
         .await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:City:222127", "type": "City",
-            "name": property(json!("焼津市")), "inPrefecture": relationship("urn:ngsi-ld:Prefecture:22")}))
-        .await;
-    for n in 1..=2 {
-        server
-            .create(json!({"id": format!("urn:ngsi-ld:Shelter:{n}"), "type": "Shelter",
-                "capacity": property(json!(100 * n)), "inCity": relationship("urn:ngsi-ld:City:222127")}))
-            .await;
     }
     server
 }
@@ -119,11 +78,11 @@ async fn linked_server() -> TestServer {
 #[tokio::test]
 async fn inline_joins_put_linked_entities_inside_relationships_level_by_level() {
     let server = linked_server().await;
-    let one = server
-        .get(&format!(
-            "{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline"
-        ))
-        .await;
+    let one = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline"),
+    )
+    .await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
     let city = &one.body["inCity"]["entity"];
     assert_eq!(city["id"], "urn:ngsi-ld:City:222127");
@@ -131,11 +90,11 @@ async fn inline_joins_put_linked_entities_inside_relationships_level_by_level() 
     // One level by default: the city's own relationship is not followed.
     assert!(city["inPrefecture"].get("entity").is_none(), "{city}");
 
-    let two = server
-        .get(&format!(
-            "{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline&joinLevel=2&options=keyValues"
-        ))
-        .await;
+    let two = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline&joinLevel=2&options=keyValues"),
+    )
+    .await;
     assert_eq!(
         two.body["inCity"]["inPrefecture"],
         json!({"id": "urn:ngsi-ld:Prefecture:22", "type": "Prefecture", "name": "静岡県"})
@@ -145,11 +104,11 @@ async fn inline_joins_put_linked_entities_inside_relationships_level_by_level() 
 #[tokio::test]
 async fn flat_joins_append_each_linked_entity_once() {
     let server = linked_server().await;
-    let retrieved = server
-        .get(&format!(
-            "{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=flat&joinLevel=2"
-        ))
-        .await;
+    let retrieved = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=flat&joinLevel=2"),
+    )
+    .await;
     let ids: Vec<&str> = retrieved
         .body
         .as_array()
@@ -166,9 +125,7 @@ async fn flat_joins_append_each_linked_entity_once() {
         ]
     );
     // Both shelters link to the same city: it is listed once, after the results.
-    let queried = server
-        .get(&format!("{NGSI}/entities?type=Shelter&join=flat"))
-        .await;
+    let queried = get(&server, &format!("{NGSI}/entities?type=Shelter&join=flat")).await;
     let ids: Vec<&str> = queried
         .body
         .as_array()
@@ -185,28 +142,36 @@ async fn flat_joins_append_each_linked_entity_once() {
         ]
     );
     // A link to nothing leaves the entity alone, not in a list.
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:9", "type": "Shelter",
-            "inCity": relationship("urn:ngsi-ld:City:nowhere")}))
-        .await;
-    let alone = server
-        .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:9?join=flat"))
-        .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:9", "type": "Shelter",
+            "inCity": relationship("urn:ngsi-ld:City:nowhere")}),
+    )
+    .await;
+    let alone = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:9?join=flat"),
+    )
+    .await;
     assert_eq!(alone.body["id"], "urn:ngsi-ld:Shelter:9");
-    let bad = server
-        .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:9?join=deep"))
-        .await;
+    let bad = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:9?join=deep"),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn pick_and_omit_reach_core_members_and_linked_entities() {
     let server = linked_server().await;
-    let picked = server
-        .get(&format!(
+    let picked = get(
+        &server,
+        &format!(
             "{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline&joinLevel=2&pick=id,inCity{{name,inPrefecture{{id}}}}"
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(picked.status, StatusCode::OK, "{}", picked.body);
     assert_eq!(
         picked.body,
@@ -219,11 +184,11 @@ async fn pick_and_omit_reach_core_members_and_linked_entities() {
             }}
         })
     );
-    let omitted = server
-        .get(&format!(
-            "{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline&omit=type,inCity{{name}}"
-        ))
-        .await;
+    let omitted = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?join=inline&omit=type,inCity{{name}}"),
+    )
+    .await;
     assert!(omitted.body.get("type").is_none());
     assert_eq!(omitted.body["id"], "urn:ngsi-ld:Shelter:1");
     let city = &omitted.body["inCity"]["entity"];
@@ -232,9 +197,11 @@ async fn pick_and_omit_reach_core_members_and_linked_entities() {
         "{city}"
     );
     // In a query, an entity that pick leaves empty is not listed.
-    let queried = server
-        .get(&format!("{NGSI}/entities?type=City,Shelter&pick=name"))
-        .await;
+    let queried = get(
+        &server,
+        &format!("{NGSI}/entities?type=City,Shelter&pick=name"),
+    )
+    .await;
     assert_eq!(
         queried.body,
         json!([{"name": {"type": "Property", "value": "焼津市"}}])
@@ -249,28 +216,34 @@ async fn a_retrieve_that_leaves_nothing_to_show_is_not_found() {
         "omit=id,type,capacity,inCity",
         "attrs=unknown",
     ] {
-        let reply = server
-            .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?{query}"))
-            .await;
-        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{query}");
-        assert_eq!(reply.body["type"], NOT_FOUND, "{query}");
-    }
-    let ids_only = server
-        .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?pick=id"))
+        let reply = get(
+            &server,
+            &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?{query}"),
+        )
         .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{query}");
+        assert_eq!(reply.body["type"], RESOURCE_NOT_FOUND, "{query}");
+    }
+    let ids_only = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?pick=id"),
+    )
+    .await;
     assert_eq!(ids_only.body, json!({"id": "urn:ngsi-ld:Shelter:1"}));
 }
 
 #[tokio::test]
 async fn dataset_ids_choose_the_instances_shown() {
     let server = server().await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Sign:1", "type": "Sign", "name": [
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Sign:1", "type": "Sign", "name": [
             property(json!("焼津")),
             {"type": "Property", "value": "Yaizu", "datasetId": "urn:ngsi-ld:Dataset:en"},
             {"type": "Property", "value": "Yaizu-shi", "datasetId": "urn:ngsi-ld:Dataset:romaji"}
-        ]}))
-        .await;
+        ]}),
+    )
+    .await;
     let names = |reply: &Reply| -> Vec<Value> {
         match &reply.body[0]["name"] {
             Value::Array(items) => items.iter().map(|i| i["value"].clone()).collect(),
@@ -279,24 +252,22 @@ async fn dataset_ids_choose_the_instances_shown() {
         }
     };
     let base = format!("{NGSI}/entities?type=Sign");
-    let english = server
-        .get(&format!("{base}&datasetId=urn:ngsi-ld:Dataset:en"))
-        .await;
+    let english = get(&server, &format!("{base}&datasetId=urn:ngsi-ld:Dataset:en")).await;
     assert_eq!(names(&english), [json!("Yaizu")]);
-    let default = server.get(&format!("{base}&datasetId=@none")).await;
+    let default = get(&server, &format!("{base}&datasetId=@none")).await;
     assert_eq!(names(&default), [json!("焼津")]);
-    let two = server
-        .get(&format!(
-            "{base}&datasetId=urn:ngsi-ld:Dataset:en,urn:ngsi-ld:Dataset:romaji"
-        ))
-        .await;
+    let two = get(
+        &server,
+        &format!("{base}&datasetId=urn:ngsi-ld:Dataset:en,urn:ngsi-ld:Dataset:romaji"),
+    )
+    .await;
     assert_eq!(names(&two), [json!("Yaizu"), json!("Yaizu-shi")]);
     // No instance left: the entity is still listed, without the attribute.
-    let none = server
-        .get(&format!(
-            "{base}&attrs=name&datasetId=urn:ngsi-ld:Dataset:fr"
-        ))
-        .await;
+    let none = get(
+        &server,
+        &format!("{base}&attrs=name&datasetId=urn:ngsi-ld:Dataset:fr"),
+    )
+    .await;
     assert_eq!(
         none.body,
         json!([{"id": "urn:ngsi-ld:Sign:1", "type": "Sign"}])
@@ -306,68 +277,70 @@ async fn dataset_ids_choose_the_instances_shown() {
 #[tokio::test]
 async fn geojson_answers_carry_their_context_in_the_body() {
     let server = server().await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
-            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.3, 34.8]}}}))
-        .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.3, 34.8]}}}),
+    )
+    .await;
     let geo = "application/geo+json";
-    let core = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
-    let one = server
-        .send(
-            Method::GET,
-            &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1"),
-            geo,
-            None,
-        )
-        .await;
+    let one = send(
+        &server,
+        Method::GET,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1"),
+        geo,
+        None,
+    )
+    .await;
     assert_eq!(one.body["type"], "Feature");
-    assert_eq!(one.body["@context"], core);
-    let many = server
-        .send(
-            Method::GET,
-            &format!("{NGSI}/entities?type=Shelter"),
-            geo,
-            None,
-        )
-        .await;
+    assert_eq!(one.body["@context"], CORE_CONTEXT);
+    let many = send(
+        &server,
+        Method::GET,
+        &format!("{NGSI}/entities?type=Shelter"),
+        geo,
+        None,
+    )
+    .await;
     assert_eq!(many.body["type"], "FeatureCollection");
-    assert_eq!(many.body["@context"], core);
-    let posted = server
-        .send(
-            Method::POST,
-            &format!("{NGSI}/entityOperations/query"),
-            geo,
-            Some(json!({"type": "Query", "entities": [{"type": "Shelter"}]})),
-        )
-        .await;
+    assert_eq!(many.body["@context"], CORE_CONTEXT);
+    let posted = send(
+        &server,
+        Method::POST,
+        &format!("{NGSI}/entityOperations/query"),
+        geo,
+        Some(json!({"type": "Query", "entities": [{"type": "Shelter"}]})),
+    )
+    .await;
     assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
     assert_eq!(posted.body["features"][0]["geometry"]["type"], "Point");
-    assert_eq!(posted.body["@context"], core);
+    assert_eq!(posted.body["@context"], CORE_CONTEXT);
 }
 
 #[tokio::test]
 async fn query_documents_join_and_need_a_selector() {
     let server = linked_server().await;
-    let joined = server
-        .send(
-            Method::POST,
-            &format!("{NGSI}/entityOperations/query"),
-            "application/json",
-            Some(json!({"type": "Query", "entities": [{"type": "Shelter"}], "join": "inline", "joinLevel": 1})),
-        )
-        .await;
+    let joined = send(
+        &server,
+        Method::POST,
+        &format!("{NGSI}/entityOperations/query"),
+        JSON,
+        Some(json!({"type": "Query", "entities": [{"type": "Shelter"}],
+            "join": "inline", "joinLevel": 1})),
+    )
+    .await;
     assert_eq!(
         joined.body[0]["inCity"]["entity"]["id"],
         "urn:ngsi-ld:City:222127"
     );
-    let empty = server
-        .send(
-            Method::POST,
-            &format!("{NGSI}/entityOperations/query"),
-            "application/json",
-            Some(json!({"type": "Query"})),
-        )
-        .await;
+    let empty = send(
+        &server,
+        Method::POST,
+        &format!("{NGSI}/entityOperations/query"),
+        JSON,
+        Some(json!({"type": "Query"})),
+    )
+    .await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert_eq!(empty.body["type"], BAD_REQUEST_DATA);
 }
@@ -375,13 +348,17 @@ async fn query_documents_join_and_need_a_selector() {
 #[tokio::test]
 async fn any_language_shows_one_text_as_a_property() {
     let server = server().await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
-            "label": {"type": "LanguageProperty", "languageMap": {"ja": "中港タワー", "en": "Nakaminato Tower"}}}))
-        .await;
-    let any = server
-        .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?lang=*"))
-        .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
+            "label": {"type": "LanguageProperty", "languageMap": {"ja": "中港タワー", "en": "Nakaminato Tower"}}}),
+    )
+    .await;
+    let any = get(
+        &server,
+        &format!("{NGSI}/entities/urn:ngsi-ld:Shelter:1?lang=*"),
+    )
+    .await;
     assert_eq!(any.body["label"]["type"], "Property");
     assert!(any.body["label"]["lang"].is_string(), "{}", any.body);
 }
@@ -420,7 +397,7 @@ async fn malformed_consumption_requests_are_refused_with_the_right_problem() {
             BAD_REQUEST_DATA,
         ),
     ] {
-        let reply = server.get(&path).await;
+        let reply = get(&server, &path).await;
         assert_eq!(
             reply.status,
             StatusCode::BAD_REQUEST,
@@ -430,28 +407,32 @@ async fn malformed_consumption_requests_are_refused_with_the_right_problem() {
         assert_eq!(reply.body["type"], problem, "{path}");
     }
     // A lazy quantifier is a valid pattern; a local query needs no selector.
-    let lazy = server
-        .get(&format!(
-            "{NGSI}/entities?type=Shelter&idPattern=Shelter.*?1"
-        ))
-        .await;
+    let lazy = get(
+        &server,
+        &format!("{NGSI}/entities?type=Shelter&idPattern=Shelter.*?1"),
+    )
+    .await;
     assert_eq!(lazy.body.as_array().map(Vec::len), Some(1));
-    let local = server.get(&format!("{NGSI}/entities?local=true")).await;
+    let local = get(&server, &format!("{NGSI}/entities?local=true")).await;
     assert_eq!(local.body.as_array().map(Vec::len), Some(4));
 }
 
 #[tokio::test]
 async fn form_encoded_spaces_in_coordinates_are_understood() {
     let server = server().await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
-            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.3, 34.8]}}}))
-        .await;
-    let reply = server
-        .get(&format!(
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [138.3, 34.8]}}}),
+    )
+    .await;
+    let reply = get(
+        &server,
+        &format!(
             "{NGSI}/entities?type=Shelter&georel=equals&geometry=Point&coordinates=%5B138.3%2C+34.8%5D"
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body.as_array().map(Vec::len), Some(1));
 }
@@ -459,27 +440,33 @@ async fn form_encoded_spaces_in_coordinates_are_understood() {
 #[tokio::test]
 async fn form_encoded_spaces_in_quoted_q_strings_are_understood() {
     let server = server().await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
-            "name": property(json!("Nakaminato Tower"))}))
-        .await;
-    server
-        .create(json!({"id": "urn:ngsi-ld:Shelter:2", "type": "Shelter",
-            "name": property(json!("C++ Hall"))}))
-        .await;
-    let spaced = server
-        .get(&format!(
-            "{NGSI}/entities?q=name%3D%3D%22Nakaminato+Tower%22"
-        ))
-        .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter",
+            "name": property(json!("Nakaminato Tower"))}),
+    )
+    .await;
+    create(
+        &server,
+        json!({"id": "urn:ngsi-ld:Shelter:2", "type": "Shelter",
+            "name": property(json!("C++ Hall"))}),
+    )
+    .await;
+    let spaced = get(
+        &server,
+        &format!("{NGSI}/entities?q=name%3D%3D%22Nakaminato+Tower%22"),
+    )
+    .await;
     assert_eq!(
         spaced.body[0]["id"], "urn:ngsi-ld:Shelter:1",
         "{}",
         spaced.body
     );
     // A plus written %2B is still a plus.
-    let plus = server
-        .get(&format!("{NGSI}/entities?q=name%3D%3D%22C%2B%2B+Hall%22"))
-        .await;
+    let plus = get(
+        &server,
+        &format!("{NGSI}/entities?q=name%3D%3D%22C%2B%2B+Hall%22"),
+    )
+    .await;
     assert_eq!(plus.body[0]["id"], "urn:ngsi-ld:Shelter:2", "{}", plus.body);
 }

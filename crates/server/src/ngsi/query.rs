@@ -573,6 +573,29 @@ fn quoted_pluses_to_spaces(value: &str) -> String {
     out
 }
 
+/// Applies `attrs`/`pick`/`omit` to a page of query results, drops the entities that
+/// they leave empty (clause 4.21), and fetches the entities linked from the rest when
+/// a join is asked for.
+pub async fn project_page(
+    broker: &broker::Broker,
+    tenant: &store::Tenant,
+    entities: &mut Vec<Entity>,
+    filter: &AttributeFilter,
+    join: Option<Join>,
+) -> Result<LinkedEntities, NgsiError> {
+    for entity in entities.iter_mut() {
+        filter.apply(entity);
+    }
+    entities.retain(|entity| !filter.projects_everything_away(entity));
+    match join {
+        Some(join) => {
+            let roots: Vec<&Entity> = entities.iter().collect();
+            broker.linked_entities(tenant, &roots, join.levels).await
+        }
+        None => Ok(LinkedEntities::default()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,28 +626,5 @@ mod tests {
         for good in ["a*?", "a+?", "(?i)a", "[*+]+", "a\\**", "a{2}?"] {
             assert!(check_id_pattern(good).is_ok(), "{good}");
         }
-    }
-}
-
-/// Applies `attrs`/`pick`/`omit` to a page of query results, drops the entities that
-/// they leave empty (clause 4.21), and fetches the entities linked from the rest when
-/// a join is asked for.
-pub async fn project_page(
-    broker: &broker::Broker,
-    tenant: &store::Tenant,
-    entities: &mut Vec<Entity>,
-    filter: &AttributeFilter,
-    join: Option<Join>,
-) -> Result<LinkedEntities, NgsiError> {
-    for entity in entities.iter_mut() {
-        filter.apply(entity);
-    }
-    entities.retain(|entity| !filter.projects_everything_away(entity));
-    match join {
-        Some(join) => {
-            let roots: Vec<&Entity> = entities.iter().collect();
-            broker.linked_entities(tenant, &roots, join.levels).await
-        }
-        None => Ok(LinkedEntities::default()),
     }
 }

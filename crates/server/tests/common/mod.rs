@@ -1,0 +1,156 @@
+//! The in-process harness shared by the server's HTTP tests: a router over a real SQLite
+//! store in a temporary directory, called without a network, and the constants the tests
+//! compare answers against. Keeping one harness means every test file sends requests and
+//! reads answers the same way, so a difference between files is a difference in the
+//! rules tested, never in the plumbing.
+
+// Each test file is its own crate that compiles this module whole and uses only some of
+// its helpers and constants; the rest would otherwise be reported as dead code there.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use server::config::Config;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// The prefix of every NGSI-LD path.
+pub const NGSI: &str = "/ngsi-ld/v1";
+/// The core context the broker uses when a request names none.
+pub const CORE_CONTEXT: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+/// The Link header that points a plain JSON answer at the core context.
+pub const CORE_LINK: &str = "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"";
+
+// Problem types of NGSI-LD errors (clause 5.5.2).
+pub const ALREADY_EXISTS: &str = "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists";
+pub const BAD_REQUEST_DATA: &str = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData";
+pub const INVALID_REQUEST: &str = "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest";
+pub const LD_CONTEXT_NOT_AVAILABLE: &str =
+    "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable";
+pub const NONEXISTENT_TENANT: &str = "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant";
+pub const RESOURCE_NOT_FOUND: &str = "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound";
+pub const TOO_MANY_RESULTS: &str = "https://uri.etsi.org/ngsi-ld/errors/TooManyResults";
+
+/// The router of one broker and the directory its database lives in; the directory is
+/// removed when the server is dropped.
+pub struct TestServer {
+    app: server::HttpService,
+    _dir: tempfile::TempDir,
+}
+
+/// What the router answered, the body already parsed.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The JSON body; `Null` when empty, and the text as a JSON string when it is not JSON,
+    /// so that a failing assertion can still show it.
+    pub body: Value,
+}
+
+impl Reply {
+    /// A response header's value, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `type` of a problem details body, or "" when there is none.
+    pub fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("")
+    }
+}
+
+/// A broker with the default configuration.
+pub async fn server() -> TestServer {
+    server_with(Config::default()).await
+}
+
+/// A broker with `config`, except that remote contexts are never fetched: tests must not
+/// depend on the network.
+pub async fn server_with(mut config: Config) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
+        .await
+        .unwrap();
+    config.remote_contexts = false;
+    let state = server::AppState::new(Arc::new(store), config).unwrap();
+    TestServer {
+        app: server::service(state),
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    /// Sends one request. A body is JSON unless `headers` name another content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(value) => {
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                {
+                    request = request.header("content-type", "application/json");
+                }
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send_request(request.body(body).unwrap()).await
+    }
+
+    /// Sends a request built by hand, for bodies `send` cannot express (such as broken JSON).
+    pub async fn send_request(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, &[], Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, &[], Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, &[], Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, &[], None).await
+    }
+
+    /// Creates `entity` from plain JSON, failing the test unless it is created.
+    pub async fn create(&self, entity: Value) {
+        let reply = self.post(&format!("{NGSI}/entities"), entity).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+}
