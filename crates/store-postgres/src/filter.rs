@@ -1,9 +1,13 @@
-//! Translation of the parts of an [`EntityQuery`] that SQL can decide exactly (tenant,
-//! types, ids, attribute presence) into a `WHERE` clause that uses the table's
-//! indexes. What SQL does not decide here (idPattern, q, scopeQ, geoQ, nested type
-//! expressions) is left to the in-memory evaluator, which then sees only the rows
-//! this clause let through.
+//! Translation of an [`EntityQuery`] into a `WHERE` clause over `entities e` that
+//! uses the indexes. Tenant, plain type unions, ids and attribute presence are decided
+//! exactly; `q` and a geo-query on `location` become prefilters
+//! ([`ngsi_ld::query::index`]) over `entity_values` and the `location` geometry, which
+//! may let through rows the in-memory evaluator then rejects but never hold back a
+//! match. Whatever is left (idPattern, scopeQ, the exact q and geo semantics, nested
+//! type expressions) is the evaluator's, which sees only the rows this clause let
+//! through.
 
+use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Comparison, Prefilter};
 use ngsi_ld::query::{EntityQuery, TypeExpr};
 use tokio_postgres::types::ToSql;
 
@@ -20,21 +24,40 @@ pub(crate) struct Narrowing {
 impl Narrowing {
     pub(crate) fn new(tenant: &str, query: &EntityQuery) -> Narrowing {
         let mut narrowing = Narrowing {
-            condition: "tenant = $1".to_owned(),
+            condition: "e.tenant = $1".to_owned(),
             params: vec![Box::new(tenant.to_owned())],
             exact: true,
         };
         if let Some(types) = &query.types {
             match type_condition(types) {
-                Some((operator, names)) => narrowing.push(&format!("types {operator}"), names),
+                Some((operator, names)) => narrowing.push(&format!("e.types {operator}"), names),
                 None => narrowing.exact = false,
             }
         }
         if !query.ids.is_empty() {
-            narrowing.push("id = ANY", query.ids.clone());
+            narrowing.push("e.id = ANY", query.ids.clone());
         }
         if !query.attrs.is_empty() {
-            narrowing.push("doc -> 'attrs' ?|", query.attrs.clone());
+            narrowing.push("e.doc -> 'attrs' ?|", query.attrs.clone());
+        }
+        if let Some(q) = &query.q {
+            let prefilter = q_prefilter(q);
+            if prefilter != Prefilter::All {
+                let mut sql = String::new();
+                narrowing.render(&mut sql, &prefilter);
+                narrowing.condition.push_str(&format!(" AND {sql}"));
+            }
+        }
+        if let Some(b) = query.geo_q.as_ref().and_then(geo_prefilter) {
+            // The `location` column holds a shape whose box covers every instance of
+            // the entity's `location` (see `EntityIndex`), so the GiST index can
+            // answer the box test.
+            let corners = [b.min_lon, b.min_lat, b.max_lon, b.max_lat]
+                .map(|c| narrowing.bind(Box::new(c)))
+                .join(", ");
+            narrowing.condition.push_str(&format!(
+                " AND e.location && ST_MakeEnvelope({corners}, 4326)"
+            ));
         }
         if query.id_pattern.is_some()
             || query.q.is_some()
@@ -59,11 +82,73 @@ impl Narrowing {
         format!("${}", self.params.len())
     }
 
+    /// Renders a prefilter as a condition on `entity_values`, one `EXISTS` per
+    /// indexed term so that each can use the `(attr, num)`/`(attr, txt)` indexes or
+    /// probe the entity's own rows.
+    fn render(&mut self, sql: &mut String, filter: &Prefilter) {
+        const EXISTS: &str = "EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq";
+        match filter {
+            Prefilter::All => sql.push_str("true"),
+            Prefilter::Has(attr) => {
+                let a = self.bind(Box::new(attr.clone()));
+                sql.push_str(&format!("{EXISTS} AND v.attr = {a})"));
+            }
+            Prefilter::Number(attr, c, n) => {
+                let a = self.bind(Box::new(attr.clone()));
+                let n = self.bind(Box::new(*n));
+                sql.push_str(&format!(
+                    "{EXISTS} AND v.attr = {a} AND v.num {} {n})",
+                    op(*c)
+                ));
+            }
+            Prefilter::Text(attr, c, t) => {
+                // `txt` is in the "C" collation: byte order, which is how the
+                // evaluator compares strings.
+                let a = self.bind(Box::new(attr.clone()));
+                let t = self.bind(Box::new(t.clone()));
+                sql.push_str(&format!(
+                    "{EXISTS} AND v.attr = {a} AND v.txt {} {t})",
+                    op(*c)
+                ));
+            }
+            Prefilter::And(parts) | Prefilter::Or(parts) => {
+                let and = matches!(filter, Prefilter::And(_));
+                if parts.is_empty() {
+                    sql.push_str(if and { "true" } else { "false" });
+                    return;
+                }
+                sql.push('(');
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(if and { " AND " } else { " OR " });
+                    }
+                    self.render(sql, part);
+                }
+                sql.push(')');
+            }
+        }
+    }
+
+    /// How many parameters the condition has (the next one is `$<len + 1>`).
+    pub(crate) fn param_count(&self) -> usize {
+        self.params.len()
+    }
+
     pub(crate) fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect()
+    }
+}
+
+fn op(comparison: Comparison) -> &'static str {
+    match comparison {
+        Comparison::Eq => "=",
+        Comparison::Gt => ">",
+        Comparison::Ge => ">=",
+        Comparison::Lt => "<",
+        Comparison::Le => "<=",
     }
 }
 
@@ -140,12 +225,132 @@ mod tests {
         assert!(narrowing.exact);
         assert_eq!(
             narrowing.condition,
-            "tenant = $1 AND types && ($2) AND id = ANY ($3) AND doc -> 'attrs' ?| ($4)"
+            "e.tenant = $1 AND e.types && ($2) AND e.id = ANY ($3) AND e.doc -> 'attrs' ?| ($4)"
         );
         let inexact = EntityQuery {
             id_pattern: Some("urn:.*".into()),
             ..query
         };
         assert!(!Narrowing::new("", &inexact).exact);
+    }
+
+    const CAPACITY: &str = "https://uri.etsi.org/ngsi-ld/default-context/capacity";
+    const NAME: &str = "https://uri.etsi.org/ngsi-ld/default-context/name";
+
+    fn with_q(text: &str) -> EntityQuery {
+        let mut query = EntityQuery {
+            q: Some(ngsi_ld::query::q::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))),
+            ..EntityQuery::default()
+        };
+        let ctx = ngsi_ld::context::ActiveContext::core();
+        query.expand_names(&|t| ctx.expand_iri(t, true), &|a| ctx.expand_iri(a, true));
+        query
+    }
+
+    /// The parameters' debug forms, to check what each placeholder is bound to.
+    fn params(narrowing: &Narrowing) -> Vec<String> {
+        narrowing.params.iter().map(|p| format!("{p:?}")).collect()
+    }
+
+    const EXISTS: &str = "EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq";
+
+    #[test]
+    fn q_comparisons_become_exists_over_entity_values() {
+        let narrowing = Narrowing::new("t", &with_q("capacity>50;name<=\"b\""));
+        assert!(!narrowing.exact);
+        assert_eq!(
+            narrowing.condition,
+            format!(
+                "e.tenant = $1 AND ({EXISTS} AND v.attr = $2 AND v.num > $3) AND \
+                 {EXISTS} AND v.attr = $4 AND v.txt <= $5))"
+            )
+        );
+        assert_eq!(
+            params(&narrowing),
+            [
+                "\"t\"".to_owned(),
+                format!("{CAPACITY:?}"),
+                "50.0".to_owned(),
+                format!("{NAME:?}"),
+                "\"b\"".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_ranges_and_negations_render_as_or_and_and_presence() {
+        let list = Narrowing::new("", &with_q("capacity==1,2|name!=\"x\""));
+        assert_eq!(
+            list.condition,
+            format!(
+                "e.tenant = $1 AND (({EXISTS} AND v.attr = $2 AND v.num = $3) OR \
+                 {EXISTS} AND v.attr = $4 AND v.num = $5)) OR {EXISTS} AND v.attr = $6))"
+            )
+        );
+        let range = Narrowing::new("", &with_q("capacity==1..5"));
+        assert_eq!(
+            range.condition,
+            format!(
+                "e.tenant = $1 AND ({EXISTS} AND v.attr = $2 AND v.num >= $3) AND \
+                 {EXISTS} AND v.attr = $4 AND v.num <= $5))"
+            )
+        );
+    }
+
+    #[test]
+    fn terms_the_index_cannot_compare_need_only_the_attribute() {
+        // A date-time compares chronologically, not in text order, and a pattern is
+        // no order at all: presence is all the index knows.
+        let narrowing = Narrowing::new("", &with_q("capacity>2024-01-01T00:00:00Z;name~=a.*"));
+        assert_eq!(
+            narrowing.condition,
+            format!("e.tenant = $1 AND ({EXISTS} AND v.attr = $2) AND {EXISTS} AND v.attr = $3))")
+        );
+        assert!(!narrowing.exact);
+    }
+
+    #[test]
+    fn geo_queries_on_location_test_the_box_of_the_location_column() {
+        let mut query = EntityQuery {
+            geo_q: Some(
+                ngsi_ld::query::geo::parse_geo_query(
+                    "near;maxDistance==1000",
+                    "Point",
+                    "[138.3,34.9]",
+                    None,
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            ..EntityQuery::default()
+        };
+        let ctx = ngsi_ld::context::ActiveContext::core();
+        query.expand_names(&|t| ctx.expand_iri(t, true), &|a| ctx.expand_iri(a, true));
+        let narrowing = Narrowing::new("", &query);
+        assert!(!narrowing.exact);
+        assert_eq!(
+            narrowing.condition,
+            "e.tenant = $1 AND e.location && ST_MakeEnvelope($2, $3, $4, $5, 4326)"
+        );
+        let corners: Vec<f64> = params(&narrowing)
+            .iter()
+            .skip(1)
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        // About 1 km around the point in each direction.
+        assert_eq!(corners.len(), 4, "{corners:?}");
+        assert!(
+            corners[0] < 138.3 - 0.009 && corners[2] > 138.3 + 0.009,
+            "{corners:?}"
+        );
+        assert!(
+            corners[1] < 34.9 - 0.008 && corners[3] > 34.9 + 0.008,
+            "{corners:?}"
+        );
+
+        // `disjoint` cannot be narrowed by a box.
+        if let Some(geo) = query.geo_q.as_mut() {
+            geo.rel = ngsi_ld::query::GeoRel::Disjoint;
+        }
+        assert_eq!(Narrowing::new("", &query).condition, "e.tenant = $1");
     }
 }

@@ -1,27 +1,33 @@
 //! The PostgreSQL (with PostGIS) backend of renkei's storage interface, for
 //! deployments with several broker nodes sharing one database. Entities are kept as
 //! the JSON document of [`store::doc`] in a `jsonb` column, with the columns SQL
-//! filters on (types, scopes, the `location` geometry) beside it; filtering that SQL
-//! can decide exactly runs in the database on its indexes, the rest of a query is
-//! evaluated by `ngsi_ld::query::eval` on the rows SQL let through, streamed.
+//! filters on (types, scopes, the `location` geometry) beside it, and the comparable
+//! attribute values in `entity_values` (see `index`). Filtering that SQL can decide
+//! exactly runs in the database on its indexes; `q` and geo-queries are narrowed there
+//! by prefilters that may let through non-matches, and `ngsi_ld::query::eval` has the
+//! last word on the rows SQL let through, read in `seq` order a chunk at a time.
 //!
 //! Read-modify-write runs under `SELECT … FOR UPDATE`, so concurrent modifications of
 //! one entity from any number of nodes serialise instead of losing updates.
 
 mod filter;
+mod index;
 mod migrations;
 pub mod testing;
+mod upkeep;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use filter::Narrowing;
 use futures_util::{pin_mut, TryStreamExt};
-use ngsi_ld::model::{iri, AttributeValue, Entity};
+use index::EntityIndex;
+use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
 use ngsi_ld::query::EntityQuery;
 use ngsi_ld::NgsiError;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use store::doc::{doc_to_entity, entity_to_doc};
 use store::{
     AttributeStats, ContextKind, EntityPage, EntityStore, Modification, StoreError, StoredContext,
@@ -33,10 +39,16 @@ use tokio_postgres::{NoTls, Row};
 /// How many connections one node keeps open at most.
 const POOL_SIZE: usize = 16;
 
+/// How many candidate rows the first round trip of an inexact query reads; each
+/// further one reads four times as many, up to [`MAX_CHUNK`].
+const FIRST_CHUNK: usize = 64;
+const MAX_CHUNK: usize = 4096;
+
 /// A storage backend on a PostgreSQL database with the PostGIS extension.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    upkeep: Arc<upkeep::Upkeep>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -95,7 +107,10 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::backend(PostgresError::Connect(e.to_string())))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            upkeep: upkeep::Upkeep::new(),
+        };
         let mut client = store.client().await?;
         migrations::run(&mut client).await?;
         Ok(store)
@@ -130,28 +145,22 @@ impl PostgresStore {
     }
 }
 
-/// The stored row of an entity: its document, the columns SQL filters on.
+/// The stored row of an entity: its document, the columns SQL filters on, and its
+/// query index rows.
 struct EntityRow {
     types: Vec<String>,
     scopes: Vec<String>,
     doc: serde_json::Value,
-    /// The default instance of `location`, as GeoJSON text, for the geometry column.
-    location: Option<String>,
+    index: EntityIndex,
 }
 
 impl EntityRow {
     fn of(entity: &Entity) -> EntityRow {
-        let location = entity
-            .attribute(iri::LOCATION, None)
-            .and_then(|attribute| match &attribute.value {
-                AttributeValue::GeoProperty(value) => Some(value.to_string()),
-                _ => None,
-            });
         EntityRow {
             types: entity.types.clone(),
             scopes: entity.scopes.clone(),
             doc: entity_to_doc(entity),
-            location,
+            index: EntityIndex::of(entity),
         }
     }
 }
@@ -186,33 +195,69 @@ async fn ensure_tenant(
     Ok(())
 }
 
-const INSERT_ENTITY: &str = "INSERT INTO entities (tenant, id, types, scopes, doc, location)
-     VALUES ($1, $2, $3, $4, $5, renkei_geometry_or_null($6))";
+/// How an entity row is written: created (failing if the id is taken) or created or
+/// replaced.
+#[derive(Clone, Copy)]
+enum WriteMode {
+    Insert,
+    Upsert,
+}
 
-/// Creates or replaces; a replaced entity keeps its place in creation order (`seq`).
-const UPSERT_ENTITY: &str = "INSERT INTO entities (tenant, id, types, scopes, doc, location)
-     VALUES ($1, $2, $3, $4, $5, renkei_geometry_or_null($6))
-     ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types,
-         scopes = EXCLUDED.scopes, doc = EXCLUDED.doc, location = EXCLUDED.location,
-         modified_at = now()";
+/// One statement writing an entity's row and its `entity_values` rows (parameters
+/// in the order of [`write_entity`]): the data-modifying parts all see the snapshot
+/// from before it, so the `DELETE` removes only a replaced entity's old index rows,
+/// and the foreign key is checked at its end, when the entity row exists.
+fn write_sql(mode: WriteMode) -> String {
+    let location = index::location_sql(6, 7);
+    let conflict = match mode {
+        WriteMode::Insert => "",
+        // A replaced entity keeps its place in creation order (`seq`).
+        WriteMode::Upsert => {
+            "ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types,
+                 scopes = EXCLUDED.scopes, doc = EXCLUDED.doc, location = EXCLUDED.location,
+                 modified_at = now()"
+        }
+    };
+    format!(
+        "WITH written AS (
+             INSERT INTO entities (tenant, id, types, scopes, doc, location)
+             VALUES ($1, $2, $3, $4, $5, {location})
+             {conflict}
+             RETURNING seq
+         ), cleared AS (
+             DELETE FROM entity_values WHERE seq IN (SELECT seq FROM written)
+         )
+         INSERT INTO entity_values (seq, attr, num, txt)
+         SELECT written.seq, u.attr, u.num, u.txt
+         FROM written, unnest($11::text[], $12::float8[], $13::text[]) AS u (attr, num, txt)"
+    )
+}
 
 async fn write_entity(
     client: &tokio_postgres::Transaction<'_>,
-    sql: &str,
+    mode: WriteMode,
     tenant: &Tenant,
     entity: &Entity,
 ) -> Result<(), tokio_postgres::Error> {
     let row = EntityRow::of(entity);
+    let [min_lon, min_lat, max_lon, max_lat] = &row.index.bbox;
     client
         .execute(
-            sql,
+            &write_sql(mode),
             &[
                 &tenant.name(),
                 &entity.id,
                 &row.types,
                 &row.scopes,
                 &row.doc,
-                &row.location,
+                &row.index.geojson,
+                min_lon,
+                min_lat,
+                max_lon,
+                max_lat,
+                &row.index.attrs,
+                &row.index.nums,
+                &row.index.txts,
             ],
         )
         .await
@@ -297,13 +342,15 @@ impl EntityStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         ensure_tenant(&tx, tenant).await?;
-        match write_entity(&tx, INSERT_ENTITY, tenant, &entity).await {
+        match write_entity(&tx, WriteMode::Insert, tenant, &entity).await {
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 return Err(StoreError::AlreadyExists(entity.id));
             }
             other => other.map_err(backend)?,
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.upkeep.note_writes(&self.pool, 1);
+        Ok(())
     }
 
     async fn get_entity(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>, StoreError> {
@@ -350,7 +397,7 @@ impl EntityStore for PostgresStore {
             match &write {
                 Write::Put(entity) => {
                     ensure_tenant(&item, tenant).await?;
-                    write_entity(&item, UPSERT_ENTITY, tenant, entity)
+                    write_entity(&item, WriteMode::Upsert, tenant, entity)
                         .await
                         .map_err(backend)?;
                 }
@@ -368,6 +415,12 @@ impl EntityStore for PostgresStore {
             results.push(Ok(write));
         }
         tx.commit().await.map_err(backend)?;
+        let written = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Write::Put(_))))
+            .count();
+        self.upkeep
+            .note_writes(&self.pool, u64::try_from(written).unwrap_or(u64::MAX));
         Ok(results)
     }
 
@@ -382,7 +435,7 @@ impl EntityStore for PostgresStore {
             // SQL selects exactly the matches: count and page there, on the indexes.
             let total = if query.count {
                 let sql = format!(
-                    "SELECT count(*) AS n FROM entities WHERE {}",
+                    "SELECT count(*) AS n FROM entities e WHERE {}",
                     narrowing.condition
                 );
                 let row = client
@@ -398,7 +451,7 @@ impl EntityStore for PostgresStore {
                 let limit = narrowing.bind(Box::new(to_i64(query.limit)));
                 let offset = narrowing.bind(Box::new(to_i64(query.offset)));
                 let sql = format!(
-                    "SELECT doc FROM entities WHERE {} ORDER BY seq LIMIT {limit} OFFSET {offset}",
+                    "SELECT e.doc FROM entities e WHERE {} ORDER BY e.seq LIMIT {limit} OFFSET {offset}",
                     narrowing.condition
                 );
                 for row in client
@@ -411,32 +464,49 @@ impl EntityStore for PostgresStore {
             }
             return Ok(EntityPage { entities, total });
         }
+        // The candidates in creation order, a chunk at a time: with a LIMIT the planner
+        // can walk `seq` and stop early instead of sorting every candidate, which
+        // matters when a page is all that is wanted of a common match.
+        let after = narrowing.param_count() + 1;
+        let chunk_size = after + 1;
         let sql = format!(
-            "SELECT doc FROM entities WHERE {} ORDER BY seq",
+            "SELECT e.seq, e.doc FROM entities e WHERE {} AND e.seq > ${after}
+             ORDER BY e.seq LIMIT ${chunk_size}",
             narrowing.condition
         );
-        let rows = client
-            .query_raw(&sql, narrowing.param_refs())
-            .await
-            .map_err(backend)?;
-        pin_mut!(rows);
         let matcher = Matcher::new(query);
         let end = query.offset.saturating_add(query.limit);
         let mut matched = 0usize;
         let mut entities = Vec::new();
-        while let Some(row) = rows.try_next().await.map_err(backend)? {
-            let entity = read_entity(tenant, &row)?;
-            if !matcher.matches(&entity) {
-                continue;
+        let mut last_seq = 0i64;
+        let mut chunk = FIRST_CHUNK;
+        'chunks: loop {
+            let fetched = {
+                let limit = to_i64(chunk);
+                let mut params = narrowing.param_refs();
+                params.push(&last_seq);
+                params.push(&limit);
+                client.query(&sql, &params).await.map_err(backend)?
+            };
+            for row in &fetched {
+                last_seq = row.try_get("seq").map_err(backend)?;
+                let entity = read_entity(tenant, row)?;
+                if !matcher.matches(&entity) {
+                    continue;
+                }
+                if matched >= query.offset && matched < end {
+                    entities.push(entity);
+                }
+                matched += 1;
+                if !query.count && matched >= end {
+                    // The page is full and nobody asked how many more there are.
+                    break 'chunks;
+                }
             }
-            if matched >= query.offset && matched < end {
-                entities.push(entity);
-            }
-            matched += 1;
-            if !query.count && matched >= end {
-                // The page is full and nobody asked how many more there are.
+            if fetched.len() < chunk {
                 break;
             }
+            chunk = chunk.saturating_mul(4).min(MAX_CHUNK);
         }
         let total = query
             .count
@@ -452,7 +522,7 @@ impl EntityStore for PostgresStore {
         let mut client = self.client().await?;
         let narrowing = Narrowing::new(tenant.name(), query);
         if narrowing.exact {
-            let sql = format!("DELETE FROM entities WHERE {}", narrowing.condition);
+            let sql = format!("DELETE FROM entities e WHERE {}", narrowing.condition);
             return client
                 .execute(&sql, &narrowing.param_refs())
                 .await
@@ -461,7 +531,7 @@ impl EntityStore for PostgresStore {
         // Lock the candidates while deciding, so what is deleted is what matched.
         let tx = client.transaction().await.map_err(backend)?;
         let sql = format!(
-            "SELECT doc FROM entities WHERE {} ORDER BY seq FOR UPDATE",
+            "SELECT e.doc FROM entities e WHERE {} ORDER BY e.seq FOR UPDATE",
             narrowing.condition
         );
         let matcher = Matcher::new(query);

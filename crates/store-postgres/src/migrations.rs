@@ -2,7 +2,9 @@
 //! up to it. Each migration runs once, recorded in `renkei_schema_migrations`; all
 //! pending ones are applied in one transaction holding a transaction-level advisory
 //! lock, so several nodes starting against the same database at once apply each
-//! migration exactly once and never see a half-made schema.
+//! migration exactly once and never see a half-made schema. A migration is SQL, and
+//! optionally a step in Rust after it (for data SQL cannot derive, such as the
+//! query index rows computed by `ngsi_ld::query::index`).
 
 use store::StoreError;
 use tokio_postgres::Client;
@@ -15,13 +17,22 @@ struct Migration {
     version: i32,
     name: &'static str,
     sql: &'static str,
+    then: Option<Backfill>,
+}
+
+/// A Rust step run after a migration's SQL, in the same transaction.
+#[derive(Clone, Copy)]
+enum Backfill {
+    /// Computes the `entity_values` rows and the `location` shape of every entity.
+    IndexEntities,
 }
 
 /// Append-only: a released migration is never edited, a change is a new version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "entities, tenants and contexts",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "entities, tenants and contexts",
+        sql: r#"
 CREATE EXTENSION IF NOT EXISTS postgis;
 
 CREATE TABLE tenants (
@@ -71,10 +82,55 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 "#,
-}];
+        then: None,
+    },
+    Migration {
+        version: 2,
+        name: "query index of attribute values",
+        sql: r#"
+-- The foreign key below needs seq to be unique (bigserial alone is not).
+CREATE UNIQUE INDEX entities_seq_key ON entities (seq);
+
+-- The comparable values of every attribute (ngsi_ld::query::index::index_entries):
+-- one row per number (num) or string (txt), and a row with neither for an attribute
+-- with no comparable value, so that q and attrs narrow in SQL. Text is compared in
+-- the "C" collation, byte order, as the evaluator compares strings.
+CREATE TABLE entity_values (
+    seq bigint NOT NULL REFERENCES entities (seq) ON DELETE CASCADE,
+    attr text NOT NULL,
+    num double precision,
+    txt text COLLATE "C"
+);
+-- Probing one entity's rows (and the cascade from entities).
+CREATE INDEX entity_values_seq_idx ON entity_values (seq, attr) INCLUDE (num, txt);
+-- Finding the entities whose attribute is in a range.
+CREATE INDEX entity_values_num_idx ON entity_values (attr, num, seq) WHERE num IS NOT NULL;
+CREATE INDEX entity_values_txt_idx ON entity_values (attr, txt, seq) WHERE txt IS NOT NULL;
+
+-- From now on the location column holds the geometry of the default instance of
+-- `location` when it is the only one and PostGIS reads it, and otherwise the box
+-- around every instance: always a shape whose box covers all of them, so that a
+-- box test on it never misses an entity a geo-query matches. The back-fill
+-- recomputes it for existing rows.
+CREATE FUNCTION renkei_location(geojson text, min_lon float8, min_lat float8,
+                                max_lon float8, max_lat float8) RETURNS geometry
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(renkei_geometry_or_null(geojson),
+                    ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, 4326))
+$$;
+"#,
+        then: Some(Backfill::IndexEntities),
+    },
+];
 
 /// Applies every migration the database has not seen yet.
 pub(crate) async fn run(client: &mut Client) -> Result<(), StoreError> {
+    run_up_to(client, i32::MAX).await
+}
+
+/// Applies the migrations the database has not seen yet up to `last` (tests use it
+/// to make a database of an older version).
+pub(crate) async fn run_up_to(client: &mut Client, last: i32) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(StoreError::backend)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await
@@ -97,7 +153,7 @@ pub(crate) async fn run(client: &mut Client) -> Result<(), StoreError> {
         .collect::<Result<_, _>>()
         .map_err(StoreError::backend)?;
     for migration in MIGRATIONS {
-        if applied.contains(&migration.version) {
+        if applied.contains(&migration.version) || migration.version > last {
             continue;
         }
         tracing::info!(
@@ -108,6 +164,10 @@ pub(crate) async fn run(client: &mut Client) -> Result<(), StoreError> {
         tx.batch_execute(migration.sql)
             .await
             .map_err(|e| migration_failed(migration, e))?;
+        match migration.then {
+            Some(Backfill::IndexEntities) => crate::index::reindex_all(&tx).await?,
+            None => {}
+        }
         tx.execute(
             "INSERT INTO renkei_schema_migrations (version, name) VALUES ($1, $2)",
             &[&migration.version, &migration.name],

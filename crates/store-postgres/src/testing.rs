@@ -72,6 +72,24 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Brings the database `config` names up to schema `version` only, as an older
+/// build would have left it (for testing migrations from it).
+pub async fn migrate_to_version(
+    config: &tokio_postgres::Config,
+    version: i32,
+) -> Result<(), StoreError> {
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| StoreError::backend(PostgresError::Connect(e.to_string())))?;
+    let driver = tokio::spawn(connection);
+    let result = crate::migrations::run_up_to(&mut client, version).await;
+    drop(client);
+    // The connection ends with the client; its own error, if any, is the migration's.
+    let _ = driver.await;
+    result
+}
+
 /// Runs one statement on its own short-lived connection (`CREATE DATABASE` and
 /// `DROP DATABASE` cannot run inside a transaction or a pooled session).
 async fn execute_on(config: &tokio_postgres::Config, sql: &str) -> Result<(), StoreError> {
