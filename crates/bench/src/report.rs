@@ -45,10 +45,9 @@ pub fn peak_rss_kib() -> Option<u64> {
     parse_status_kib(&status, "VmHWM:")
 }
 
-/// The current resident set size (`VmRSS`) in KiB, where `/proc` provides it.
-pub fn current_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_status_kib(&status, "VmRSS:")
+/// Reads a `Key:   1234 kB` line of a `/proc/PID/status` text.
+pub fn status_kib(status: &str, key: &str) -> Option<u64> {
+    parse_status_kib(status, key)
 }
 
 /// Reads a `Key:   1234 kB` line of `/proc/self/status`.

@@ -47,6 +47,82 @@ impl Drop for Running {
     }
 }
 
+/// The `renkei` binary running as a process of its own, so that its memory can be read
+/// apart from the load generator's; killed (and its data removed) on drop.
+pub struct Process {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// The process's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        crate::report::status_kib(&status, "VmRSS:")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the `renkei` binary built beside this one (`cargo build --release -p
+/// server`) on a fresh SQLite file and a free port, and waits until it answers.
+pub async fn start_renkei_process(client: &reqwest::Client) -> Result<Process, BenchError> {
+    let startup = |detail: String| BenchError::Startup {
+        what: "renkei process",
+        detail,
+    };
+    let binary = std::env::current_exe()
+        .map_err(|e| startup(e.to_string()))?
+        .with_file_name("renkei");
+    if !binary.exists() {
+        return Err(startup(format!(
+            "{} is missing: build it first with `cargo build --release -p server`",
+            binary.display()
+        )));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| startup(e.to_string()))?
+        .port();
+    let dir = tempfile::tempdir().map_err(|e| startup(e.to_string()))?;
+    let child = std::process::Command::new(&binary)
+        .arg("serve")
+        .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "RENKEI_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("renkei.db").display()),
+        )
+        .env("RENKEI_REMOTE_CONTEXTS", "false")
+        .env("RENKEI_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| startup(format!("{}: {e}", binary.display())))?;
+    let process = Process {
+        base: format!("http://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if client
+            .get(format!("{}/health", process.base))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(process);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(startup("it did not answer /health within 10 s".into()))
+}
+
 async fn serve(router: Router, what: &'static str) -> Result<(String, JoinHandle<()>), BenchError> {
     let startup = |e: std::io::Error| BenchError::Startup {
         what,

@@ -32,7 +32,7 @@ use writer::Writer;
 /// Read connections: at most this many reads run at once, each on a connection kept
 /// open with its warm page cache. Opening one per request would start every read with
 /// a cold cache and re-read the schema; more than a few per core only queue on the CPU.
-const READERS: usize = 8;
+const READERS: usize = 4;
 
 pub struct SqliteStore {
     path: PathBuf,

@@ -94,9 +94,9 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    // 16 MiB of page cache (negative: KiB) for the writer's index lookups; readers set
+    // 4 MiB of page cache (negative: KiB) for the writer's index lookups; readers set
     // their own. The whole process must stay small with a million entities stored.
-    conn.pragma_update(None, "cache_size", -16384)?;
+    conn.pragma_update(None, "cache_size", -4096)?;
     // Checkpoint every 2000 pages (32 MiB) rather than 1000: fewer, larger copies of
     // the log into the database under sustained writes.
     conn.pragma_update(None, "wal_autocheckpoint", 2000)?;
