@@ -6,7 +6,7 @@
 
 use crate::{backend, PostgresError};
 use ngsi_ld::model::{iri, AttributeValue, Entity};
-use ngsi_ld::query::index::{index_entries, location_box, IndexEntry, IndexedValue};
+use ngsi_ld::query::index::{index_rows, location_box, IndexedValue};
 use store::doc::doc_to_entity;
 use store::StoreError;
 use tokio_postgres::types::ToSql;
@@ -29,7 +29,7 @@ pub(crate) struct EntityIndex {
 impl EntityIndex {
     pub(crate) fn of(entity: &Entity) -> EntityIndex {
         let mut index = EntityIndex::default();
-        for entry in rows(entity) {
+        for entry in index_rows(entity) {
             let (num, txt) = match entry.value {
                 Some(IndexedValue::Number(n)) => (Some(n), None),
                 Some(IndexedValue::Text(t)) => (None, Some(t)),
@@ -50,18 +50,6 @@ impl EntityIndex {
         }
         index
     }
-}
-
-/// The entries worth a row: every value, and a bare presence row only for an
-/// attribute with no value row (a value row already says the attribute is there).
-fn rows(entity: &Entity) -> Vec<IndexEntry> {
-    let entries = index_entries(entity);
-    let has_value = |attr: &str| entries.iter().any(|e| e.attr == attr && e.value.is_some());
-    entries
-        .iter()
-        .filter(|e| e.value.is_some() || !has_value(&e.attr))
-        .cloned()
-        .collect()
 }
 
 /// The SQL of the `location` column for the parameters `$g` (GeoJSON) and `$b..$b+3`

@@ -6,7 +6,7 @@
 //! is stored can be lost.
 
 use ngsi_ld::model::Entity;
-use ngsi_ld::query::index::{index_entries, location_box, BoundingBox, IndexEntry, IndexedValue};
+use ngsi_ld::query::index::{index_rows, location_box, BoundingBox, IndexEntry, IndexedValue};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use store::{StoreError, StoredContext, Tenant};
@@ -159,18 +159,6 @@ impl EntityRows {
     pub fn id(&self) -> &str {
         &self.id
     }
-}
-
-/// The index entries worth a row: every value, and a bare presence row only for an
-/// attribute with no value row (a value row already says the attribute is there).
-fn index_rows(entity: &Entity) -> Vec<IndexEntry> {
-    let entries = index_entries(entity);
-    let has_value = |attr: &str| entries.iter().any(|e| e.attr == attr && e.value.is_some());
-    entries
-        .iter()
-        .filter(|e| e.value.is_some() || !has_value(&e.attr))
-        .cloned()
-        .collect()
 }
 
 /// The row id of an entity, if stored.

@@ -66,6 +66,19 @@ pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
     entries
 }
 
+/// The entries worth a row in a store's value index: every value, and a bare presence
+/// entry only for an attribute with no value entry (a value already says the attribute
+/// is there). Both stores keep exactly these.
+pub fn index_rows(entity: &Entity) -> Vec<IndexEntry> {
+    let entries = index_entries(entity);
+    let has_value = |attr: &str| entries.iter().any(|e| e.attr == attr && e.value.is_some());
+    entries
+        .iter()
+        .filter(|e| e.value.is_some() || !has_value(&e.attr))
+        .cloned()
+        .collect()
+}
+
 /// A comparison an index can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {

@@ -44,18 +44,7 @@ async fn read_batch_body(
         )
         .into());
     }
-    let limit = state.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        NgsiError::invalid_request(format!(
-            "the request body is not valid JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let Value::Array(items) = value else {
+    let Value::Array(items) = super::read_body_value(state, body).await? else {
         return Err(NgsiError::bad_request_data(
             "the body of a batch operation must be a JSON array",
         )

@@ -83,13 +83,7 @@ pub async fn add(
             "Content-Type '{content_type}' is not supported: use application/json or application/ld+json"
         )));
     }
-    let limit = state.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        NgsiError::invalid_request(format!("the request body is not valid JSON: {e}"))
-    })?;
+    let value = super::read_body_value(&state, body).await?;
     let context = state.broker.contexts().add_hosted(value).await?;
     let mut response = request.respond_empty(StatusCode::CREATED);
     // A path, as for every created resource; used as an @context it resolves against

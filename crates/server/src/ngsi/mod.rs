@@ -322,6 +322,22 @@ pub fn body_is_json_ld(headers: &HeaderMap, also_json: &[&str]) -> Result<bool, 
     }
 }
 
+/// Reads a request body up to the configured limit and parses it as JSON.
+pub async fn read_body_value(state: &AppState, body: Body) -> Result<Value, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        NgsiError::invalid_request(format!(
+            "the request body is not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+        .into()
+    })
+}
+
 pub async fn read_json_body(
     state: &AppState,
     request: &NgsiRequest,
@@ -329,17 +345,7 @@ pub async fn read_json_body(
     body: Body,
 ) -> Result<JsonBody, ApiError> {
     let is_json_ld = body_is_json_ld(headers, &["application/merge-patch+json"])?;
-    let limit = state.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        NgsiError::invalid_request(format!(
-            "the request body is not valid JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let value = read_body_value(state, body).await?;
     let inline = inline_context(&value);
     let local_context = if is_json_ld {
         if request.link_context.is_some() {
