@@ -11,6 +11,7 @@ pub mod contexts;
 pub mod discovery;
 pub mod linked;
 pub mod ops;
+pub mod visibility;
 
 use chrono::Utc;
 use ngsi_ld::context::codec::AttributeFragment;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use store::{EntityPage, Modification, SharedStore, StoreError, Tenant, Write};
 
 pub use contexts::{ContextFetcher, ContextService};
+pub use visibility::Visibility;
 
 /// The most entities one query may return in a page (clause 6.3.10 lets a broker
 /// choose; asking for more is TooManyResults).
@@ -144,29 +146,41 @@ impl Broker {
             .map_err(store_error)
     }
 
-    /// Retrieve entity (clause 5.7.1).
-    pub async fn retrieve_entity(&self, tenant: &Tenant, id: &str) -> Result<Entity, NgsiError> {
+    /// Retrieve entity (clause 5.7.1), as a reader who sees `visibility` of the
+    /// tenant: an entity they may not see is not found, exactly like a missing one.
+    pub async fn retrieve_entity(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        visibility: &Visibility,
+    ) -> Result<Entity, NgsiError> {
         match self
             .store
             .get_entity(tenant, id)
             .await
             .map_err(store_error)?
         {
-            Some(entity) => Ok(entity),
+            Some(entity) if visibility.allows(&entity) => Ok(entity),
+            Some(_) => Err(entity_not_found(id)),
             // Only a miss needs to know whether the tenant exists at all: the common
-            // hit costs one read, not two.
+            // hit costs one read, not two. A restricted reader is not told either.
             None => {
-                self.check_tenant(tenant).await?;
+                if *visibility == Visibility::All {
+                    self.check_tenant(tenant).await?;
+                }
                 Err(entity_not_found(id))
             }
         }
     }
 
     /// Query entities (clause 5.7.2).
+    /// A restricted reader's query is narrowed to what they may see, and never told
+    /// whether the tenant exists.
     pub async fn query_entities(
         &self,
         tenant: &Tenant,
         query: &EntityQuery,
+        visibility: &Visibility,
     ) -> Result<EntityPage, NgsiError> {
         if query.limit > MAX_PAGE_SIZE {
             return Err(NgsiError::new(
@@ -176,6 +190,20 @@ impl Broker {
                     query.limit
                 ),
             ));
+        }
+        if *visibility != Visibility::All {
+            let mut narrowed = query.clone();
+            if !visibility.narrow(&mut narrowed) {
+                return Ok(EntityPage {
+                    entities: Vec::new(),
+                    total: query.count.then_some(0),
+                });
+            }
+            return self
+                .store
+                .query_entities(tenant, &narrowed)
+                .await
+                .map_err(store_error);
         }
         let page = self
             .store

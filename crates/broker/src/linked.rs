@@ -3,6 +3,7 @@
 //! (`joinLevel`), within the same tenant. How the linked entities are shown (`flat`
 //! or `inline`) is the renderer's business; this module only finds them.
 
+use crate::visibility::Visibility;
 use crate::{store_error, Broker};
 use ngsi_ld::model::{AttributeValue, Entity, RelationshipObject};
 use ngsi_ld::NgsiError;
@@ -35,12 +36,14 @@ pub fn relationship_targets(entity: &Entity) -> Vec<&str> {
 impl Broker {
     /// The entities linked from `roots` through up to `levels` hops of Relationships.
     /// Targets that do not exist are skipped, as the specification asks; neither roots
-    /// nor entities seen before are fetched again, so cycles end.
+    /// nor entities seen before are fetched again, so cycles end. Entities the reader
+    /// may not see are skipped as if they did not exist.
     pub async fn linked_entities(
         &self,
         tenant: &Tenant,
         roots: &[&Entity],
         levels: usize,
+        visibility: &Visibility,
     ) -> Result<LinkedEntities, NgsiError> {
         let mut found = LinkedEntities::new();
         let mut seen: BTreeSet<String> = roots.iter().map(|e| e.id.clone()).collect();
@@ -62,7 +65,8 @@ impl Broker {
                     .get_entity(tenant, &id)
                     .await
                     .map_err(store_error)?;
-                if let Some(entity) = entity {
+                // A hidden entity is treated as absent: neither shown nor followed.
+                if let Some(entity) = entity.filter(|e| visibility.allows(e)) {
                     next.extend(relationship_targets(&entity).into_iter().map(str::to_owned));
                     found.insert(id, entity);
                 }

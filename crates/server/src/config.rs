@@ -24,6 +24,64 @@ pub struct Config {
     pub context_fetch_timeout: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// `RENKEI_ALLOW_ANONYMOUS_WRITES`: anyone may read and write the broker of any
+    /// tenant without a key. Local development and conformance runs only.
+    pub allow_anonymous_writes: bool,
+    /// PEM certificate chain and private key: when both are set, renkei serves HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How long a signed-in session lasts.
+    pub session_lifetime: Duration,
+    /// Sign-in through an OpenID Connect provider, when configured.
+    pub oidc: Option<OidcConfig>,
+    /// The keys of field-level encryption (`id:base64,…`, the first is current), from
+    /// `RENKEI_ENCRYPTION_KEYS` or the file `RENKEI_ENCRYPTION_KEYS_FILE`.
+    pub encryption_keys: Option<EncryptionKeys>,
+    /// Sign-in attempts per IP and writes per key (`RENKEI_RATE_LIMIT_*`).
+    pub rate_limits: crate::protect::RateLimitConfig,
+}
+
+/// Where the field encryption keys come from (read when the server starts).
+#[derive(Clone)]
+pub enum EncryptionKeys {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for EncryptionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncryptionKeys::Inline(_) => f.write_str("Inline(…)"),
+            EncryptionKeys::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+/// The OpenID Connect provider renkei signs people in with.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer URL; its discovery document is read from
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// `client_secret_basic` when set…
+    pub client_secret: Option<String>,
+    /// …or `private_key_jwt` with this PEM key (PKCS#8, EC P-256 or RSA), as the
+    /// Digital Agency's デジタル認証アプリ requires.
+    pub private_key_file: Option<PathBuf>,
+    pub key_id: Option<String>,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
+            .field("private_key_file", &self.private_key_file)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -36,6 +94,13 @@ impl Default for Config {
             remote_contexts: true,
             context_fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 4 * 1024 * 1024,
+            allow_anonymous_writes: false,
+            tls_cert: None,
+            tls_key: None,
+            session_lifetime: Duration::from_secs(8 * 3600),
+            oidc: None,
+            encryption_keys: None,
+            rate_limits: Default::default(),
         }
     }
 }
@@ -51,6 +116,12 @@ struct FileConfig {
     remote_contexts: Option<bool>,
     context_fetch_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    allow_anonymous_writes: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    session_lifetime_minutes: Option<u64>,
+    oidc: Option<OidcConfig>,
+    encryption_keys_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -90,6 +161,24 @@ impl Config {
         if let Some(v) = file.max_body_bytes {
             self.max_body_bytes = v;
         }
+        if let Some(v) = file.allow_anonymous_writes {
+            self.allow_anonymous_writes = v;
+        }
+        if let Some(v) = file.tls_cert {
+            self.tls_cert = Some(v);
+        }
+        if let Some(v) = file.tls_key {
+            self.tls_key = Some(v);
+        }
+        if let Some(v) = file.session_lifetime_minutes {
+            self.session_lifetime = Duration::from_secs(v * 60);
+        }
+        if let Some(v) = file.oidc {
+            self.oidc = Some(v);
+        }
+        if let Some(v) = file.encryption_keys_file {
+            self.encryption_keys = Some(EncryptionKeys::File(v));
+        }
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -116,12 +205,69 @@ impl Config {
                 .with_context(|| format!("RENKEI_CONTEXT_FETCH_TIMEOUT_MS={v} is not a number"))?;
             self.context_fetch_timeout = Duration::from_millis(ms);
         }
+        if let Some(v) = var("RENKEI_ALLOW_ANONYMOUS_WRITES") {
+            self.allow_anonymous_writes = parse_bool("RENKEI_ALLOW_ANONYMOUS_WRITES", &v)?;
+        }
+        if let Some(v) = var("RENKEI_TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("RENKEI_TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("RENKEI_ENCRYPTION_KEYS_FILE") {
+            self.encryption_keys = Some(EncryptionKeys::File(PathBuf::from(v)));
+        }
+        if let Some(v) = var("RENKEI_ENCRYPTION_KEYS") {
+            self.encryption_keys = Some(EncryptionKeys::Inline(v));
+        }
+        if let Some(issuer) = var("RENKEI_OIDC_ISSUER") {
+            let client_id = var("RENKEI_OIDC_CLIENT_ID")
+                .context("RENKEI_OIDC_ISSUER is set but RENKEI_OIDC_CLIENT_ID is not")?;
+            self.oidc = Some(OidcConfig {
+                issuer,
+                client_id,
+                client_secret: var("RENKEI_OIDC_CLIENT_SECRET"),
+                private_key_file: var("RENKEI_OIDC_PRIVATE_KEY_FILE").map(PathBuf::from),
+                key_id: var("RENKEI_OIDC_KEY_ID"),
+            });
+        }
+        let number = |key: &str, value: &str| -> anyhow::Result<u32> {
+            value.parse().with_context(|| format!("{key}={value} is not a whole number"))
+        };
+        if let Some(v) = var("RENKEI_RATE_LIMIT_SIGN_IN_PER_MINUTE") {
+            self.rate_limits.sign_in_per_minute = number("RENKEI_RATE_LIMIT_SIGN_IN_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = var("RENKEI_RATE_LIMIT_WRITES_PER_SECOND") {
+            self.rate_limits.writes_per_second = number("RENKEI_RATE_LIMIT_WRITES_PER_SECOND", &v)?;
+        }
+        if let Some(v) = var("RENKEI_RATE_LIMIT_WRITES_BURST") {
+            self.rate_limits.writes_burst = number("RENKEI_RATE_LIMIT_WRITES_BURST", &v)?;
+        }
         if let Some(v) = var("RENKEI_MAX_BODY_BYTES") {
             self.max_body_bytes = v
                 .parse()
                 .with_context(|| format!("RENKEI_MAX_BODY_BYTES={v} is not a number"))?;
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("TLS needs both RENKEI_TLS_CERT and RENKEI_TLS_KEY (or tls_cert and tls_key)");
+        }
+        if let Some(oidc) = &self.oidc {
+            if oidc.client_secret.is_some() == oidc.private_key_file.is_some() {
+                bail!("OIDC needs exactly one of a client secret (RENKEI_OIDC_CLIENT_SECRET) or a private key file (RENKEI_OIDC_PRIVATE_KEY_FILE)");
+            }
+        }
         Ok(())
+    }
+
+    /// Whether renkei itself terminates TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Whether browsers reach renkei over HTTPS (directly or through a proxy), so
+    /// cookies must be `Secure`.
+    pub fn https(&self) -> bool {
+        self.serves_tls() || self.public_url.starts_with("https://")
     }
 }
 

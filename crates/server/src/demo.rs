@@ -9,11 +9,11 @@ use broker::{BatchItem, Broker, UpsertMode};
 use ngsi_ld::model::{Attribute, AttributeValue, Entity, RelationshipObject};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use crate::admin::ops;
+use crate::AppState;
 use store::Tenant;
 
-const MUNICIPALITIES_CSV: &str =
-    include_str!("../../../reference-data/localgov/municipalities.csv");
-const PREFECTURES_CSV: &str = include_str!("../../../reference-data/localgov/prefectures.csv");
+use crate::localgov::MUNICIPALITIES_CSV;
 const YAIZU_EVACUATION_SPACES: &[u8] =
     include_bytes!("../../../reference-data/yaizu/222127_evacuation_space.csv");
 
@@ -44,14 +44,20 @@ pub struct DemoSummary {
     pub shelters: usize,
 }
 
-pub async fn load(broker: &Broker) -> anyhow::Result<DemoSummary> {
+/// Loads the demo: registers 静岡県 and its municipalities as tenants (their
+/// `LocalGovernment` and `EvacuationSpace` entities readable by anyone, as a shelter
+/// finder needs), then stores the entities.
+pub async fn load(state: &AppState) -> anyhow::Result<DemoSummary> {
+    let broker = &state.broker;
     let governments = local_governments()?;
     let prefecture_tenant = Tenant::named(DEMO_PREFECTURE);
     let mut summary = DemoSummary::default();
     for government in &governments {
         // Each government's own tenant holds its self-description; the prefecture's
         // tenant holds all of them.
-        let tenant = Tenant::named(government.id.rsplit(':').next().unwrap_or_default());
+        let code = government.id.rsplit(':').next().unwrap_or_default();
+        register_tenant(state, code).await?;
+        let tenant = Tenant::named(code);
         upsert(broker, &tenant, vec![government.clone()]).await?;
         summary.tenants += 1;
     }
@@ -60,6 +66,21 @@ pub async fn load(broker: &Broker) -> anyhow::Result<DemoSummary> {
     summary.shelters = shelters.len();
     upsert(broker, &Tenant::named(YAIZU), shelters).await?;
     Ok(summary)
+}
+
+/// Registers a demo tenant once; loading the demo again leaves it as it is.
+async fn register_tenant(state: &AppState, code: &str) -> anyhow::Result<()> {
+    if state.identity.tenant(code).await?.is_some() {
+        return Ok(());
+    }
+    let operator = identity::Principal::Operator;
+    ops::create_tenant(&state.identity, &operator, code).await?;
+    let change = ops::TenantChange {
+        public_types: Some(vec![term("LocalGovernment"), term("EvacuationSpace")]),
+        ..Default::default()
+    };
+    ops::update_tenant(&state.identity, &operator, code, change).await?;
+    Ok(())
 }
 
 async fn upsert(broker: &Broker, tenant: &Tenant, entities: Vec<Entity>) -> anyhow::Result<()> {
@@ -92,8 +113,7 @@ fn column(headers: &[String], name: &str) -> anyhow::Result<usize> {
 
 /// The prefecture and its municipalities as `LocalGovernment` entities.
 fn local_governments() -> anyhow::Result<Vec<Entity>> {
-    let registry = jp::localgov::Registry::from_csv(PREFECTURES_CSV, MUNICIPALITIES_CSV)
-        .context("reading the local government list")?;
+    let registry = crate::localgov::registry();
     let prefecture = jp::localgov::LocalGovCode::parse(DEMO_PREFECTURE)?;
     let (headers, rows) = csv_rows(MUNICIPALITIES_CSV)?;
     let [code_col, pref_col, name_col, kana_col, lat_col, lng_col] = [

@@ -5,14 +5,23 @@
 //! Architecture invariant: this is the only crate that knows HTTP and JSON wire
 //! shapes. Handlers parse the request into domain types, call the domain crate, and map
 //! the result (or the typed error, through one table in [`problem`]) to a response.
+//! Every request is authenticated by [`auth::middleware`] before routing, and every
+//! face asks `identity`'s one policy table what the caller may do.
 
+pub mod admin;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod fetcher;
+pub mod localgov;
 pub mod ngsi;
 pub mod problem;
+pub mod protect;
 pub mod storage;
+pub mod tls;
 
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
 use broker::{Broker, ContextService};
@@ -24,13 +33,15 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
+    pub identity: auth::Identity,
     pub config: Arc<config::Config>,
 }
 
 impl AppState {
     /// Builds the broker over an opened store, with the contexts the configuration
-    /// preloads and, unless disabled, a fetcher for remote contexts.
-    pub fn new(store: store::SharedStore, config: config::Config) -> anyhow::Result<AppState> {
+    /// preloads and, unless disabled, a fetcher for remote contexts; and identity and
+    /// access over the same database.
+    pub fn new(stores: storage::Stores, config: config::Config) -> anyhow::Result<AppState> {
         let preloaded = match &config.contexts_dir {
             Some(dir) => config::load_contexts_dir(dir)?,
             None => Default::default(),
@@ -46,19 +57,34 @@ impl AppState {
             "{}/ngsi-ld/v1/jsonldContexts/",
             config.public_url.trim_end_matches('/')
         );
-        let contexts = ContextService::new(store.clone(), fetcher, preloaded, hosted_base);
+        let contexts = ContextService::new(stores.entities.clone(), fetcher, preloaded, hosted_base);
+        let oidc = match &config.oidc {
+            Some(oidc) => Some(auth::oidc::OidcSignIn::from_config(oidc, &config.public_url)?),
+            None => None,
+        };
+        let identity = auth::Identity::new(stores.identity, &config, oidc);
         Ok(AppState {
-            broker: Broker::new(store, Arc::new(contexts)),
+            broker: Broker::new(stores.entities, Arc::new(contexts)),
+            identity,
             config: Arc::new(config),
         })
     }
 }
 
-/// The whole HTTP surface of renkei.
+/// The whole HTTP surface of renkei. Layers run outside in: security headers on
+/// every answer (refusals included), then rate limits before anything reads a body,
+/// then authentication.
 pub fn app(state: AppState) -> Router {
+    let limits = Arc::new(protect::RateLimits::new(state.config.rate_limits));
+    let tls = state.config.serves_tls();
     Router::new()
         .nest("/ngsi-ld/v1", ngsi::router())
+        .nest("/auth", auth::routes::router())
+        .nest("/admin/v1", admin::router())
         .route("/health", get(|| async { "ok" }))
+        .layer(from_fn_with_state(state.clone(), auth::middleware::authenticate))
+        .layer(from_fn_with_state(limits, protect::limit_rate))
+        .layer(from_fn_with_state(tls, protect::security_headers))
         .with_state(state)
 }
 
@@ -71,3 +97,4 @@ pub type HttpService = NormalizePath<Router>;
 pub fn service(state: AppState) -> HttpService {
     NormalizePathLayer::trim_trailing_slash().layer(app(state))
 }
+

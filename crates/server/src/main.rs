@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use server::cli;
 use server::config::Config;
 use server::storage::Backend;
 use std::path::PathBuf;
@@ -38,6 +39,87 @@ enum Command {
     Migrate,
     /// Print the version.
     Version,
+    /// Register, suspend, resume and list tenants (local governments).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create the platform administrator (the password is read from the terminal or
+    /// standard input; there is never a default one).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Create and revoke API keys for machine clients.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Keys for the field-level encryption of personal data.
+    #[command(subcommand, name = "encryption-key")]
+    EncryptionKey(EncryptionKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Register a local government by its 6-digit 全国地方公共団体コード.
+    Add {
+        code: String,
+        /// An entity type anyone may read (repeatable): an IRI, or a term of NGSI-LD's
+        /// default vocabulary.
+        #[arg(long = "public-type")]
+        public_types: Vec<String>,
+    },
+    /// Suspend a tenant: its data stays, nobody but the platform administrator reaches it.
+    Suspend { code: String },
+    /// Lift a suspension.
+    Resume { code: String },
+    /// List the registered tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a platform administrator.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key; prints the key alone on standard output.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        role: identity::Role,
+        /// Comma-separated scopes (default: all the role can use).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<identity::Scope>>,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke an API key by its id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of the whole audit log; exit status 1 if it is broken.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum EncryptionKeyCommand {
+    /// Print a new key entry `id:base64` for RENKEI_ENCRYPTION_KEYS (put it first to
+    /// make it current; keep old ones until every field is resealed).
+    Generate {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -56,16 +138,47 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
+        Command::Tenant(TenantCommand::Add { code, public_types }) => {
+            cli::tenant_add(&config, &code, &public_types).await
+        }
+        Command::Tenant(TenantCommand::Suspend { code }) => {
+            cli::tenant_set_suspended(&config, &code, true).await
+        }
+        Command::Tenant(TenantCommand::Resume { code }) => {
+            cli::tenant_set_suspended(&config, &code, false).await
+        }
+        Command::Tenant(TenantCommand::List) => cli::tenant_list(&config).await,
+        Command::Admin(AdminCommand::Create {
+            username,
+            display_name,
+        }) => cli::admin_create(&config, &username, display_name.as_deref()).await,
+        Command::Key(KeyCommand::Create {
+            tenant,
+            role,
+            scopes,
+            label,
+            expires_in_days,
+        }) => cli::key_create(&config, &tenant, role, scopes, &label, expires_in_days).await,
+        Command::Key(KeyCommand::Revoke { id }) => cli::key_revoke(&config, &id).await,
+        Command::Audit(AuditCommand::Verify) => cli::audit_verify(&config).await,
+        Command::EncryptionKey(EncryptionKeyCommand::Generate { id }) => {
+            cli::encryption_key_generate(&id)
+        }
     }
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let backend = Backend::from_url(&config.database_url)?;
-    let store = backend.open().await?;
+    let stores = backend.open().await?;
     let listen = config.listen;
-    let state = server::AppState::new(store, config.clone())?;
+    let state = server::AppState::new(stores, config.clone())?;
+    if config.allow_anonymous_writes {
+        for _ in 0..3 {
+            tracing::warn!("RENKEI_ALLOW_ANONYMOUS_WRITES is on: ANYONE can read and write the broker of EVERY tenant without a key. For local development and conformance runs only; never in production.");
+        }
+    }
     if demo {
-        let summary = server::demo::load(&state.broker)
+        let summary = server::demo::load(&state)
             .await
             .context("loading the demo data")?;
         tracing::info!(
@@ -77,13 +190,26 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, database = %redact(&config.database_url), "renkei is serving");
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(server::service(state)),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let service = server::service(state);
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = server::tls::load_tls_config(cert, key)?;
+            tracing::info!(%listen, database = %redact(&config.database_url), "renkei is serving HTTPS");
+            server::tls::serve_tls(listener, tls, service, shutdown_signal()).await?;
+        }
+        _ => {
+            tracing::info!(%listen, database = %redact(&config.database_url), "renkei is serving");
+            // With the peer address, so that rate limits count per client.
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    std::net::SocketAddr,
+                >(service),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        }
+    }
     Ok(())
 }
 

@@ -48,6 +48,14 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// 405: the resource exists but not with this method.
     MethodNotAllowed,
+    /// 401/403: refused by authentication or the policy table.
+    Auth(crate::auth::AuthError),
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        ApiError::Auth(error)
+    }
 }
 
 impl From<NgsiError> for ApiError {
@@ -59,6 +67,7 @@ impl From<NgsiError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
+            ApiError::Auth(refusal) => return refusal.into_response(),
             ApiError::Ngsi(error) => (status_of(error.problem), error),
             ApiError::NotAcceptable(detail) => (
                 StatusCode::NOT_ACCEPTABLE,

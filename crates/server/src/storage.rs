@@ -4,7 +4,24 @@
 use anyhow::{bail, Context as _};
 use std::path::PathBuf;
 use std::sync::Arc;
-use store::SharedStore;
+use store::identity::{IdentityStore, SharedIdentityStore};
+use store::{EntityStore, SharedStore};
+
+/// One database seen through each storage interface renkei uses.
+#[derive(Clone)]
+pub struct Stores {
+    pub entities: SharedStore,
+    pub identity: SharedIdentityStore,
+}
+
+impl<S: EntityStore + IdentityStore + 'static> From<Arc<S>> for Stores {
+    fn from(store: Arc<S>) -> Stores {
+        Stores {
+            entities: store.clone(),
+            identity: store,
+        }
+    }
+}
 
 /// The backend a database URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +48,18 @@ impl Backend {
         bail!("unsupported database URL scheme '{scheme}': use sqlite://PATH or postgres://USER@HOST/DB")
     }
 
-    pub async fn open(&self) -> anyhow::Result<SharedStore> {
+    pub async fn open(&self) -> anyhow::Result<Stores> {
         Ok(match self {
-            Backend::Sqlite(path) => Arc::new(
+            Backend::Sqlite(path) => Stores::from(Arc::new(
                 store_sqlite::SqliteStore::open(path)
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
-            ),
-            Backend::Postgres(url) => Arc::new(
+            )),
+            Backend::Postgres(url) => Stores::from(Arc::new(
                 store_postgres::PostgresStore::connect(url)
                     .await
                     .context("connecting to PostgreSQL")?,
-            ),
+            )),
         })
     }
 

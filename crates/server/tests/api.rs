@@ -9,8 +9,6 @@ use axum::http::{Method, Request, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 use server::config::Config;
-use std::sync::Arc;
-use tower::ServiceExt;
 
 fn shelter(id: &str, capacity: i64, lng: f64, lat: f64) -> Value {
     json!({
@@ -631,32 +629,25 @@ async fn hosted_contexts_are_served_and_used() {
 
 #[tokio::test]
 async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
-        .await
-        .unwrap();
-    let state = server::AppState::new(
-        Arc::new(store),
-        Config {
-            remote_contexts: false,
-            ..Config::default()
-        },
-    )
-    .unwrap();
-    let first = server::demo::load(&state.broker).await.unwrap();
-    let second = server::demo::load(&state.broker).await.unwrap();
+    // Secured, as `serve --demo` runs: the shelters are public, so a resident who is
+    // not signed in finds them.
+    let s = secured_server(Backend::Sqlite).await;
+    let first = server::demo::load(&s.state).await.unwrap();
+    let second = server::demo::load(&s.state).await.unwrap();
     assert_eq!(first, second);
     assert_eq!(first.shelters, 31);
-    let app = server::service(state);
-    let request = Request::get(format!(
-        "{NGSI}/entities?type=EvacuationSpace&count=true&limit=1"
-    ))
-    .header("NGSILD-Tenant", "222127")
-    .body(Body::empty())
-    .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["NGSILD-Results-Count"], "31");
+    let reply = s
+        .send(
+            Method::GET,
+            &format!("{NGSI}/entities?type=EvacuationSpace&count=true&limit=1"),
+            &[("NGSILD-Tenant", "222127")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("NGSILD-Results-Count"), Some("31"));
+    let tenants = s.state.identity.store().list_registered_tenants().await.unwrap();
+    assert!(tenants.iter().any(|t| t.code == "222127" && t.name == "焼津市"));
 }
 
 #[tokio::test]

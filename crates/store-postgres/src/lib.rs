@@ -11,6 +11,7 @@
 //! one entity from any number of nodes serialise instead of losing updates.
 
 mod filter;
+mod identity;
 mod index;
 mod migrations;
 pub mod testing;

@@ -121,6 +121,107 @@ $$;
 "#,
         then: Some(Backfill::IndexEntities),
     },
+    Migration {
+        version: 3,
+        name: "identity, access and the audit log",
+        sql: r#"
+-- The tenant registry of identity (not `tenants`, which lists the NGSI-LD tenant
+-- names the broker has seen), users and their grants, API keys, sessions, pending
+-- OpenID Connect sign-ins and the audit log. A platform grant or key has the tenant ''.
+CREATE TABLE registered_tenants (
+    code text PRIMARY KEY,
+    name text NOT NULL,
+    suspended boolean NOT NULL,
+    public_types text[] NOT NULL,
+    shared_with_prefecture boolean NOT NULL,
+    created_at timestamptz NOT NULL
+);
+
+CREATE TABLE users (
+    id text PRIMARY KEY,
+    username text NOT NULL UNIQUE,
+    display_name text NOT NULL,
+    email text,
+    password_hash text,
+    oidc_issuer text,
+    oidc_subject text,
+    failed_sign_ins bigint NOT NULL,
+    locked_until timestamptz,
+    disabled boolean NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX users_oidc_key ON users (oidc_issuer, oidc_subject)
+    WHERE oidc_issuer IS NOT NULL AND oidc_subject IS NOT NULL;
+
+CREATE TABLE user_grants (
+    user_id text NOT NULL,
+    tenant text NOT NULL,
+    role text NOT NULL,
+    PRIMARY KEY (user_id, tenant, role)
+);
+CREATE INDEX user_grants_by_grant_idx ON user_grants (tenant, role, user_id);
+
+CREATE TABLE api_keys (
+    id text PRIMARY KEY,
+    tenant text NOT NULL,
+    role text NOT NULL,
+    scopes text[] NOT NULL,
+    label text NOT NULL,
+    secret_hash text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    revoked_at timestamptz
+);
+CREATE INDEX api_keys_by_tenant_idx ON api_keys (tenant, created_at);
+
+CREATE TABLE sessions (
+    token_hash text PRIMARY KEY,
+    user_id text NOT NULL,
+    csrf_token text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX sessions_by_user_idx ON sessions (user_id);
+
+CREATE TABLE pending_sign_ins (
+    state text PRIMARY KEY,
+    data text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+-- seq is assigned by the appender under an advisory lock (last + 1), not by a
+-- sequence, so a rolled-back append leaves no gap in the chain.
+CREATE TABLE audit_log (
+    seq bigint PRIMARY KEY,
+    at timestamptz NOT NULL,
+    tenant text,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    detail jsonb NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL
+);
+CREATE INDEX audit_log_by_tenant_idx ON audit_log (tenant, seq);
+CREATE INDEX audit_log_by_actor_idx ON audit_log (actor, seq);
+CREATE INDEX audit_log_by_target_idx ON audit_log (target, seq);
+
+-- Append-only: the database itself refuses to change or remove a record. (Someone
+-- able to disable the trigger can still do it; the hash chain then shows where.)
+CREATE FUNCTION renkei_audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION renkei_audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION renkei_audit_log_append_only();
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

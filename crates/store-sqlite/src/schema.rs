@@ -20,6 +20,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V2,
         then: Some(reindex_all),
     },
+    Migration {
+        sql: V3,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -66,6 +70,94 @@ const V2: &str = "
     ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE entity_location USING rtree (seq, min_lon, max_lon, min_lat, max_lat);
     CREATE INDEX entities_by_tenant ON entities (tenant, seq);";
+
+/// 3: identity and access (see `identity`): the tenant registry (not `tenants`, which
+/// lists the NGSI-LD tenant names the broker has seen), users and their grants, API
+/// keys, sessions, pending OpenID Connect sign-ins and the audit log.
+///
+/// Timestamps are RFC 3339 text in UTC with microseconds, fixed width, so they sort
+/// and compare as text. A platform grant or key has the tenant `''`. The audit log is
+/// append-only: triggers abort any UPDATE or DELETE of its rows (its hash chain then
+/// shows whatever is done to the file by other means).
+const V3: &str = "
+    CREATE TABLE registered_tenants (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        suspended INTEGER NOT NULL,
+        public_types TEXT NOT NULL,
+        shared_with_prefecture INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        email TEXT,
+        password_hash TEXT,
+        oidc_issuer TEXT,
+        oidc_subject TEXT,
+        failed_sign_ins INTEGER NOT NULL,
+        locked_until TEXT,
+        disabled INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX users_by_oidc ON users (oidc_issuer, oidc_subject)
+        WHERE oidc_issuer IS NOT NULL AND oidc_subject IS NOT NULL;
+    CREATE TABLE user_grants (
+        user_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (user_id, tenant, role)
+    ) WITHOUT ROWID;
+    CREATE INDEX user_grants_by_grant ON user_grants (tenant, role, user_id);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        label TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    );
+    CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at);
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_by_user ON sessions (user_id);
+    CREATE TABLE pending_sign_ins (
+        state TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        tenant TEXT,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_tenant ON audit_log (tenant, seq);
+    CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+    CREATE INDEX audit_log_by_target ON audit_log (target, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

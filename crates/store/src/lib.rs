@@ -11,6 +11,8 @@
 
 pub mod conformance;
 pub mod doc;
+pub mod identity;
+pub mod identity_conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -311,10 +311,13 @@ pub async fn query(
         Some(join) => Some(join),
         None => document_join(&body.value)?,
     };
-    let mut page = state.broker.query_entities(&request.tenant, &query).await?;
+    let mut page = state
+        .broker
+        .query_entities(&request.tenant, &query, &request.visibility)
+        .await?;
     let linked = query::project_page(
         &state.broker,
-        &request.tenant,
+        &request,
         &mut page.entities,
         &filter,
         join,

@@ -20,7 +20,7 @@ pub async fn types(State(state): State<AppState>, request: NgsiRequest) -> Answe
     request.params.allow_only(&["details", "local", "via"])?;
     let media = negotiate(request.accept.as_deref(), false)?;
     let ctx = request.context(&state).await?;
-    let stats = state.broker.types(&request.tenant).await?;
+    let stats = state.broker.types(&request.tenant, &request.visibility).await?;
     let body = if request.params.bool("details")? {
         Value::Array(
             stats
@@ -56,9 +56,12 @@ pub async fn type_details(
     let type_iri = ctx.expand_iri(&type_name, true);
     let stats = state
         .broker
-        .type_details(&request.tenant, &type_iri)
+        .type_details(&request.tenant, &type_iri, &request.visibility)
         .await?;
-    let attributes = state.broker.attributes(&request.tenant).await?;
+    let attributes = state
+        .broker
+        .attributes(&request.tenant, &request.visibility)
+        .await?;
     let details: Vec<Value> = stats
         .attributes
         .iter()
@@ -90,7 +93,10 @@ pub async fn attributes(State(state): State<AppState>, request: NgsiRequest) -> 
     request.params.allow_only(&["details", "local", "via"])?;
     let media = negotiate(request.accept.as_deref(), false)?;
     let ctx = request.context(&state).await?;
-    let stats = state.broker.attributes(&request.tenant).await?;
+    let stats = state
+        .broker
+        .attributes(&request.tenant, &request.visibility)
+        .await?;
     let body = if request.params.bool("details")? {
         Value::Array(
             stats
@@ -126,7 +132,7 @@ pub async fn attribute_details(
     let iri = ctx.expand_iri(&attr, true);
     let stats = state
         .broker
-        .attribute_details(&request.tenant, &iri)
+        .attribute_details(&request.tenant, &iri, &request.visibility)
         .await?;
     let body = json!({
         "id": stats.attribute_iri,

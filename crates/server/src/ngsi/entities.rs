@@ -119,7 +119,10 @@ pub async fn retrieve(
     let options = query::render_options(&request.params)?;
     let filter = AttributeFilter::from_params(&request.params, &ctx)?;
     let join = query::join(&request.params)?;
-    let mut entity = state.broker.retrieve_entity(&request.tenant, &id).await?;
+    let mut entity = state
+        .broker
+        .retrieve_entity(&request.tenant, &id, &request.visibility)
+        .await?;
     filter.apply(&mut entity);
     if filter.leaves_nothing(&entity) {
         // Clause 5.7.1: an entity with nothing left to show is not found.
@@ -132,7 +135,7 @@ pub async fn retrieve(
         Some(join) => {
             state
                 .broker
-                .linked_entities(&request.tenant, &[&entity], join.levels)
+                .linked_entities(&request.tenant, &[&entity], join.levels, &request.visibility)
                 .await?
         }
         None => Default::default(),
@@ -199,10 +202,13 @@ pub async fn query(
     let options = query::render_options(&request.params)?;
     let filter = AttributeFilter::from_params(&request.params, &ctx)?;
     let join = query::join(&request.params)?;
-    let mut page = state.broker.query_entities(&request.tenant, &query).await?;
+    let mut page = state
+        .broker
+        .query_entities(&request.tenant, &query, &request.visibility)
+        .await?;
     let linked = query::project_page(
         &state.broker,
-        &request.tenant,
+        &request,
         &mut page.entities,
         &filter,
         join,

@@ -10,12 +10,17 @@ mod jsonld_contexts;
 pub mod params;
 mod query;
 
+use crate::auth::middleware::caller_of;
+use crate::auth::AuthError;
 use crate::problem::ApiError;
 use crate::AppState;
+use broker::Visibility;
+use identity::policy::{Action, Decision, Target};
+use identity::Principal;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -147,12 +152,15 @@ pub struct NgsiRequest {
     pub link_context: Option<String>,
     pub accept: Option<String>,
     pub params: params::Params,
+    /// What of the tenant the caller may read (writes were decided before the handler
+    /// ran: a request that reaches it may do what it asks).
+    pub visibility: Visibility,
 }
 
 impl FromRequestParts<AppState> for NgsiRequest {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let headers = &parts.headers;
         let tenant_header = headers.get(TENANT_HEADER).cloned();
         let tenant = match &tenant_header {
@@ -168,7 +176,16 @@ impl FromRequestParts<AppState> for NgsiRequest {
                 Tenant::named(name)
             }
         };
+        let caller = caller_of(&parts.extensions);
+        let visibility = authorize(
+            state,
+            &caller.principal,
+            &tenant,
+            access_of(&parts.method, parts.uri.path()),
+        )
+        .await?;
         Ok(NgsiRequest {
+            visibility,
             tenant,
             tenant_header,
             link_context: link_context(headers)?,
@@ -178,6 +195,54 @@ impl FromRequestParts<AppState> for NgsiRequest {
                 .map(str::to_owned),
             params: params::Params::parse(parts.uri.query().unwrap_or(""))?,
         })
+    }
+}
+
+/// What a request to the NGSI-LD face does, from its method and path (relative to
+/// `/ngsi-ld/v1`); `None` for reading the hosted contexts, which are open to all.
+fn access_of(method: &Method, path: &str) -> Option<Action> {
+    let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if path.starts_with("/jsonldContexts") {
+        return (!reads).then_some(Action::ContextManage);
+    }
+    if reads || path == "/entityOperations/query" {
+        Some(Action::EntityRead)
+    } else {
+        Some(Action::EntityWrite)
+    }
+}
+
+/// Asks the policy whether the caller may do `action` in the tenant, and what of it
+/// they may read. A reader without a role there still sees the public types, so
+/// anonymous residents can find shelters; everything else refused is 401 or 403.
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &Tenant,
+    action: Option<Action>,
+) -> Result<Visibility, ApiError> {
+    let identity = &state.identity;
+    let Some(action) = action else {
+        return Ok(Visibility::All);
+    };
+    if action == Action::ContextManage {
+        identity.require(principal, action, Target::platform())?;
+        return Ok(Visibility::All);
+    }
+    let record = identity.tenant(tenant.name()).await?;
+    let target = Target::tenant(tenant.name(), record.as_ref());
+    match identity.decide(principal, action, target) {
+        Decision::Allow => Ok(Visibility::All),
+        Decision::Deny(denial) => {
+            let public_read = action == Action::EntityRead
+                && identity.decide(principal, action, target.public()).is_allowed();
+            if public_read {
+                let types = record.map(|r| r.public_types).unwrap_or_default();
+                Ok(Visibility::PublicTypes(types.into_iter().collect()))
+            } else {
+                Err(AuthError::from_denial(denial, Some(tenant.name())).into())
+            }
+        }
     }
 }
 

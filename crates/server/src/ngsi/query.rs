@@ -578,7 +578,7 @@ fn quoted_pluses_to_spaces(value: &str) -> String {
 /// a join is asked for.
 pub async fn project_page(
     broker: &broker::Broker,
-    tenant: &store::Tenant,
+    request: &super::NgsiRequest,
     entities: &mut Vec<Entity>,
     filter: &AttributeFilter,
     join: Option<Join>,
@@ -590,7 +590,9 @@ pub async fn project_page(
     match join {
         Some(join) => {
             let roots: Vec<&Entity> = entities.iter().collect();
-            broker.linked_entities(tenant, &roots, join.levels).await
+            broker
+                .linked_entities(&request.tenant, &roots, join.levels, &request.visibility)
+                .await
         }
         None => Ok(LinkedEntities::default()),
     }

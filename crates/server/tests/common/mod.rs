@@ -33,11 +33,19 @@ pub const NONEXISTENT_TENANT: &str = "https://uri.etsi.org/ngsi-ld/errors/Nonexi
 pub const RESOURCE_NOT_FOUND: &str = "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound";
 pub const TOO_MANY_RESULTS: &str = "https://uri.etsi.org/ngsi-ld/errors/TooManyResults";
 
-/// The router of one broker and the directory its database lives in; the directory is
-/// removed when the server is dropped.
+/// The router of one renkei and whatever keeps its database alive (a temporary
+/// directory, a throwaway PostgreSQL database), removed when the server is dropped.
 pub struct TestServer {
     app: server::HttpService,
-    _dir: tempfile::TempDir,
+    pub state: server::AppState,
+    _keep_alive: Box<dyn Send + Sync>,
+}
+
+/// Which storage backend a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 /// What the router answered, the body already parsed.
@@ -61,23 +69,57 @@ impl Reply {
     }
 }
 
-/// A broker with the default configuration.
+/// A broker as the NGSI-LD conformance tests want it: anyone may read and write every
+/// tenant (`RENKEI_ALLOW_ANONYMOUS_WRITES`, as the ETSI suite runs) and writes are not
+/// rate-limited. Tests of access control use [`secured_server`].
 pub async fn server() -> TestServer {
     server_with(Config::default()).await
 }
 
-/// A broker with `config`, except that remote contexts are never fetched: tests must not
-/// depend on the network.
+/// [`server`] with `config` (anonymous broker access and unlimited writes added).
 pub async fn server_with(mut config: Config) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
-        .await
-        .unwrap();
+    config.allow_anonymous_writes = true;
+    config.rate_limits.writes_per_second = 0;
+    server_on(Backend::Sqlite, config).await
+}
+
+/// renkei as deployed: every write needs a key or a role, writes unlimited (the
+/// rate limit has tests of its own).
+pub async fn secured_server(backend: Backend) -> TestServer {
+    let mut config = Config::default();
+    config.rate_limits.writes_per_second = 0;
+    server_on(backend, config).await
+}
+
+/// A server on `backend` with `config`, except that remote contexts are never fetched:
+/// tests must not depend on the network.
+pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
     config.remote_contexts = false;
-    let state = server::AppState::new(Arc::new(store), config).unwrap();
+    let (stores, keep_alive): (server::storage::Stores, Box<dyn Send + Sync>) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_sqlite::SqliteStore::open(&dir.path().join("renkei.db"))
+                .await
+                .unwrap();
+            (Arc::new(store).into(), Box::new(dir))
+        }
+        Backend::Postgres => {
+            let database = store_postgres::testing::TestDatabase::create(
+                &store_postgres::testing::test_server_url(),
+            )
+            .await
+            .unwrap();
+            let store = store_postgres::PostgresStore::connect_config(database.config())
+                .await
+                .unwrap();
+            (Arc::new(store).into(), Box::new(database))
+        }
+    };
+    let state = server::AppState::new(stores, config).unwrap();
     TestServer {
-        app: server::service(state),
-        _dir: dir,
+        app: server::service(state.clone()),
+        state,
+        _keep_alive: keep_alive,
     }
 }
 
