@@ -108,8 +108,16 @@ impl Broker {
                 for (name, instances) in &entity.attributes {
                     let entry = attributes.entry(name.clone()).or_default();
                     entry.0 += 1;
-                    entry.1.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
-                    entry.2.extend(entity.types.iter().filter(|t| visibility.allows_type(t)).cloned());
+                    entry
+                        .1
+                        .extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
+                    entry.2.extend(
+                        entity
+                            .types
+                            .iter()
+                            .filter(|t| visibility.allows_type(t))
+                            .cloned(),
+                    );
                 }
             }
             if page.entities.len() < query.limit {
@@ -127,12 +135,14 @@ impl Broker {
             .collect();
         let attributes = attributes
             .into_iter()
-            .map(|(attribute_iri, (entity_count, kinds, types))| AttributeStats {
-                attribute_iri,
-                entity_count,
-                kinds: kinds.into_iter().collect(),
-                types: types.into_iter().collect(),
-            })
+            .map(
+                |(attribute_iri, (entity_count, kinds, types))| AttributeStats {
+                    attribute_iri,
+                    entity_count,
+                    kinds: kinds.into_iter().collect(),
+                    types: types.into_iter().collect(),
+                },
+            )
             .collect();
         Ok((types, attributes))
     }

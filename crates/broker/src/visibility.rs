@@ -102,7 +102,10 @@ mod tests {
             let matcher = Matcher::new(&query);
             assert!(!matcher.matches(&case), "{asked:?}");
             assert_eq!(matcher.matches(&both), true, "{asked:?}");
-            assert_eq!(matcher.matches(&shelter), asked != Some(TypeExpr::Type("WelfareCase".into())));
+            assert_eq!(
+                matcher.matches(&shelter),
+                asked != Some(TypeExpr::Type("WelfareCase".into()))
+            );
         }
         let mut query = EntityQuery::default();
         assert!(!public(&[]).narrow(&mut query));

@@ -77,9 +77,13 @@ pub enum SignIn {
     Accepted,
     WrongPassword,
     /// Locked after too many failures; a right password does not unlock it early.
-    Locked { until: DateTime<Utc> },
+    Locked {
+        until: DateTime<Utc>,
+    },
     /// This failure was the one too many: the account is locked from now on.
-    JustLocked { until: DateTime<Utc> },
+    JustLocked {
+        until: DateTime<Utc>,
+    },
     Disabled,
     /// The account has no local password (OIDC only).
     NoPassword,
@@ -127,7 +131,10 @@ mod tests {
         user.password_hash = Some(password::hash("富士山が見える静岡の朝").unwrap());
         let lockout = Lockout::default();
         for _ in 0..4 {
-            assert_eq!(sign_in(&mut user, "wrong", now, lockout), SignIn::WrongPassword);
+            assert_eq!(
+                sign_in(&mut user, "wrong", now, lockout),
+                SignIn::WrongPassword
+            );
         }
         let locked = sign_in(&mut user, "wrong", now, lockout);
         assert!(matches!(locked, SignIn::JustLocked { .. }), "{locked:?}");

@@ -181,7 +181,9 @@ pub struct AuditFilter {
 impl AuditFilter {
     pub fn matches(&self, record: &AuditRecord) -> bool {
         let event = &record.event;
-        self.tenant.as_ref().is_none_or(|t| event.tenant.as_ref() == Some(t))
+        self.tenant
+            .as_ref()
+            .is_none_or(|t| event.tenant.as_ref() == Some(t))
             && self.actor.as_ref().is_none_or(|a| &event.actor == a)
             && self.target.as_ref().is_none_or(|t| &event.target == t)
             && self.action.as_ref().is_none_or(|a| &event.action == a)
@@ -237,7 +239,10 @@ mod tests {
         deleted.remove(1);
         assert_eq!(
             ChainCursor::default().verify(&deleted),
-            Err(ChainBreak::Gap { expected: 2, found: 3 })
+            Err(ChainBreak::Gap {
+                expected: 2,
+                found: 3
+            })
         );
 
         // Rewriting a record and its own hash still breaks the next link.
@@ -252,7 +257,13 @@ mod tests {
 
     #[test]
     fn key_order_of_the_detail_does_not_change_the_hash() {
-        let mut event = AuditEvent::new(None, "cli", "tenant.create", "tenant:222127", json!({"a": 1, "b": 2}));
+        let mut event = AuditEvent::new(
+            None,
+            "cli",
+            "tenant.create",
+            "tenant:222127",
+            json!({"a": 1, "b": 2}),
+        );
         let first = chain_hash(1, GENESIS, &event);
         event.detail = serde_json::from_str(r#"{"b": 2, "a": 1}"#).unwrap();
         assert_eq!(first, chain_hash(1, GENESIS, &event));

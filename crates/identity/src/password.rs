@@ -12,9 +12,24 @@ pub const MAX_LENGTH: usize = 256;
 
 /// Passwords people pick first; a real deployment also screens against a breach list.
 const COMMON: &[&str] = &[
-    "password", "password1", "password123", "passw0rd", "123456789012", "1234567890",
-    "qwertyuiop", "qwerty123456", "iloveyou", "letmein", "welcome", "admin", "administrator",
-    "changeme", "renkei", "abc123456789", "111111111111", "000000000000",
+    "password",
+    "password1",
+    "password123",
+    "passw0rd",
+    "123456789012",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123456",
+    "iloveyou",
+    "letmein",
+    "welcome",
+    "admin",
+    "administrator",
+    "changeme",
+    "renkei",
+    "abc123456789",
+    "111111111111",
+    "000000000000",
 ];
 
 /// One way a proposed password falls short, said in Japanese and English.
@@ -32,16 +47,24 @@ impl PasswordProblem {
             PasswordProblem::TooShort => format!("パスワードは{MIN_LENGTH}文字以上にしてください"),
             PasswordProblem::TooLong => format!("パスワードは{MAX_LENGTH}文字以下にしてください"),
             PasswordProblem::Common => "よく使われるパスワードは使えません".into(),
-            PasswordProblem::ContainsUsername => "パスワードにユーザー名を含めないでください".into(),
+            PasswordProblem::ContainsUsername => {
+                "パスワードにユーザー名を含めないでください".into()
+            }
         }
     }
 
     pub fn message_en(&self) -> String {
         match self {
-            PasswordProblem::TooShort => format!("the password must have at least {MIN_LENGTH} characters"),
-            PasswordProblem::TooLong => format!("the password must have at most {MAX_LENGTH} characters"),
+            PasswordProblem::TooShort => {
+                format!("the password must have at least {MIN_LENGTH} characters")
+            }
+            PasswordProblem::TooLong => {
+                format!("the password must have at most {MAX_LENGTH} characters")
+            }
             PasswordProblem::Common => "the password is too common".into(),
-            PasswordProblem::ContainsUsername => "the password must not contain the user name".into(),
+            PasswordProblem::ContainsUsername => {
+                "the password must not contain the user name".into()
+            }
         }
     }
 }
@@ -121,7 +144,10 @@ mod tests {
     #[test]
     fn rules_report_every_problem() {
         assert!(check_rules("静岡の富士山がきれいに見える朝", "tanaka").is_ok());
-        assert_eq!(check_rules("short", "tanaka").unwrap_err(), vec![PasswordProblem::TooShort]);
+        assert_eq!(
+            check_rules("short", "tanaka").unwrap_err(),
+            vec![PasswordProblem::TooShort]
+        );
         assert_eq!(
             check_rules("Password123", "x").unwrap_err(),
             vec![PasswordProblem::TooShort, PasswordProblem::Common]

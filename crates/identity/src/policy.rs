@@ -260,10 +260,16 @@ pub fn decide(
         // may manage them in one tenant may add them; the registry is the platform
         // administrator's alone.
         let allowed = action == Action::ContextManage
-            && principal.grants().iter().any(|g| role_allows(g.role, action));
+            && principal
+                .grants()
+                .iter()
+                .any(|g| role_allows(g.role, action));
         return allow_if(allowed);
     };
-    if principal.roles_in(tenant).any(|role| role_allows(role, action)) {
+    if principal
+        .roles_in(tenant)
+        .any(|role| role_allows(role, action))
+    {
         return Decision::Allow;
     }
     if action.is_read() {
@@ -285,5 +291,75 @@ fn allow_if(allowed: bool) -> Decision {
         Decision::Allow
     } else {
         Decision::Deny(Denial::Forbidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::role::Grant;
+    use chrono::Utc;
+
+    fn key(tenant: &str, role: Role, scopes: Vec<Scope>) -> Principal {
+        Principal::ApiKey {
+            key_id: "k".into(),
+            grant: Grant::in_tenant(tenant, role),
+            scopes,
+        }
+    }
+
+    #[test]
+    fn a_key_is_narrowed_to_its_scopes() {
+        let record = TenantRecord::new("222127", "焼津市", Utc::now()).unwrap();
+        let target = Target::tenant("222127", Some(&record));
+        let read_only = key("222127", Role::Publisher, vec![Scope::BrokerRead]);
+        let settings = Settings::default();
+        assert_eq!(
+            decide(&read_only, Action::EntityRead, target, settings),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&read_only, Action::EntityWrite, target, settings),
+            Decision::Deny(Denial::MissingScope(Scope::BrokerWrite))
+        );
+    }
+
+    #[test]
+    fn suspension_closes_a_tenant_to_all_but_the_platform() {
+        let mut record = TenantRecord::new("222127", "焼津市", Utc::now()).unwrap();
+        record.suspended = true;
+        record.public_types = vec!["Shelter".into()];
+        let target = Target::tenant("222127", Some(&record));
+        let settings = Settings::default();
+        let admin = key("222127", Role::TenantAdmin, Scope::ALL.to_vec());
+        for principal in [admin, Principal::Anonymous] {
+            assert_eq!(
+                decide(&principal, Action::EntityRead, target.public(), settings),
+                Decision::Deny(Denial::TenantSuspended)
+            );
+        }
+        assert!(decide(&Principal::Operator, Action::EntityWrite, target, settings).is_allowed());
+    }
+
+    #[test]
+    fn anonymous_broker_access_opens_the_broker_and_nothing_else() {
+        let settings = Settings {
+            anonymous_broker_access: true,
+        };
+        let target = Target::tenant("anything", None);
+        assert!(decide(&Principal::Anonymous, Action::EntityWrite, target, settings).is_allowed());
+        assert_eq!(
+            decide(&Principal::Anonymous, Action::KeyManage, target, settings),
+            Decision::Deny(Denial::Unauthenticated)
+        );
+        assert_eq!(
+            decide(
+                &Principal::Anonymous,
+                Action::EntityWrite,
+                target,
+                Settings::default()
+            ),
+            Decision::Deny(Denial::Unauthenticated)
+        );
     }
 }

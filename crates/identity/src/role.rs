@@ -142,11 +142,9 @@ impl Scope {
                 Scope::CatalogRead,
                 Scope::CatalogWrite,
             ],
-            Role::Reviewer | Role::Approver => vec![
-                Scope::BrokerRead,
-                Scope::CatalogRead,
-                Scope::Applications,
-            ],
+            Role::Reviewer | Role::Approver => {
+                vec![Scope::BrokerRead, Scope::CatalogRead, Scope::Applications]
+            }
             Role::Resident => vec![Scope::Applications],
         }
     }

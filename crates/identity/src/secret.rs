@@ -111,7 +111,11 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     /// A new session and its cookie value.
-    pub fn start(user_id: impl Into<String>, now: DateTime<Utc>, lifetime: Duration) -> (SessionRecord, String) {
+    pub fn start(
+        user_id: impl Into<String>,
+        now: DateTime<Utc>,
+        lifetime: Duration,
+    ) -> (SessionRecord, String) {
         let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
         let record = SessionRecord {
             token_hash: sha256_hex(&token),
@@ -178,15 +182,28 @@ mod tests {
         assert!(!token.contains(&record.secret_hash));
         assert_eq!(record.verify(secret, now), Ok(()));
         assert_eq!(record.verify("x", now), Err(KeyRejection::WrongSecret));
-        assert_eq!(record.verify(secret, now + Duration::days(31)), Err(KeyRejection::Expired));
+        assert_eq!(
+            record.verify(secret, now + Duration::days(31)),
+            Err(KeyRejection::Expired)
+        );
         record.revoked_at = Some(now);
         assert_eq!(record.verify(secret, now), Err(KeyRejection::Revoked));
     }
 
     #[test]
     fn only_well_formed_keys_parse() {
-        assert!(parse_api_key("rk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").is_some());
-        for bad in ["", "rk_", "rk_xyz_abc", "Bearer rk_", "rk_0123456789abcdef_short", "rk_0123456789abcdeg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        assert!(
+            parse_api_key("rk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .is_some()
+        );
+        for bad in [
+            "",
+            "rk_",
+            "rk_xyz_abc",
+            "Bearer rk_",
+            "rk_0123456789abcdef_short",
+            "rk_0123456789abcdeg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             assert!(parse_api_key(bad).is_none(), "{bad}");
         }
     }

@@ -39,7 +39,11 @@ impl TenantRecord {
     /// A new, active tenant. The code must be a full 6-digit local government code
     /// whose check digit is right: a 5-digit code is refused rather than completed,
     /// since one dropped digit could name another local government.
-    pub fn new(code: &str, name: impl Into<String>, now: DateTime<Utc>) -> Result<Self, TenantCodeError> {
+    pub fn new(
+        code: &str,
+        name: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TenantCodeError> {
         let trimmed = code.trim();
         let parsed = LocalGovCode::parse(trimmed).map_err(TenantCodeError::Invalid)?;
         if trimmed.chars().count() != 6 {

@@ -33,10 +33,15 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Reads a JSON body (the caller is taken from the request first).
-async fn json_body<T: serde::de::DeserializeOwned>(state: &AppState, request: Request) -> Result<T, AuthError> {
+async fn json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<T, AuthError> {
     let bytes = axum::body::to_bytes(request.into_body(), state.config.max_body_bytes)
         .await
-        .map_err(|_| AuthError::bad_request("the request body is too large", "リクエストが大きすぎます"))?;
+        .map_err(|_| {
+            AuthError::bad_request("the request body is too large", "リクエストが大きすぎます")
+        })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         AuthError::bad_request(
             format!("the request body is not the expected JSON: {e}"),
@@ -51,39 +56,75 @@ struct NewTenant {
     code: String,
 }
 
-async fn create_tenant(State(state): State<AppState>, request: Request) -> Result<Response, AuthError> {
+async fn create_tenant(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let body: NewTenant = json_body(&state, request).await?;
     let record = ops::create_tenant(&state.identity, &caller.principal, &body.code).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
-async fn list_tenants(State(state): State<AppState>, request: Request) -> Result<Response, AuthError> {
+async fn list_tenants(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
-    state.identity.require(&caller.principal, Action::TenantCreate, Target::platform())?;
+    state
+        .identity
+        .require(&caller.principal, Action::TenantCreate, Target::platform())?;
     Ok(Json(state.identity.store().list_registered_tenants().await?).into_response())
 }
 
-async fn show_tenant(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn show_tenant(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
-    let record = ops::tenant_for(&state.identity, &caller.principal, &code, Action::TenantConfigure).await?;
+    let record = ops::tenant_for(
+        &state.identity,
+        &caller.principal,
+        &code,
+        Action::TenantConfigure,
+    )
+    .await?;
     Ok(Json(record).into_response())
 }
 
-async fn update_tenant(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn update_tenant(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let change: ops::TenantChange = json_body(&state, request).await?;
     let record = ops::update_tenant(&state.identity, &caller.principal, &code, change).await?;
     Ok(Json(record).into_response())
 }
 
-async fn list_users(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn list_users(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
-    ops::tenant_for(&state.identity, &caller.principal, &code, Action::UserManage).await?;
+    ops::tenant_for(
+        &state.identity,
+        &caller.principal,
+        &code,
+        Action::UserManage,
+    )
+    .await?;
     Ok(Json(ops::users_of_tenant(&state.identity, &code).await?).into_response())
 }
 
-async fn create_user(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn create_user(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let body: ops::NewUser = json_body(&state, request).await?;
     let user = ops::create_user(&state.identity, &caller.principal, &code, body).await?;
@@ -97,17 +138,41 @@ struct GrantBody {
     role: Role,
 }
 
-async fn grant(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn grant(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let body: GrantBody = json_body(&state, request).await?;
-    ops::change_grant(&state.identity, &caller.principal, &code, &body.username, body.role, true).await?;
+    ops::change_grant(
+        &state.identity,
+        &caller.principal,
+        &code,
+        &body.username,
+        body.role,
+        true,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn revoke_grant(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn revoke_grant(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let body: GrantBody = json_body(&state, request).await?;
-    ops::change_grant(&state.identity, &caller.principal, &code, &body.username, body.role, false).await?;
+    ops::change_grant(
+        &state.identity,
+        &caller.principal,
+        &code,
+        &body.username,
+        body.role,
+        false,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -123,7 +188,11 @@ struct NewKey {
     expires_in_days: Option<u32>,
 }
 
-async fn create_key(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn create_key(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     let body: NewKey = json_body(&state, request).await?;
     let request = ops::KeyRequest {
@@ -154,14 +223,22 @@ fn key_view(record: &identity::secret::ApiKeyRecord) -> Value {
     })
 }
 
-async fn list_keys(State(state): State<AppState>, Path(code): Path<String>, request: Request) -> Result<Response, AuthError> {
+async fn list_keys(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     ops::tenant_for(&state.identity, &caller.principal, &code, Action::KeyManage).await?;
     let keys = state.identity.store().list_api_keys(Some(&code)).await?;
     Ok(Json(keys.iter().map(key_view).collect::<Vec<_>>()).into_response())
 }
 
-async fn revoke_key(State(state): State<AppState>, Path((code, id)): Path<(String, String)>, request: Request) -> Result<Response, AuthError> {
+async fn revoke_key(
+    State(state): State<AppState>,
+    Path((code, id)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     ops::revoke_key(&state.identity, &caller.principal, Some(&code), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -180,16 +257,28 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn search_audit(State(state): State<AppState>, Query(query): Query<AuditQuery>, request: Request) -> Result<Response, AuthError> {
+async fn search_audit(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
     // A tenant's administrator reads that tenant's records; the whole log (records
     // of no tenant included) is the platform administrator's.
     match &query.tenant {
         Some(code) => {
             let record = state.identity.tenant(code).await?;
-            state.identity.require(&caller.principal, Action::AuditRead, Target::tenant(code, record.as_ref()))?;
+            state.identity.require(
+                &caller.principal,
+                Action::AuditRead,
+                Target::tenant(code, record.as_ref()),
+            )?;
         }
-        None => state.identity.require(&caller.principal, Action::TenantCreate, Target::platform())?,
+        None => {
+            state
+                .identity
+                .require(&caller.principal, Action::TenantCreate, Target::platform())?
+        }
     }
     let filter = AuditFilter {
         tenant: query.tenant,
@@ -205,9 +294,14 @@ async fn search_audit(State(state): State<AppState>, Query(query): Query<AuditQu
     Ok(Json(records).into_response())
 }
 
-async fn verify_audit(State(state): State<AppState>, request: Request) -> Result<Response, AuthError> {
+async fn verify_audit(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
-    state.identity.require(&caller.principal, Action::TenantCreate, Target::platform())?;
+    state
+        .identity
+        .require(&caller.principal, Action::TenantCreate, Target::platform())?;
     let report = ops::verify_audit(state.identity.store().as_ref()).await?;
     Ok(Json(report).into_response())
 }

@@ -22,29 +22,56 @@ fn refused(err: crate::auth::AuthError) -> anyhow::Error {
     anyhow::anyhow!("{err}")
 }
 
-pub async fn tenant_add(config: &Config, code: &str, public_types: &[String]) -> anyhow::Result<()> {
+pub async fn tenant_add(
+    config: &Config,
+    code: &str,
+    public_types: &[String],
+) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
-    let record = ops::create_tenant(&identity, &Principal::Operator, code).await.map_err(refused)?;
+    let record = ops::create_tenant(&identity, &Principal::Operator, code)
+        .await
+        .map_err(refused)?;
     if !public_types.is_empty() {
-        let change = TenantChange { public_types: Some(public_types.to_vec()), ..Default::default() };
-        ops::update_tenant(&identity, &Principal::Operator, code, change).await.map_err(refused)?;
+        let change = TenantChange {
+            public_types: Some(public_types.to_vec()),
+            ..Default::default()
+        };
+        ops::update_tenant(&identity, &Principal::Operator, code, change)
+            .await
+            .map_err(refused)?;
     }
     eprintln!("tenant {} ({}) registered", record.code, record.name);
     Ok(())
 }
 
-pub async fn tenant_set_suspended(config: &Config, code: &str, suspended: bool) -> anyhow::Result<()> {
+pub async fn tenant_set_suspended(
+    config: &Config,
+    code: &str,
+    suspended: bool,
+) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
-    let change = TenantChange { suspended: Some(suspended), ..Default::default() };
-    ops::update_tenant(&identity, &Principal::Operator, code, change).await.map_err(refused)?;
-    eprintln!("tenant {code} {}", if suspended { "suspended" } else { "resumed" });
+    let change = TenantChange {
+        suspended: Some(suspended),
+        ..Default::default()
+    };
+    ops::update_tenant(&identity, &Principal::Operator, code, change)
+        .await
+        .map_err(refused)?;
+    eprintln!(
+        "tenant {code} {}",
+        if suspended { "suspended" } else { "resumed" }
+    );
     Ok(())
 }
 
 pub async fn tenant_list(config: &Config) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
     for tenant in identity.store().list_registered_tenants().await? {
-        let state = if tenant.suspended { "suspended" } else { "active" };
+        let state = if tenant.suspended {
+            "suspended"
+        } else {
+            "active"
+        };
         println!("{}\t{}\t{state}", tenant.code, tenant.name);
     }
     Ok(())
@@ -62,17 +89,29 @@ fn read_password() -> anyhow::Result<String> {
         Ok(first)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }
 
-pub async fn admin_create(config: &Config, username: &str, display_name: Option<&str>) -> anyhow::Result<()> {
+pub async fn admin_create(
+    config: &Config,
+    username: &str,
+    display_name: Option<&str>,
+) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
     let password = read_password()?;
-    let user = ops::create_platform_admin(&identity, username, display_name.unwrap_or(username), &password)
-        .await
-        .map_err(refused)?;
+    let user = ops::create_platform_admin(
+        &identity,
+        username,
+        display_name.unwrap_or(username),
+        &password,
+    )
+    .await
+    .map_err(refused)?;
     eprintln!("platform administrator {} created", user.username);
     Ok(())
 }
@@ -86,16 +125,29 @@ pub async fn key_create(
     expires_in_days: Option<u32>,
 ) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
-    let request = KeyRequest { tenant: tenant.to_owned(), role, scopes, label: label.to_owned(), expires_in_days };
-    let (record, token) = ops::create_key(&identity, &Principal::Operator, request).await.map_err(refused)?;
-    eprintln!("API key {} for tenant {tenant} ({role}) created; it is shown only now", record.id);
+    let request = KeyRequest {
+        tenant: tenant.to_owned(),
+        role,
+        scopes,
+        label: label.to_owned(),
+        expires_in_days,
+    };
+    let (record, token) = ops::create_key(&identity, &Principal::Operator, request)
+        .await
+        .map_err(refused)?;
+    eprintln!(
+        "API key {} for tenant {tenant} ({role}) created; it is shown only now",
+        record.id
+    );
     println!("{token}");
     Ok(())
 }
 
 pub async fn key_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
-    ops::revoke_key(&identity, &Principal::Operator, None, id).await.map_err(refused)?;
+    ops::revoke_key(&identity, &Principal::Operator, None, id)
+        .await
+        .map_err(refused)?;
     eprintln!("API key {id} revoked");
     Ok(())
 }
@@ -103,9 +155,14 @@ pub async fn key_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
 /// Verifies the audit chain; an error (exit status 1) when it is broken.
 pub async fn audit_verify(config: &Config) -> anyhow::Result<()> {
     let identity = open_identity(config).await?;
-    let report = ops::verify_audit(identity.store().as_ref()).await.map_err(refused)?;
+    let report = ops::verify_audit(identity.store().as_ref())
+        .await
+        .map_err(refused)?;
     if report.intact {
-        println!("audit log intact: {} records, head {}", report.records, report.head);
+        println!(
+            "audit log intact: {} records, head {}",
+            report.records, report.head
+        );
         Ok(())
     } else {
         bail!(

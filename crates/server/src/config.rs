@@ -232,10 +232,13 @@ impl Config {
             });
         }
         let number = |key: &str, value: &str| -> anyhow::Result<u32> {
-            value.parse().with_context(|| format!("{key}={value} is not a whole number"))
+            value
+                .parse()
+                .with_context(|| format!("{key}={value} is not a whole number"))
         };
         if let Some(v) = var("RENKEI_RATE_LIMIT_SIGN_IN_PER_MINUTE") {
-            self.rate_limits.sign_in_per_minute = number("RENKEI_RATE_LIMIT_SIGN_IN_PER_MINUTE", &v)?;
+            self.rate_limits.sign_in_per_minute =
+                number("RENKEI_RATE_LIMIT_SIGN_IN_PER_MINUTE", &v)?;
         }
         if let Some(v) = var("RENKEI_RATE_LIMIT_WRITES_PER_SECOND") {
             self.rate_limits.writes_per_second = number("RENKEI_RATE_LIMIT_WRITES_PER_SECOND", &v)?;

@@ -4,13 +4,13 @@
 //! as NGSI-LD entities in tenant 222127. Both files are real open data shipped in
 //! `reference-data/` with their attribution; loading twice changes nothing.
 
+use crate::admin::ops;
+use crate::AppState;
 use anyhow::{anyhow, bail, Context as _};
 use broker::{BatchItem, Broker, UpsertMode};
 use ngsi_ld::model::{Attribute, AttributeValue, Entity, RelationshipObject};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use crate::admin::ops;
-use crate::AppState;
 use store::Tenant;
 
 use crate::localgov::MUNICIPALITIES_CSV;

@@ -57,9 +57,13 @@ impl AppState {
             "{}/ngsi-ld/v1/jsonldContexts/",
             config.public_url.trim_end_matches('/')
         );
-        let contexts = ContextService::new(stores.entities.clone(), fetcher, preloaded, hosted_base);
+        let contexts =
+            ContextService::new(stores.entities.clone(), fetcher, preloaded, hosted_base);
         let oidc = match &config.oidc {
-            Some(oidc) => Some(auth::oidc::OidcSignIn::from_config(oidc, &config.public_url)?),
+            Some(oidc) => Some(auth::oidc::OidcSignIn::from_config(
+                oidc,
+                &config.public_url,
+            )?),
             None => None,
         };
         let identity = auth::Identity::new(stores.identity, &config, oidc);
@@ -82,7 +86,10 @@ pub fn app(state: AppState) -> Router {
         .nest("/auth", auth::routes::router())
         .nest("/admin/v1", admin::router())
         .route("/health", get(|| async { "ok" }))
-        .layer(from_fn_with_state(state.clone(), auth::middleware::authenticate))
+        .layer(from_fn_with_state(
+            state.clone(),
+            auth::middleware::authenticate,
+        ))
         .layer(from_fn_with_state(limits, protect::limit_rate))
         .layer(from_fn_with_state(tls, protect::security_headers))
         .with_state(state)
@@ -97,4 +104,3 @@ pub type HttpService = NormalizePath<Router>;
 pub fn service(state: AppState) -> HttpService {
     NormalizePathLayer::trim_trailing_slash().layer(app(state))
 }
-

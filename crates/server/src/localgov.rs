@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 
 pub const MUNICIPALITIES_CSV: &str =
     include_str!("../../../reference-data/localgov/municipalities.csv");
-pub const PREFECTURES_CSV: &str =
-    include_str!("../../../reference-data/localgov/prefectures.csv");
+pub const PREFECTURES_CSV: &str = include_str!("../../../reference-data/localgov/prefectures.csv");
 
 /// All 1,916 prefectures and municipalities, by code.
 pub fn registry() -> &'static Registry {

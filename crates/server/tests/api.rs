@@ -646,8 +646,16 @@ async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.header("NGSILD-Results-Count"), Some("31"));
-    let tenants = s.state.identity.store().list_registered_tenants().await.unwrap();
-    assert!(tenants.iter().any(|t| t.code == "222127" && t.name == "焼津市"));
+    let tenants = s
+        .state
+        .identity
+        .store()
+        .list_registered_tenants()
+        .await
+        .unwrap();
+    assert!(tenants
+        .iter()
+        .any(|t| t.code == "222127" && t.name == "焼津市"));
 }
 
 #[tokio::test]

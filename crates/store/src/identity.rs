@@ -77,7 +77,11 @@ pub trait IdentityStore: Send + Sync {
     /// Records matching the filter, newest first, at most `filter.limit`.
     async fn search_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Records in chain order from `from_seq` on, at most `limit`, for verification.
-    async fn audit_chain(&self, from_seq: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn audit_chain(
+        &self,
+        from_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 pub type SharedIdentityStore = Arc<dyn IdentityStore>;

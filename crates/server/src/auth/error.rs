@@ -26,7 +26,10 @@ pub enum AuthError {
     CsrfTokenMissing,
     NotFound(String),
     Conflict(String),
-    BadRequest { en: String, ja: String },
+    BadRequest {
+        en: String,
+        ja: String,
+    },
     /// Sign-in through OIDC failed; the reason is logged, not shown.
     OidcFailed,
     Internal(String),

@@ -11,7 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use identity::secret::constant_time_eq;
 
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let caller = match state.identity.authenticate(request.headers()).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.into_response(),
@@ -40,5 +44,8 @@ fn csrf_echoed(request: &Request, expected: &str) -> bool {
 /// The caller of a request (anonymous when the middleware did not run, as in unit
 /// tests of a single router).
 pub fn caller_of(extensions: &axum::http::Extensions) -> Caller {
-    extensions.get::<Caller>().cloned().unwrap_or_else(Caller::anonymous)
+    extensions
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::anonymous)
 }

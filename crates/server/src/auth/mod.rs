@@ -229,7 +229,10 @@ impl Identity {
 /// `Authorization: <key>`, or `X-CKAN-API-Key: <key>`.
 fn presented_key(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| AuthError::InvalidCredentials)?.trim();
+        let text = value
+            .to_str()
+            .map_err(|_| AuthError::InvalidCredentials)?
+            .trim();
         let token = match text.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             Some(_) => return Err(AuthError::InvalidCredentials),
@@ -266,11 +269,17 @@ mod tests {
     fn keys_are_read_as_bearer_ckan_bare_or_ckan_header() {
         let mut headers = HeaderMap::new();
         assert_eq!(presented_key(&headers).unwrap(), None);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer rk_abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer rk_abc"),
+        );
         assert_eq!(presented_key(&headers).unwrap().as_deref(), Some("rk_abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("rk_bare"));
         assert_eq!(presented_key(&headers).unwrap().as_deref(), Some("rk_bare"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
         assert!(presented_key(&headers).is_err());
         headers.remove(header::AUTHORIZATION);
         headers.insert(CKAN_KEY_HEADER, HeaderValue::from_static("rk_ckan"));

@@ -28,9 +28,8 @@ impl OidcSignIn {
                 secret: secret.clone(),
             },
             (None, Some(path)) => ClientAuth::PrivateKeyJwt {
-                key_pem: std::fs::read_to_string(path).with_context(|| {
-                    format!("reading the OIDC client key {}", path.display())
-                })?,
+                key_pem: std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the OIDC client key {}", path.display()))?,
                 key_id: config.key_id.clone(),
             },
             _ => anyhow::bail!("OIDC needs exactly one of a client secret or a private key file"),

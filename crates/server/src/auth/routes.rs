@@ -34,7 +34,10 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -> Result<Response, AuthError> {
+async fn login(
+    State(state): State<AppState>,
+    Json(form): Json<LoginForm>,
+) -> Result<Response, AuthError> {
     let identity = &state.identity;
     let store = identity.store();
     let now = Utc::now();
@@ -49,7 +52,13 @@ async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -> Re
         SignIn::Accepted => {}
         SignIn::JustLocked { until } => {
             identity
-                .audit("system", None, "account.lock", &format!("user:{}", user.id), json!({"until": until}))
+                .audit(
+                    "system",
+                    None,
+                    "account.lock",
+                    &format!("user:{}", user.id),
+                    json!({"until": until}),
+                )
                 .await?;
             store.delete_sessions_of(&user.id).await?;
             return Err(AuthError::SignInRefused);
@@ -62,11 +71,21 @@ async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -> Re
 }
 
 /// Starts a session for `user` and answers with its cookie and CSRF token.
-async fn start_session(identity: &Identity, user: &User, method: &str) -> Result<Response, AuthError> {
+async fn start_session(
+    identity: &Identity,
+    user: &User,
+    method: &str,
+) -> Result<Response, AuthError> {
     let (session, token) = SessionRecord::start(&user.id, Utc::now(), identity.session_lifetime());
     identity.store().create_session(&session).await?;
     identity
-        .audit(&format!("user:{}", user.id), None, "session.start", &format!("user:{}", user.id), json!({"method": method}))
+        .audit(
+            &format!("user:{}", user.id),
+            None,
+            "session.start",
+            &format!("user:{}", user.id),
+            json!({"method": method}),
+        )
         .await?;
     let grants = identity.store().grants_of(&user.id).await?;
     let body = json!({
@@ -75,13 +94,24 @@ async fn start_session(identity: &Identity, user: &User, method: &str) -> Result
         "csrfToken": session.csrf_token,
     });
     let mut response = (StatusCode::OK, Json(body)).into_response();
-    set_cookie(&mut response, identity, &token, identity.session_lifetime().num_seconds());
+    set_cookie(
+        &mut response,
+        identity,
+        &token,
+        identity.session_lifetime().num_seconds(),
+    );
     Ok(response)
 }
 
 fn set_cookie(response: &mut Response, identity: &Identity, value: &str, max_age: i64) {
-    let secure = if identity.secure_cookies() { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let secure = if identity.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -101,8 +131,16 @@ async fn me(State(state): State<AppState>, request: Request) -> Result<Response,
     let caller = caller_of(request.extensions());
     let body = match &caller.principal {
         Principal::Anonymous | Principal::Operator => return Err(AuthError::Unauthenticated),
-        Principal::ApiKey { key_id, grant, scopes } => json!({"apiKey": key_id, "grants": [grant], "scopes": scopes}),
-        Principal::User { user_id, username, grants } => {
+        Principal::ApiKey {
+            key_id,
+            grant,
+            scopes,
+        } => json!({"apiKey": key_id, "grants": [grant], "scopes": scopes}),
+        Principal::User {
+            user_id,
+            username,
+            grants,
+        } => {
             let user = state.identity.store().get_user(user_id).await?;
             let csrf = match &caller.credential {
                 Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
@@ -127,18 +165,27 @@ struct StartParams {
 /// protocol-relative URL would make renkei an open redirect).
 fn safe_return_path(return_to: Option<&str>) -> String {
     match return_to {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
 
-async fn oidc_start(State(state): State<AppState>, Query(params): Query<StartParams>) -> Result<Response, AuthError> {
-    let oidc = state.identity.oidc().ok_or_else(|| AuthError::NotFound("OpenID Connect sign-in".into()))?;
+async fn oidc_start(
+    State(state): State<AppState>,
+    Query(params): Query<StartParams>,
+) -> Result<Response, AuthError> {
+    let oidc = state
+        .identity
+        .oidc()
+        .ok_or_else(|| AuthError::NotFound("OpenID Connect sign-in".into()))?;
     let (url, pending) = oidc.begin().await.map_err(|e| {
         tracing::warn!(error = %e, "cannot start an OIDC sign-in");
         AuthError::OidcFailed
     })?;
-    let record = json!({"pending": pending, "returnTo": safe_return_path(params.return_to.as_deref())});
+    let record =
+        json!({"pending": pending, "returnTo": safe_return_path(params.return_to.as_deref())});
     let expires = Utc::now() + chrono::Duration::minutes(super::oidc::PENDING_LIFETIME_MINUTES);
     state
         .identity
@@ -155,9 +202,14 @@ struct Callback {
     error: Option<String>,
 }
 
-async fn oidc_callback(State(state): State<AppState>, Query(params): Query<Callback>) -> Result<Response, AuthError> {
+async fn oidc_callback(
+    State(state): State<AppState>,
+    Query(params): Query<Callback>,
+) -> Result<Response, AuthError> {
     let identity = &state.identity;
-    let oidc = identity.oidc().ok_or_else(|| AuthError::NotFound("OpenID Connect sign-in".into()))?;
+    let oidc = identity
+        .oidc()
+        .ok_or_else(|| AuthError::NotFound("OpenID Connect sign-in".into()))?;
     let returned_state = params.state.ok_or(AuthError::OidcFailed)?;
     // Taken, so a replayed callback finds nothing.
     let record = identity
@@ -170,23 +222,38 @@ async fn oidc_callback(State(state): State<AppState>, Query(params): Query<Callb
         return Err(AuthError::OidcFailed);
     }
     let code = params.code.ok_or(AuthError::OidcFailed)?;
-    let record: serde_json::Value = serde_json::from_str(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let pending = serde_json::from_value(record["pending"].clone()).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let claims = oidc.complete(&pending, &returned_state, &code).await.map_err(|e| {
-        tracing::warn!(error = %e, "OIDC sign-in refused");
-        AuthError::OidcFailed
-    })?;
-    let user = match identity.store().find_user_by_oidc(&claims.iss, &claims.sub).await? {
+    let record: serde_json::Value =
+        serde_json::from_str(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
+    let pending = serde_json::from_value(record["pending"].clone())
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let claims = oidc
+        .complete(&pending, &returned_state, &code)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "OIDC sign-in refused");
+            AuthError::OidcFailed
+        })?;
+    let user = match identity
+        .store()
+        .find_user_by_oidc(&claims.iss, &claims.sub)
+        .await?
+    {
         Some(user) => user,
         None => {
             // A first sign-in makes an account without roles; a tenant administrator
             // grants them. Accounts are matched by issuer and subject only, never by
             // e-mail, so nobody takes over a local account by naming its address.
-            let name = format!("oidc-{}", &sha256_hex(&format!("{}|{}", claims.iss, claims.sub))[..16]);
+            let name = format!(
+                "oidc-{}",
+                &sha256_hex(&format!("{}|{}", claims.iss, claims.sub))[..16]
+            );
             let mut user = User::new(&name, claims.name.clone().unwrap_or_default(), Utc::now());
             user.oidc_issuer = Some(claims.iss.clone());
             user.oidc_subject = Some(claims.sub.clone());
-            user.email = claims.email.clone().filter(|_| claims.email_verified == Some(true));
+            user.email = claims
+                .email
+                .clone()
+                .filter(|_| claims.email_verified == Some(true));
             identity.store().create_user(&user).await?;
             user
         }
@@ -209,8 +276,16 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
-        assert_eq!(safe_return_path(Some("/review?tenant=222127")), "/review?tenant=222127");
-        for evil in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"] {
+        assert_eq!(
+            safe_return_path(Some("/review?tenant=222127")),
+            "/review?tenant=222127"
+        );
+        for evil in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(safe_return_path(Some(evil)), "/", "{evil}");
         }
         assert_eq!(safe_return_path(None), "/");

@@ -315,14 +315,8 @@ pub async fn query(
         .broker
         .query_entities(&request.tenant, &query, &request.visibility)
         .await?;
-    let linked = query::project_page(
-        &state.broker,
-        &request,
-        &mut page.entities,
-        &filter,
-        join,
-    )
-    .await?;
+    let linked =
+        query::project_page(&state.broker, &request, &mut page.entities, &filter, join).await?;
     let geometry = match media {
         MediaType::GeoJson => Some(
             ctx.expand_iri(

@@ -20,7 +20,10 @@ pub async fn types(State(state): State<AppState>, request: NgsiRequest) -> Answe
     request.params.allow_only(&["details", "local", "via"])?;
     let media = negotiate(request.accept.as_deref(), false)?;
     let ctx = request.context(&state).await?;
-    let stats = state.broker.types(&request.tenant, &request.visibility).await?;
+    let stats = state
+        .broker
+        .types(&request.tenant, &request.visibility)
+        .await?;
     let body = if request.params.bool("details")? {
         Value::Array(
             stats

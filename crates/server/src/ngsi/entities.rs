@@ -135,7 +135,12 @@ pub async fn retrieve(
         Some(join) => {
             state
                 .broker
-                .linked_entities(&request.tenant, &[&entity], join.levels, &request.visibility)
+                .linked_entities(
+                    &request.tenant,
+                    &[&entity],
+                    join.levels,
+                    &request.visibility,
+                )
                 .await?
         }
         None => Default::default(),
@@ -206,14 +211,8 @@ pub async fn query(
         .broker
         .query_entities(&request.tenant, &query, &request.visibility)
         .await?;
-    let linked = query::project_page(
-        &state.broker,
-        &request,
-        &mut page.entities,
-        &filter,
-        join,
-    )
-    .await?;
+    let linked =
+        query::project_page(&state.broker, &request, &mut page.entities, &filter, join).await?;
     let geometry = match media {
         MediaType::GeoJson => Some(geometry_property(&request, &ctx)?),
         _ => None,

@@ -14,9 +14,6 @@ use crate::auth::middleware::caller_of;
 use crate::auth::AuthError;
 use crate::problem::ApiError;
 use crate::AppState;
-use broker::Visibility;
-use identity::policy::{Action, Decision, Target};
-use identity::Principal;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,6 +21,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use broker::Visibility;
+use identity::policy::{Action, Decision, Target};
+use identity::Principal;
 use ngsi_ld::context::ActiveContext;
 use ngsi_ld::NgsiError;
 use serde_json::Value;
@@ -235,7 +235,9 @@ async fn authorize(
         Decision::Allow => Ok(Visibility::All),
         Decision::Deny(denial) => {
             let public_read = action == Action::EntityRead
-                && identity.decide(principal, action, target.public()).is_allowed();
+                && identity
+                    .decide(principal, action, target.public())
+                    .is_allowed();
             if public_read {
                 let types = record.map(|r| r.public_types).unwrap_or_default();
                 Ok(Visibility::PublicTypes(types.into_iter().collect()))
