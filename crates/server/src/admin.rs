@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{code}", get(show_tenant).patch(update_tenant))
         .route("/tenants/{code}/users", get(list_users).post(create_user))
-        .route("/tenants/{code}/grants", post(grant).delete(revoke_grant))
+        .route(
+            "/tenants/{code}/grants",
+            post(change_grant).delete(change_grant),
+        )
         .route("/tenants/{code}/keys", get(list_keys).post(create_key))
         .route("/tenants/{code}/keys/{id}", delete(revoke_key))
         .route("/audit", get(search_audit))
@@ -138,12 +141,14 @@ struct GrantBody {
     role: Role,
 }
 
-async fn grant(
+/// `POST` grants the role, `DELETE` takes it away.
+async fn change_grant(
     State(state): State<AppState>,
     Path(code): Path<String>,
     request: Request,
 ) -> Result<Response, AuthError> {
     let caller = caller_of(request.extensions());
+    let add = request.method() == axum::http::Method::POST;
     let body: GrantBody = json_body(&state, request).await?;
     ops::change_grant(
         &state.identity,
@@ -151,26 +156,7 @@ async fn grant(
         &code,
         &body.username,
         body.role,
-        true,
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn revoke_grant(
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    request: Request,
-) -> Result<Response, AuthError> {
-    let caller = caller_of(request.extensions());
-    let body: GrantBody = json_body(&state, request).await?;
-    ops::change_grant(
-        &state.identity,
-        &caller.principal,
-        &code,
-        &body.username,
-        body.role,
-        false,
+        add,
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -534,3 +534,84 @@ async fn anonymous_writes_mode_opens_the_broker_only() {
     let admin = s.post("/admin/v1/tenants", json!({"code": OWN})).await;
     assert_eq!(admin.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A tenant administrator grants a role through the API; the user's next request
+/// acts with it, and with it taken away the private data is hidden again. Each
+/// change is in the audit log.
+#[tokio::test]
+async fn roles_granted_and_revoked_through_the_api_take_effect_at_once() {
+    let w = world(Backend::Sqlite).await;
+    let s = &w.server;
+    let tenant_admin = &w.roles[2];
+    let password = "焼津の港で朝市を見る職員です";
+    let user = json!({"username": "suzuki", "displayName": "鈴木", "password": password});
+    let created = send(
+        s,
+        &tenant_admin.headers,
+        Method::POST,
+        &format!("/admin/v1/tenants/{OWN}/users"),
+        Some(user),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let login = s
+        .post(
+            "/auth/login",
+            json!({"username": "suzuki", "password": password}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let suzuki = Credentials {
+        headers: vec![("Cookie".into(), cookie)],
+    };
+    assert_eq!(call(&w, "entity.retrieve", OWN, &suzuki).await, N);
+
+    let grant = json!({"username": "suzuki", "role": "reviewer"});
+    let granted = send(
+        s,
+        &tenant_admin.headers,
+        Method::POST,
+        &format!("/admin/v1/tenants/{OWN}/grants"),
+        Some(grant.clone()),
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::NO_CONTENT, "{}", granted.body);
+    assert_eq!(call(&w, "entity.retrieve", OWN, &suzuki).await, Y);
+    // A reviewer of 焼津市 is still nobody in 浜松市.
+    assert_eq!(call(&w, "entity.retrieve", OTHER, &suzuki).await, N);
+
+    let revoked = send(
+        s,
+        &tenant_admin.headers,
+        Method::DELETE,
+        &format!("/admin/v1/tenants/{OWN}/grants"),
+        Some(grant),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    assert_eq!(call(&w, "entity.retrieve", OWN, &suzuki).await, N);
+
+    let audit = send(
+        s,
+        &tenant_admin.headers,
+        Method::GET,
+        &format!("/admin/v1/audit?tenant={OWN}&action=role.revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert_eq!(
+        audit.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        audit.body
+    );
+    assert_eq!(audit.body[0]["event"]["detail"]["role"], "reviewer");
+}
