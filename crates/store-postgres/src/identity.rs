@@ -207,6 +207,36 @@ impl PostgresStore {
     }
 }
 
+/// The columns of a tenant in `$1…$6` order, shared by insert and update.
+fn tenant_args(tenant: &TenantRecord) -> [&(dyn ToSql + Sync); 6] {
+    [
+        &tenant.code,
+        &tenant.name,
+        &tenant.suspended,
+        &tenant.public_types,
+        &tenant.shared_with_prefecture,
+        &tenant.created_at,
+    ]
+}
+
+/// The columns of a user in `$1…$11` order (`failed` is the failure count as
+/// PostgreSQL's bigint), shared by insert and update.
+fn user_args<'a>(user: &'a User, failed: &'a i64) -> [&'a (dyn ToSql + Sync); 11] {
+    [
+        &user.id,
+        &user.username,
+        &user.display_name,
+        &user.email,
+        &user.password_hash,
+        &user.oidc_issuer,
+        &user.oidc_subject,
+        failed,
+        &user.locked_until,
+        &user.disabled,
+        &user.created_at,
+    ]
+}
+
 #[async_trait]
 impl IdentityStore for PostgresStore {
     async fn create_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
@@ -216,14 +246,7 @@ impl IdentityStore for PostgresStore {
                 "INSERT INTO registered_tenants
                  (code, name, suspended, public_types, shared_with_prefecture, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &tenant.code,
-                    &tenant.name,
-                    &tenant.suspended,
-                    &tenant.public_types,
-                    &tenant.shared_with_prefecture,
-                    &tenant.created_at,
-                ],
+                &tenant_args(tenant),
             )
             .await
             .map(drop)
@@ -236,14 +259,7 @@ impl IdentityStore for PostgresStore {
                 "UPDATE registered_tenants SET name = $2, suspended = $3, public_types = $4,
                  shared_with_prefecture = $5, created_at = $6
                  WHERE code = $1",
-                &[
-                    &tenant.code,
-                    &tenant.name,
-                    &tenant.suspended,
-                    &tenant.public_types,
-                    &tenant.shared_with_prefecture,
-                    &tenant.created_at,
-                ],
+                &tenant_args(tenant),
             )
             .await?;
         if changed == 0 {
@@ -267,6 +283,7 @@ impl IdentityStore for PostgresStore {
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let failed = i64::from(user.failed_sign_ins);
         let sql = format!(
             "INSERT INTO users ({USER_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -275,19 +292,7 @@ impl IdentityStore for PostgresStore {
             .await?
             .execute(
                 &sql,
-                &[
-                    &user.id,
-                    &user.username,
-                    &user.display_name,
-                    &user.email,
-                    &user.password_hash,
-                    &user.oidc_issuer,
-                    &user.oidc_subject,
-                    &i64::from(user.failed_sign_ins),
-                    &user.locked_until,
-                    &user.disabled,
-                    &user.created_at,
-                ],
+                &user_args(user, &failed),
             )
             .await
             .map(drop)
@@ -295,6 +300,7 @@ impl IdentityStore for PostgresStore {
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let failed = i64::from(user.failed_sign_ins);
         let changed = self
             .client()
             .await?
@@ -303,19 +309,7 @@ impl IdentityStore for PostgresStore {
                  password_hash = $5, oidc_issuer = $6, oidc_subject = $7,
                  failed_sign_ins = $8, locked_until = $9, disabled = $10, created_at = $11
                  WHERE id = $1",
-                &[
-                    &user.id,
-                    &user.username,
-                    &user.display_name,
-                    &user.email,
-                    &user.password_hash,
-                    &user.oidc_issuer,
-                    &user.oidc_subject,
-                    &i64::from(user.failed_sign_ins),
-                    &user.locked_until,
-                    &user.disabled,
-                    &user.created_at,
-                ],
+                &user_args(user, &failed),
             )
             .await
             .map_err(write_error(format!("user {}", user.username)))?;
