@@ -163,6 +163,9 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// How many keys' worth of writes one address may send in all.
+pub const KEYS_PER_ADDRESS: u32 = 4;
+
 /// Where the middleware reads the time: the system clock, or a test's.
 type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
@@ -172,6 +175,10 @@ pub struct RateLimits {
     pub sign_in: RateLimiter,
     /// Writes, keyed by a hash of the API key, or by client IP without one.
     pub writes: RateLimiter,
+    /// Writes of every key from one address together, at [`KEYS_PER_ADDRESS`] times
+    /// the budget of one key: a client inventing a new key for each request (each a
+    /// fresh bucket, refused later by authentication) is still held back.
+    pub writes_per_address: RateLimiter,
     writes_limited: bool,
     clock: Clock,
 }
@@ -205,28 +212,35 @@ impl RateLimits {
         RateLimits {
             sign_in: RateLimiter::per_minute(config.sign_in_per_minute, config.sign_in_per_minute),
             writes: RateLimiter::per_second(config.writes_per_second, config.writes_burst),
+            writes_per_address: RateLimiter::per_second(
+                config.writes_per_second.saturating_mul(KEYS_PER_ADDRESS),
+                config.writes_burst.saturating_mul(KEYS_PER_ADDRESS),
+            ),
             writes_limited: config.writes_per_second > 0,
             clock: Arc::new(clock),
         }
     }
 
-    /// Which limiter applies to a request, and under which key; `None` for reads.
-    fn classify(&self, request: &Request) -> Option<(&RateLimiter, String)> {
+    /// Which limiters apply to a request, and under which keys; none for reads.
+    fn classify(&self, request: &Request) -> Vec<(&RateLimiter, String)> {
         let method = request.method();
         let path = request.uri().path();
+        let address = format!("ip:{}", client_ip(request));
         if *method == Method::POST
             && (path.starts_with("/auth/login") || path.starts_with("/auth/oidc"))
         {
-            return Some((&self.sign_in, format!("ip:{}", client_ip(request))));
+            return vec![(&self.sign_in, address)];
         }
         if !self.writes_limited || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            return None;
+            return Vec::new();
         }
-        let key = match api_key_fingerprint(request.headers()) {
-            Some(fingerprint) => format!("key:{fingerprint}"),
-            None => format!("ip:{}", client_ip(request)),
-        };
-        Some((&self.writes, key))
+        match api_key_fingerprint(request.headers()) {
+            Some(fingerprint) => vec![
+                (&self.writes, format!("key:{fingerprint}")),
+                (&self.writes_per_address, address),
+            ],
+            None => vec![(&self.writes, address)],
+        }
     }
 }
 
@@ -294,7 +308,7 @@ pub async fn limit_rate(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some((limiter, key)) = limits.classify(&request) {
+    for (limiter, key) in limits.classify(&request) {
         if let Err(wait) = limiter.check_at(&key, (limits.clock)()) {
             tracing::debug!(
                 method = %request.method(),

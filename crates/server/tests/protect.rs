@@ -140,6 +140,29 @@ async fn reads_are_never_limited() {
 }
 
 #[tokio::test]
+async fn inventing_a_new_key_for_each_write_does_not_escape_the_limit() {
+    let clock = TestClock::new();
+    let config = RateLimitConfig {
+        sign_in_per_minute: 10,
+        writes_per_second: 1,
+        writes_burst: 2,
+    };
+    let router = limited_router(config, &clock);
+    let burst = 2 * server::protect::KEYS_PER_ADDRESS as usize;
+    for n in 0..burst {
+        let key = format!("invented-{n}");
+        let status = status_of(&router, request(Method::POST, "/things", Some(&key))).await;
+        assert_eq!(status, StatusCode::OK, "write {n}");
+    }
+    let refused = status_of(
+        &router,
+        request(Method::POST, "/things", Some("invented-x")),
+    )
+    .await;
+    assert_eq!(refused, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn writes_with_different_api_keys_are_limited_independently() {
     let clock = TestClock::new();
     let config = RateLimitConfig {
