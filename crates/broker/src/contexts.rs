@@ -176,6 +176,7 @@ impl ContextService {
     }
 
     async fn fetch(&self, url: &str) -> Result<Value, NgsiError> {
+        check_fetchable(url)?;
         let unavailable = |why: String| {
             NgsiError::new(
                 ProblemType::LdContextNotAvailable,
@@ -385,11 +386,110 @@ fn started_at() -> DateTime<Utc> {
     *STARTED.get_or_init(Utc::now)
 }
 
+/// Refuses a context URL that no fetch could ever retrieve, before any is tried: the
+/// client's mistake is bad request data (400), where 503 LdContextNotAvailable would
+/// have it retry, and no scheme but HTTP(S) may reach the network or the file system.
+fn check_fetchable(url: &str) -> Result<(), NgsiError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|s| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    match scheme {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => Ok(()),
+        Some(_) => Err(NgsiError::bad_request_data(format!(
+            "@context {url}: only http and https @context URLs can be fetched"
+        ))),
+        None => Err(NgsiError::bad_request_data(format!(
+            "@context {url}: a relative @context URL cannot be resolved"
+        ))),
+    }
+}
+
 /// `scheme://host:port` of a URL (the whole text when it has no path).
 fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
         Some(slash) => &url[..after_scheme + slash],
         None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Records every URL it is asked for and has none of them.
+    #[derive(Default)]
+    struct RecordingFetcher {
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ContextFetcher for RecordingFetcher {
+        async fn fetch(&self, url: &str) -> Result<Value, String> {
+            self.asked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(url.to_owned());
+            Err("unreachable in tests".into())
+        }
+    }
+
+    #[test]
+    fn only_absolute_http_urls_are_fetchable() {
+        assert!(check_fetchable("https://example.org/ctx.jsonld").is_ok());
+        assert!(check_fetchable("HTTP://example.org/ctx.jsonld").is_ok());
+        for url in [
+            "file:///etc/passwd",
+            "gopher://127.0.0.1:6379/_INFO",
+            "ftp://example.org/ctx",
+        ] {
+            let err = check_fetchable(url).unwrap_err();
+            assert_eq!(err.problem, ProblemType::BadRequestData);
+            assert!(err.detail.contains("only http and https"), "{}", err.detail);
+        }
+        for url in ["../../Cargo.toml", "ctx.jsonld", "1http://x"] {
+            let err = check_fetchable(url).unwrap_err();
+            assert!(err.detail.contains("relative"), "{}", err.detail);
+        }
+    }
+
+    #[tokio::test]
+    async fn unfetchable_urls_are_refused_without_a_fetch_and_http_ones_stay_503() {
+        let dir = std::env::temp_dir().join(format!("renkei-contexts-{}", uuid::Uuid::new_v4()));
+        let store = store_sqlite::SqliteStore::open(dir.join("store.db"))
+            .await
+            .unwrap();
+        let fetcher = Arc::new(RecordingFetcher::default());
+        let service = ContextService::new(
+            Arc::new(store),
+            Some(fetcher.clone()),
+            HashMap::new(),
+            "http://localhost:1026/ngsi-ld/v1/jsonldContexts/",
+        );
+        for local in [
+            json!("file:///etc/passwd"),
+            json!({"@import": "gopher://127.0.0.1:6379/_INFO"}),
+            json!(["../../Cargo.toml"]),
+        ] {
+            let err = service.resolve(Some(&local)).await.unwrap_err();
+            assert_eq!(err.problem, ProblemType::BadRequestData, "{local}");
+        }
+        assert!(fetcher
+            .asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty());
+        let unreachable = json!("https://example.invalid/ctx.jsonld");
+        let err = service.resolve(Some(&unreachable)).await.unwrap_err();
+        assert_eq!(err.problem, ProblemType::LdContextNotAvailable);
+        assert!(service
+            .resolve(Some(&json!(jsonld::CORE_CONTEXT_URL)))
+            .await
+            .is_ok());
+        drop(service);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -23,9 +23,18 @@ impl HttpContextFetcher {
 #[async_trait]
 impl broker::ContextFetcher for HttpContextFetcher {
     async fn fetch(&self, url: &str) -> Result<Value, String> {
+        // The broker refuses other schemes first; this keeps the file system and other
+        // protocols out of reach should a caller ever skip that check.
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "only http and https @context URLs can be fetched, not {}:",
+                parsed.scheme()
+            ));
+        }
         let response = self
             .client
-            .get(url)
+            .get(parsed)
             .header("Accept", "application/ld+json, application/json")
             .send()
             .await
@@ -37,5 +46,27 @@ impl broker::ContextFetcher for HttpContextFetcher {
             .json::<Value>()
             .await
             .map_err(|e| format!("not a JSON document: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::ContextFetcher;
+
+    #[tokio::test]
+    async fn other_schemes_than_http_are_refused_before_any_request() {
+        let fetcher = HttpContextFetcher::new(Duration::from_secs(1)).unwrap();
+        for url in [
+            "file:///etc/passwd",
+            "gopher://127.0.0.1:6379/_INFO",
+            "../../Cargo.toml",
+        ] {
+            let refusal = fetcher.fetch(url).await.unwrap_err();
+            assert!(
+                refusal.contains("only http and https") || refusal.contains("not a URL"),
+                "{url}: {refusal}"
+            );
+        }
     }
 }

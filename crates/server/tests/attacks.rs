@@ -2170,13 +2170,11 @@ async fn sqlite_nul_characters() {
 }
 
 #[tokio::test]
-#[ignore = "bug: PostgreSQL answers 500 to a NUL character (U+0000) in attrs, in q string values, in a jsonldContexts id, in an entity id of the path, and in a string value of an entity body: Postgres text and jsonb cannot hold U+0000, and store-postgres passes it on instead of refusing it with 400"]
 async fn postgres_nul_characters() {
     nul_characters_are_refused_or_stored_never_a_storage_error(Backend::Postgres).await
 }
 
 #[tokio::test]
-#[ignore = "bug: SQLite answers 500 to attrs with ~1000 names or q with ~1000 alternatives (GET and POST /entityOperations/query): store-sqlite chains one EXISTS per name with OR, past the SQLite expression depth limit of 1000"]
 async fn sqlite_long_lists() {
     long_lists_in_a_query_are_answered_never_a_storage_error(Backend::Sqlite).await
 }
@@ -2192,19 +2190,16 @@ async fn sqlite_long_strings() {
 }
 
 #[tokio::test]
-#[ignore = "bug: PostgreSQL answers 500 to an entity with a text value over ~2.7 KB that does not compress (10 KB of random letters, 1 MB, up to the body limit): entity_values_txt_idx and entity_values_seq_idx are btree indexes over txt, whose rows have a size limit"]
 async fn postgres_long_strings() {
     long_strings_are_stored_verbatim_or_refused_never_a_storage_error(Backend::Postgres).await
 }
 
 #[tokio::test]
-#[ignore = "bug: in a plain JSON body, @type sets the entity type and is also kept, with @id, as a Property named @type / @id; JSON-LD keywords must not become attribute names (400 BadRequestData)"]
 async fn sqlite_json_ld_keywords() {
     json_ld_keywords_as_attribute_names_are_refused_or_stored_verbatim(Backend::Sqlite).await
 }
 
 #[tokio::test]
-#[ignore = "bug: in a plain JSON body, @type sets the entity type and is also kept, with @id, as a Property named @type / @id; JSON-LD keywords must not become attribute names (400 BadRequestData)"]
 async fn postgres_json_ld_keywords() {
     json_ld_keywords_as_attribute_names_are_refused_or_stored_verbatim(Backend::Postgres).await
 }
@@ -2250,13 +2245,11 @@ async fn unfetchable_context_urls_are_bad_requests(backend: Backend) {
 }
 
 #[tokio::test]
-#[ignore = "bug (minor): an @context of file:///etc/passwd, {\"@import\": \"file:///…\"}, a relative reference or a gopher: URL is answered 503 LdContextNotAvailable; a URL that is not absolute HTTP(S) can never be fetched and is bad request data (400), and 503 makes clients retry"]
 async fn sqlite_unfetchable_context_urls() {
     unfetchable_context_urls_are_bad_requests(Backend::Sqlite).await
 }
 
 #[tokio::test]
-#[ignore = "bug (minor): an @context of file:///etc/passwd, {\"@import\": \"file:///…\"}, a relative reference or a gopher: URL is answered 503 LdContextNotAvailable; a URL that is not absolute HTTP(S) can never be fetched and is bad request data (400), and 503 makes clients retry"]
 async fn postgres_unfetchable_context_urls() {
     unfetchable_context_urls_are_bad_requests(Backend::Postgres).await
 }

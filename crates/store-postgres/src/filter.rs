@@ -13,6 +13,10 @@ use tokio_postgres::types::ToSql;
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
+/// The most attribute conditions of a `q` prefilter rendered in SQL (two parameters
+/// each at most).
+const MAX_NARROWING_TERMS: usize = 4000;
+
 /// A `WHERE` clause with its parameters, and whether it selects exactly the matches
 /// (so that counting and paging can be left to SQL too).
 pub(crate) struct Narrowing {
@@ -42,7 +46,9 @@ impl Narrowing {
         }
         if let Some(q) = &query.q {
             let prefilter = q_prefilter(q);
-            if prefilter != Prefilter::All {
+            // A huge prefilter is left to the evaluator: it would need more than the
+            // 65535 parameters a statement may have, and plan slowly anyway.
+            if prefilter != Prefilter::All && prefilter.term_count() <= MAX_NARROWING_TERMS {
                 let mut sql = String::new();
                 narrowing.render(&mut sql, &prefilter);
                 narrowing.condition.push_str(&format!(" AND {sql}"));

@@ -290,10 +290,7 @@ impl IdentityStore for PostgresStore {
         );
         self.client()
             .await?
-            .execute(
-                &sql,
-                &user_args(user, &failed),
-            )
+            .execute(&sql, &user_args(user, &failed))
             .await
             .map(drop)
             .map_err(write_error(format!("user {}", user.username)))

@@ -6,7 +6,7 @@
 
 use crate::{backend, PostgresError};
 use ngsi_ld::model::{iri, AttributeValue, Entity};
-use ngsi_ld::query::index::{index_rows, location_box, IndexedValue};
+use ngsi_ld::query::index::{index_rows, location_box, IndexedValue, INDEXED_TEXT_CHARS};
 use store::doc::doc_to_entity;
 use store::StoreError;
 use tokio_postgres::types::ToSql;
@@ -112,6 +112,37 @@ pub(crate) async fn reindex_all(client: &impl GenericClient) -> Result<(), Store
         values.insert(client).await?;
         shapes.update(client).await?;
     }
+}
+
+/// Computes again the `entity_values` rows of every entity that has an indexed string
+/// longer than the index keeps now (migration 4). Such rows are found by their length
+/// in bytes, which is at least their length in characters whatever the encoding.
+pub(crate) async fn reindex_long_text(client: &impl GenericClient) -> Result<(), StoreError> {
+    let limit = INDEXED_TEXT_CHARS as i32;
+    let rows = client
+        .query(
+            "SELECT seq, doc FROM entities WHERE seq IN (
+                 SELECT seq FROM entity_values WHERE octet_length(txt) > $1)",
+            &[&limit],
+        )
+        .await
+        .map_err(backend)?;
+    let mut values = ValueRows::default();
+    for row in &rows {
+        let seq: i64 = row.try_get("seq").map_err(backend)?;
+        let doc: serde_json::Value = row.try_get("doc").map_err(backend)?;
+        // An unreadable document fails at query time too; its old rows stay.
+        if let Ok(entity) = doc_to_entity(&doc) {
+            values.push(seq, &EntityIndex::of(&entity));
+        }
+    }
+    let mut seqs = values.seqs.clone();
+    seqs.dedup();
+    client
+        .execute("DELETE FROM entity_values WHERE seq = ANY($1)", &[&seqs])
+        .await
+        .map_err(backend)?;
+    values.insert(client).await
 }
 
 /// `entity_values` rows of several entities, as arrays.

@@ -25,6 +25,9 @@ struct Migration {
 enum Backfill {
     /// Computes the `entity_values` rows and the `location` shape of every entity.
     IndexEntities,
+    /// Computes again the `entity_values` rows of the entities indexed with a string
+    /// longer than the index now keeps.
+    CutLongText,
 }
 
 /// Append-only: a released migration is never edited, a change is a new version.
@@ -222,6 +225,16 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 "#,
         then: None,
     },
+    Migration {
+        version: 4,
+        name: "index only a prefix of long strings",
+        // Strings are indexed by their first ngsi_ld::query::index::INDEXED_TEXT_CHARS
+        // characters (a b-tree refuses rows over about 2.7 KB, so longer strings that
+        // did not compress could not be stored), and queries compare that prefix: an
+        // entity indexed with a longer string would be missed by an equality on it.
+        sql: "",
+        then: Some(Backfill::CutLongText),
+    },
 ];
 
 /// Applies every migration the database has not seen yet.
@@ -267,6 +280,7 @@ pub(crate) async fn run_up_to(client: &mut Client, last: i32) -> Result<(), Stor
             .map_err(|e| migration_failed(migration, e))?;
         match migration.then {
             Some(Backfill::IndexEntities) => crate::index::reindex_all(&tx).await?,
+            Some(Backfill::CutLongText) => crate::index::reindex_long_text(&tx).await?,
             None => {}
         }
         tx.execute(

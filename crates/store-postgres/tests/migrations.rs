@@ -2,7 +2,7 @@
 //! together, and harmless to run again.
 
 use store::{EntityStore, Tenant};
-use store_postgres::testing::{test_server_url, TestDatabase, TEST_URL_VAR};
+use store_postgres::testing::{migrate_to_version, test_server_url, TestDatabase, TEST_URL_VAR};
 use store_postgres::PostgresStore;
 
 async fn database() -> TestDatabase {
@@ -60,7 +60,7 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     for store in &stores {
         assert_eq!(
             store.list_tenants().await.ok(),
@@ -78,4 +78,55 @@ async fn a_bad_url_is_a_clear_error() {
         ),
         Ok(_) => panic!("a malformed URL was accepted"),
     }
+}
+
+#[tokio::test]
+async fn migrating_to_version_4_cuts_long_indexed_strings() {
+    use ngsi_ld::query::index::INDEXED_TEXT_CHARS;
+    let database = database().await;
+    let config = database.config();
+    migrate_to_version(&config, 3)
+        .await
+        .unwrap_or_else(|e| panic!("migrating to version 3: {e}"));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    tokio::spawn(connection);
+    // A long string that compresses, so that version 3 could index it whole.
+    let long = "大".repeat(INDEXED_TEXT_CHARS + 1);
+    let mut entity = ngsi_ld::model::Entity::new(
+        "urn:ngsi-ld:Shelter:1",
+        vec!["https://ex.org/Shelter".into()],
+    );
+    entity.attributes.insert(
+        "https://ex.org/name".into(),
+        vec![ngsi_ld::model::Attribute::new(
+            ngsi_ld::model::AttributeValue::Property(serde_json::json!(long)),
+        )],
+    );
+    let doc = store::doc::entity_to_doc(&entity);
+    client
+        .execute(
+            "WITH e AS (INSERT INTO entities (tenant, id, types, doc) VALUES ('', $1, $2, $3) RETURNING seq)
+             INSERT INTO entity_values (seq, attr, txt) SELECT seq, 'https://ex.org/name', $4 FROM e",
+            &[&entity.id, &entity.types, &doc, &long],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("writing a version 3 row: {e}"));
+    let url_config = config.clone();
+    PostgresStore::connect_config(url_config)
+        .await
+        .unwrap_or_else(|e| panic!("migrating to the newest version: {e}"));
+    let indexed: Vec<String> = client
+        .query(
+            "SELECT txt FROM entity_values WHERE attr = 'https://ex.org/name'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading index rows: {e}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(indexed, ["大".repeat(INDEXED_TEXT_CHARS)]);
 }

@@ -158,12 +158,18 @@ fn scan(
         );
         args.extend([b.min_lon, b.max_lon, b.min_lat, b.max_lat].map(SqlValue::Real));
     }
-    if !query.ids.is_empty() {
+    // Lists longer than a narrowing takes are left to the matcher.
+    if !query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS {
         sql.push_str(" AND e.id IN (");
         push_list(&mut sql, &mut args, query.ids.clone());
         sql.push(')');
     }
-    if let Some(names) = query.types.as_ref().and_then(type_union) {
+    if let Some(names) = query
+        .types
+        .as_ref()
+        .and_then(type_union)
+        .filter(|names| names.len() <= MAX_NARROWING_TERMS)
+    {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.seq = e.seq AND t.type IN (",
         );
@@ -197,13 +203,28 @@ fn scan(
     Ok(())
 }
 
-/// Appends ` AND (condition)` for a prefilter over `entity_values`.
+/// The most attribute conditions (or names of `attrs`) one narrowing renders, two
+/// parameters each at most: with the other lists (ids and types, each under the same
+/// bound) a statement stays far below SQLite's 32766 parameters. A longer list is left
+/// to the evaluator, which decides every query exactly anyway.
+const MAX_NARROWING_TERMS: usize = 4000;
+
+/// Appends ` AND (condition)` for a prefilter over `entity_values`, unless it is too
+/// big to be worth it (see [`MAX_NARROWING_TERMS`]).
 fn push_prefilter(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
-    if *filter == Prefilter::All {
+    if *filter == Prefilter::All || filter.term_count() > MAX_NARROWING_TERMS {
         return;
     }
     sql.push_str(" AND ");
     prefilter_sql(sql, args, filter);
+}
+
+/// One operand of an `AND`/`OR` in a rendered prefilter.
+enum Operand<'a> {
+    Filter(&'a Prefilter),
+    /// The entity has one of these attributes: one `EXISTS` with `attr IN (…)`, which
+    /// is how `attrs` and the presence terms of a `q` alternative render.
+    HasAny(Vec<&'a str>),
 }
 
 fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
@@ -217,11 +238,7 @@ fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter)
     let exists = "EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq AND v.attr = ?";
     match filter {
         Prefilter::All => sql.push('1'),
-        Prefilter::Has(attr) => {
-            sql.push_str(exists);
-            sql.push(')');
-            args.push(SqlValue::Text(attr.clone()));
-        }
+        Prefilter::Has(attr) => has_any_sql(sql, args, &[attr]),
         Prefilter::Number(attr, c, n) => {
             // Numbers sort before text in SQLite, so a range on `val` needs the type.
             sql.push_str(&format!(
@@ -240,27 +257,61 @@ fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter)
             args.push(SqlValue::Text(t.clone()));
         }
         Prefilter::And(parts) | Prefilter::Or(parts) => {
-            let joiner = if matches!(filter, Prefilter::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            sql.push('(');
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(joiner);
+            let and = matches!(filter, Prefilter::And(_));
+            let mut operands = Vec::new();
+            let mut has_any = Vec::new();
+            for part in parts {
+                match part {
+                    Prefilter::Has(attr) if !and => has_any.push(attr.as_str()),
+                    other => operands.push(Operand::Filter(other)),
                 }
-                prefilter_sql(sql, args, part);
             }
-            if parts.is_empty() {
-                sql.push_str(if matches!(filter, Prefilter::And(_)) {
-                    "1"
-                } else {
-                    "0"
-                });
+            if !has_any.is_empty() {
+                operands.push(Operand::HasAny(has_any));
             }
+            if operands.is_empty() {
+                sql.push_str(if and { "1" } else { "0" });
+                return;
+            }
+            balanced_sql(sql, args, &operands, if and { " AND " } else { " OR " });
+        }
+    }
+}
+
+/// Renders operands joined by `joiner` as a balanced tree of parentheses: SQLite
+/// parses `a OR b OR c …` into a chain as deep as it is long, and refuses expressions
+/// deeper than 1000, while a balanced tree of thousands is a dozen levels deep.
+fn balanced_sql(
+    sql: &mut String,
+    args: &mut Vec<SqlValue>,
+    operands: &[Operand<'_>],
+    joiner: &str,
+) {
+    match operands {
+        [] => {}
+        [Operand::Filter(filter)] => prefilter_sql(sql, args, filter),
+        [Operand::HasAny(attrs)] => has_any_sql(sql, args, attrs),
+        _ => {
+            let (left, right) = operands.split_at(operands.len() / 2);
+            sql.push('(');
+            balanced_sql(sql, args, left, joiner);
+            sql.push_str(joiner);
+            balanced_sql(sql, args, right, joiner);
             sql.push(')');
         }
+    }
+}
+
+/// The entity has one of the attributes: one probe of its own `entity_values` rows.
+fn has_any_sql(sql: &mut String, args: &mut Vec<SqlValue>, attrs: &[&str]) {
+    sql.push_str("EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq AND v.attr ");
+    if let [attr] = attrs {
+        sql.push_str("= ?)");
+        args.push(SqlValue::Text((*attr).to_owned()));
+    } else {
+        sql.push_str("IN (");
+        push_list(sql, args, attrs.iter().map(|a| (*a).to_owned()).collect());
+        sql.push_str("))");
     }
 }
 

@@ -24,6 +24,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V3,
         then: None,
     },
+    Migration {
+        sql: "",
+        then: Some(reindex_long_text),
+    },
 ];
 
 const V1: &str =
@@ -176,6 +180,38 @@ fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// 4: strings are indexed by their first `INDEXED_TEXT_CHARS` characters only, and
+/// queries compare that prefix, so an entity indexed with a longer string would be
+/// missed by an equality on it: its index rows are computed again. Such rows are
+/// found by their length in bytes (at least their length in characters, and blind to
+/// a NUL character, where SQLite's `length` stops counting).
+fn reindex_long_text(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String)> = {
+        let mut statement = tx.prepare(
+            "SELECT seq, doc FROM entities WHERE seq IN (
+                 SELECT seq FROM entity_values
+                 WHERE typeof(val) = 'text' AND length(CAST(val AS BLOB)) > ?1)",
+        )?;
+        let rows = statement
+            .query_map([ngsi_ld::query::index::INDEXED_TEXT_CHARS as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (seq, doc) in rows {
+        let entity = serde_json::from_str(&doc)
+            .ok()
+            .and_then(|value| store::doc::doc_to_entity(&value).ok());
+        // An unreadable document fails at query time too; its old rows stay.
+        if let Some(entity) = entity {
+            tx.execute("DELETE FROM entity_values WHERE seq = ?1", [seq])?;
+            tx.execute("DELETE FROM entity_location WHERE seq = ?1", [seq])?;
+            crate::writer::write_index(tx, seq, &crate::writer::EntityRows::new(&entity))?;
+        }
+    }
+    Ok(())
+}
+
 /// Connection settings every connection needs: WAL so readers never block the
 /// writer, `synchronous=FULL` so a committed write survives power loss.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -283,5 +319,46 @@ mod tests {
             })
             .unwrap();
         assert_eq!(versions, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn migrating_to_version_4_cuts_long_indexed_strings() {
+        use ngsi_ld::query::index::INDEXED_TEXT_CHARS;
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let long = "大".repeat(INDEXED_TEXT_CHARS + 1);
+        let mut entity = Entity::new(
+            "urn:ngsi-ld:Shelter:1",
+            vec!["https://example.org/Shelter".into()],
+        );
+        entity.attributes.insert(
+            "https://example.org/name".into(),
+            vec![Attribute::new(AttributeValue::Property(serde_json::json!(
+                long
+            )))],
+        );
+        let doc = store::doc::entity_to_doc(&entity).to_string();
+        conn.execute(
+            "INSERT INTO entities (tenant, id, doc) VALUES ('', ?1, ?2)",
+            [&entity.id, &doc],
+        )
+        .unwrap();
+        // The row an older version wrote: the whole string.
+        conn.execute(
+            "INSERT INTO entity_values (seq, attr, val) VALUES (last_insert_rowid(), 'https://example.org/name', ?1)",
+            [&long],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM renkei_schema_migrations WHERE version = 4", [])
+            .unwrap();
+        migrate(&mut conn).unwrap();
+        let indexed: Vec<String> = conn
+            .prepare("SELECT val FROM entity_values WHERE attr = 'https://example.org/name'")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexed, ["大".repeat(INDEXED_TEXT_CHARS)]);
     }
 }

@@ -72,6 +72,7 @@ macro_rules! conformance_suite {
             query_by_ids_and_attributes,
             query_by_id_pattern,
             query_by_q_comparison_and_range,
+            query_by_q_on_long_strings,
             query_by_scope_q,
             query_by_geo_q_near_and_within,
             paging_follows_creation_order_and_counts_the_total,
@@ -689,6 +690,68 @@ pub async fn query_by_q_comparison_and_range(store: &TestStore) {
         ..all()
     };
     assert_eq!(ids(store, either).await, strings(&["urn:s1", "urn:b1"]));
+}
+
+/// Strings longer than a store indexes whole (see
+/// `ngsi_ld::query::index::INDEXED_TEXT_CHARS`): stored, and found exactly by `q`
+/// equality and order, even where they share the indexed prefix.
+pub async fn query_by_q_on_long_strings(store: &TestStore) {
+    let tenant = Tenant::default_tenant();
+    let prefix = "a".repeat(300);
+    let longer_b = format!("{prefix}b");
+    let longer_c = format!("{prefix}c");
+    // Exactly as long as the index keeps, and a prefix of the two above.
+    let cut_length = "a".repeat(256);
+    let kanji = "大".repeat(300);
+    for (id, name) in [
+        ("urn:l1", &longer_b),
+        ("urn:l2", &longer_c),
+        ("urn:l3", &cut_length),
+        ("urn:l4", &kanji),
+    ] {
+        create(
+            store,
+            &tenant,
+            with_property(entity(id, &[BUILDING]), NAME, json!(name)),
+        )
+        .await;
+    }
+    let stored = get(store, &tenant, "urn:l4").await;
+    assert_eq!(
+        stored.and_then(|e| match &e.attribute(NAME, None)?.value {
+            AttributeValue::Property(v) => v.as_str().map(str::to_owned),
+            _ => None,
+        }),
+        Some(kanji.clone())
+    );
+    let named = |op: QOp, text: &str| EntityQuery {
+        q: Some(q_term(NAME, op, QValue::Text(text.to_owned()))),
+        ..all()
+    };
+    let cases = [
+        (named(QOp::Eq, &longer_b), vec!["urn:l1"]),
+        (named(QOp::Eq, &longer_c), vec!["urn:l2"]),
+        (named(QOp::Eq, &kanji), vec!["urn:l4"]),
+        (named(QOp::Eq, &format!("{prefix}d")), vec![]),
+        (named(QOp::Gt, &longer_b), vec!["urn:l2", "urn:l4"]),
+        (
+            named(QOp::Ge, &longer_b),
+            vec!["urn:l1", "urn:l2", "urn:l4"],
+        ),
+        (named(QOp::Lt, &longer_c), vec!["urn:l1", "urn:l3"]),
+        (named(QOp::Le, &longer_b), vec!["urn:l1", "urn:l3"]),
+        (
+            named(QOp::Gt, &cut_length),
+            vec!["urn:l1", "urn:l2", "urn:l4"],
+        ),
+        (named(QOp::Le, &cut_length), vec!["urn:l3"]),
+        (named(QOp::Lt, &cut_length), vec![]),
+        (named(QOp::Lt, "大"), vec!["urn:l1", "urn:l2", "urn:l3"]),
+    ];
+    for (q, expected) in cases {
+        let described = format!("{:?}", q.q).chars().take(80).collect::<String>();
+        assert_eq!(ids(store, q).await, strings(&expected), "{described}");
+    }
 }
 
 pub async fn query_by_scope_q(store: &TestStore) {

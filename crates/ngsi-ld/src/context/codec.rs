@@ -78,13 +78,16 @@ pub fn decode_entity(value: &Value, ctx: &ActiveContext) -> Result<Entity, NgsiE
     let obj = value
         .as_object()
         .ok_or_else(|| bad("an entity must be a JSON object"))?;
-    let id = match obj.get("id").or_else(|| obj.get("@id")) {
+    for name in obj.keys() {
+        refuse_keyword("entity member", name)?;
+    }
+    let id = match obj.get("id") {
         Some(Value::String(id)) => id.clone(),
         Some(_) => return Err(bad("entity member 'id' must be a string")),
         None => return Err(bad("the entity has no 'id'")),
     };
     check_iri("entity id", &id)?;
-    let types = match obj.get("type").or_else(|| obj.get("@type")) {
+    let types = match obj.get("type") {
         None => return Err(bad(format!("entity {id} has no 'type'"))),
         Some(t) => decode_types(t, ctx).map_err(|why| bad(format!("entity {id}: {why}")))?,
     };
@@ -168,6 +171,7 @@ pub fn decode_attributes(value: &Value, ctx: &ActiveContext) -> Result<Attribute
         if ENTITY_MEMBERS.contains(&name.as_str()) {
             continue;
         }
+        refuse_keyword("entity member", name)?;
         check_name(name).map_err(|why| bad(format!("attribute name '{name}' {why}")))?;
         let iri = ctx.expand_iri(name, true);
         let instances = decode_attribute(&iri, member, ctx).map_err(|e| with_attribute(e, name))?;
@@ -408,6 +412,7 @@ fn decode_members(
         if ATTRIBUTE_MEMBERS.contains(&sub_name.as_str()) {
             continue;
         }
+        refuse_keyword("sub-attribute", sub_name)?;
         check_name(sub_name)
             .map_err(|why| bad(format!("sub-attribute name '{sub_name}' {why}")))?;
         let sub_iri = ctx.expand_iri(sub_name, true);
@@ -589,6 +594,18 @@ pub fn check_attribute_name(name: &str) -> Result<(), NgsiError> {
         Some(why) => Err(bad(format!("attribute name '{name}' {why}"))),
         None => Ok(()),
     }
+}
+
+/// Refuses a member name in JSON-LD keyword form (`@type`, `@id`, …) other than
+/// `@context`: as an attribute it would be stored under a name JSON-LD gives another
+/// meaning, and renkei does not read `@id`/`@type` as aliases of `id`/`type` either.
+fn refuse_keyword(what: &str, name: &str) -> Result<(), NgsiError> {
+    if name.starts_with('@') && name != "@context" {
+        return Err(bad(format!(
+            "{what} '{name}' is a JSON-LD keyword, not a name an entity may use (write id and type without @)"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses names that JSON-LD or the `q` language could not carry (clause 4.6.2).

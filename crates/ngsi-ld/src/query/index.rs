@@ -9,6 +9,11 @@
 //! the evaluator compares (`eval::resolve` and `eval::candidates`), and a term is only
 //! turned into a condition where the evaluator's comparison is the plain numeric or
 //! text order the store's index uses; everything else becomes [`Prefilter::All`].
+//!
+//! Strings are indexed by their first [`INDEXED_TEXT_CHARS`] characters only, so that
+//! no index row outgrows a b-tree page (PostgreSQL refuses rows over about 2.7 KB),
+//! and text conditions compare the same prefix of their literal (see
+//! [`Prefilter::Text`]).
 
 use super::eval::{candidates, resolve, Candidate};
 use super::{AttrPath, GeoQuery, GeoRel, QExpr, QOp, QValue};
@@ -26,8 +31,21 @@ pub struct IndexEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexedValue {
     Number(f64),
-    /// Strings, IRIs, and booleans as `true`/`false`.
+    /// Strings, IRIs, and booleans as `true`/`false`, cut to [`indexed_text`].
     Text(String),
+}
+
+/// How many characters of a string the index keeps. At most 4 bytes each, a row stays
+/// far below the size a b-tree index row may have.
+pub const INDEXED_TEXT_CHARS: usize = 256;
+
+/// The part of a string the index keeps: its first [`INDEXED_TEXT_CHARS`] characters
+/// (Unicode scalar values, as SQL's `left`/`substr` count them).
+pub fn indexed_text(text: &str) -> &str {
+    match text.char_indices().nth(INDEXED_TEXT_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// The entries a store keeps for an entity: one presence entry per attribute, and one
@@ -47,9 +65,11 @@ pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
         for candidate in candidates(&resolve(entity, &path)) {
             let value = match candidate {
                 Candidate::Json(Value::Number(n)) => n.as_f64().map(IndexedValue::Number),
-                Candidate::Json(Value::String(s)) => Some(IndexedValue::Text(s.clone())),
+                Candidate::Json(Value::String(s)) => {
+                    Some(IndexedValue::Text(indexed_text(s).to_owned()))
+                }
                 Candidate::Json(Value::Bool(b)) => Some(IndexedValue::Text(b.to_string())),
-                Candidate::Str(s) => Some(IndexedValue::Text(s.to_owned())),
+                Candidate::Str(s) => Some(IndexedValue::Text(indexed_text(s).to_owned())),
                 _ => None,
             };
             if let Some(value) = value {
@@ -97,9 +117,27 @@ pub enum Prefilter {
     /// The entity has the attribute.
     Has(String),
     Number(String, Comparison, f64),
+    /// A comparison with the indexed prefix of the attribute's strings. The literal is
+    /// already cut to [`indexed_text`] and a strict order made non-strict where the cut
+    /// could make a match look equal (see [`text_prefilter`]).
     Text(String, Comparison, String),
     And(Vec<Prefilter>),
     Or(Vec<Prefilter>),
+}
+
+impl Prefilter {
+    /// How many conditions on single attributes the prefilter holds: what a store
+    /// needs to know to keep its SQL within its limits on size and parameters (a
+    /// store may give up narrowing a huge one and leave it to the evaluator).
+    pub fn term_count(&self) -> usize {
+        match self {
+            Prefilter::All => 0,
+            Prefilter::Has(_) | Prefilter::Number(..) | Prefilter::Text(..) => 1,
+            Prefilter::And(parts) | Prefilter::Or(parts) => {
+                parts.iter().map(Prefilter::term_count).sum()
+            }
+        }
+    }
 }
 
 /// The condition an index can check for a `q` expression (a superset of its matches).
@@ -153,9 +191,9 @@ fn term_prefilter(attr: String, op: QOp, value: &QValue) -> Prefilter {
     };
     match value {
         QValue::Number(n) => Prefilter::Number(attr, comparison, *n),
-        QValue::Text(s) | QValue::Uri(s) => Prefilter::Text(attr, comparison, s.clone()),
+        QValue::Text(s) | QValue::Uri(s) => text_prefilter(attr, comparison, s),
         QValue::Bool(b) if comparison == Comparison::Eq => {
-            Prefilter::Text(attr, comparison, b.to_string())
+            text_prefilter(attr, comparison, &b.to_string())
         }
         QValue::List(items) if comparison == Comparison::Eq => {
             let parts: Vec<Prefilter> = items
@@ -183,6 +221,29 @@ fn term_prefilter(attr: String, op: QOp, value: &QValue) -> Prefilter {
         // Date-times compare chronologically, not as the index orders text.
         _ => Prefilter::Has(attr),
     }
+}
+
+/// The condition on indexed (cut) strings implied by comparing the whole strings with
+/// `literal`.
+///
+/// Cutting to a fixed number of characters keeps the order (if `a <= b` then
+/// `cut(a) <= cut(b)`), so `value == literal` implies `cut(value) == cut(literal)`,
+/// and `value > literal` implies `cut(value) >= cut(literal)`. Strictness survives
+/// only when the literal is shorter than the cut: a longer string that starts with
+/// such a literal still has a longer cut, while a literal of the cut's length or more
+/// can equal the cut of a greater (or, once itself cut, smaller) value.
+fn text_prefilter(attr: String, comparison: Comparison, literal: &str) -> Prefilter {
+    let cut = indexed_text(literal);
+    let comparison = if literal.chars().count() < INDEXED_TEXT_CHARS {
+        comparison
+    } else {
+        match comparison {
+            Comparison::Gt => Comparison::Ge,
+            Comparison::Lt => Comparison::Le,
+            other => other,
+        }
+    };
+    Prefilter::Text(attr, comparison, cut.to_owned())
 }
 
 /// A longitude/latitude box.
@@ -420,5 +481,54 @@ mod tests {
                 prop_assert!(admits(&q_prefilter(&q_expr), &index_entries(&e)), "{}", q_text);
             }
         }
+
+        /// Strings around the indexed length (cut or not, sharing a long prefix or not,
+        /// with multi-byte characters): whatever the evaluator accepts, the prefilter
+        /// over the cut index admits.
+        #[test]
+        fn prefilters_on_cut_strings_never_reject_a_match(
+            stored in "[aあ]{250,260}",
+            literal in "[aあ]{250,260}",
+            op in prop_oneof![Just("=="), Just(">"), Just(">="), Just("<"), Just("<=")],
+            same in any::<bool>(),
+        ) {
+            let literal = if same { stored.clone() } else { literal };
+            let e = entity(json!(stored), "x");
+            let q_expr = expanded(&format!("capacity{op}\"{literal}\""));
+            let query = EntityQuery { q: Some(q_expr.clone()), ..Default::default() };
+            if Matcher::new(&query).matches(&e) {
+                prop_assert!(admits(&q_prefilter(&q_expr), &index_entries(&e)), "{} {} {}", stored, op, literal);
+            }
+        }
+    }
+
+    #[test]
+    fn long_strings_are_indexed_by_a_prefix_cut_at_a_character() {
+        let long = "大".repeat(INDEXED_TEXT_CHARS + 10);
+        let entries = index_entries(&entity(json!(long), "x"));
+        let cut = "大".repeat(INDEXED_TEXT_CHARS);
+        assert!(entries.contains(&IndexEntry {
+            attr: "https://uri.etsi.org/ngsi-ld/default-context/capacity".into(),
+            value: Some(IndexedValue::Text(cut.clone())),
+        }));
+        assert_eq!(indexed_text("short"), "short");
+        let capacity = "https://uri.etsi.org/ngsi-ld/default-context/capacity".to_owned();
+        assert_eq!(
+            q_prefilter(&expanded(&format!("capacity==\"{long}\""))),
+            Prefilter::Text(capacity.clone(), Comparison::Eq, cut.clone())
+        );
+        assert_eq!(
+            q_prefilter(&expanded(&format!("capacity>\"{long}\""))),
+            Prefilter::Text(capacity.clone(), Comparison::Ge, cut.clone())
+        );
+        assert_eq!(
+            q_prefilter(&expanded(&format!("capacity<\"{long}\""))),
+            Prefilter::Text(capacity.clone(), Comparison::Le, cut)
+        );
+        // A literal shorter than the cut keeps its strict order.
+        assert_eq!(
+            q_prefilter(&expanded("capacity>\"b\"")),
+            Prefilter::Text(capacity, Comparison::Gt, "b".into())
+        );
     }
 }

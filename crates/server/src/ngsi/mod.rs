@@ -184,6 +184,7 @@ impl FromRequestParts<AppState> for NgsiRequest {
             access_of(&parts.method, parts.uri.path()),
         )
         .await?;
+        refuse_nul_in_path(parts.uri.path())?;
         Ok(NgsiRequest {
             visibility,
             tenant,
@@ -261,6 +262,49 @@ fn validate_tenant_name(name: &str) -> Result<(), NgsiError> {
             "tenant '{name}' is not a valid tenant name (1–64 letters, digits, '_', '-', '.', ':')"
         )))
     }
+}
+
+/// Refuses a path whose percent-decoded form has U+0000 (an entity id, a type, a
+/// context id): PostgreSQL text cannot hold it, so both backends refuse it alike.
+fn refuse_nul_in_path(path: &str) -> Result<(), NgsiError> {
+    let has_nul = percent_encoding::percent_decode_str(path).any(|byte| byte == 0);
+    if has_nul {
+        return Err(NgsiError::bad_request_data(
+            "the request path has a NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where a JSON value holds U+0000, in a string or a member name, as a dotted path of
+/// members and indexes (`name.value`, `[2].id`); `None` if nowhere.
+fn nul_member(value: &Value) -> Option<String> {
+    fn joined(at: &str, step: &str) -> String {
+        if at.is_empty() || step.starts_with('[') {
+            format!("{at}{step}")
+        } else {
+            format!("{at}.{step}")
+        }
+    }
+    fn walk(value: &Value, at: &str) -> Option<String> {
+        match value {
+            Value::String(text) if text.contains('\0') => Some(at.to_owned()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &joined(at, &format!("[{i}]")))),
+            Value::Object(map) => map.iter().find_map(|(name, member)| {
+                let here = joined(at, &name.escape_debug().to_string());
+                if name.contains('\0') {
+                    Some(here)
+                } else {
+                    walk(member, &here)
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(value, "")
 }
 
 /// The context URL of a `Link: <url>; rel="http://www.w3.org/ns/json-ld#context"` header.
@@ -395,14 +439,25 @@ pub async fn read_body_value(state: &AppState, body: Body) -> Result<Value, ApiE
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         NgsiError::invalid_request(format!(
             "the request body is not valid JSON (line {}, column {}): {e}",
             e.line(),
             e.column()
         ))
-        .into()
-    })
+    })?;
+    // PostgreSQL text and jsonb cannot hold U+0000, so both backends refuse it alike.
+    if let Some(member) = nul_member(&value) {
+        let place = if member.is_empty() {
+            "the request body".to_owned()
+        } else {
+            format!("member '{member}' of the request body")
+        };
+        return Err(
+            NgsiError::bad_request_data(format!("{place} has a NUL character (U+0000)")).into(),
+        );
+    }
+    Ok(value)
 }
 
 pub async fn read_json_body(
@@ -493,6 +548,20 @@ mod tests {
             HeaderValue::from_static("<>; rel=\"http://www.w3.org/ns/json-ld#context\""),
         );
         assert!(link_context(&headers).is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_found_in_paths_strings_and_member_names() {
+        assert!(refuse_nul_in_path("/entities/urn%3Angsi-ld%3AX%3A%00").is_err());
+        assert!(refuse_nul_in_path("/jsonldContexts/..%00").is_err());
+        assert!(refuse_nul_in_path("/entities/urn%3Angsi-ld%3AX%3A1").is_ok());
+        let body =
+            serde_json::json!({"id": "urn:x", "name": {"type": "Property", "value": "a\u{0}b"}});
+        assert_eq!(nul_member(&body).as_deref(), Some("name.value"));
+        let key = serde_json::json!([{"id": "urn:x"}, {"na\u{0}me": 1}]);
+        assert_eq!(nul_member(&key).as_deref(), Some("[1].na\\0me"));
+        assert_eq!(nul_member(&serde_json::json!("\u{0}")).as_deref(), Some(""));
+        assert_eq!(nul_member(&serde_json::json!({"a": ["b", 1, null]})), None);
     }
 
     #[test]

@@ -24,7 +24,15 @@ impl Params {
                         ))
                     })
             };
-            pairs.push((decode(name)?, decode(value)?));
+            let (name, value) = (decode(name)?, decode(value)?);
+            // PostgreSQL text cannot hold U+0000, so both backends refuse it here alike.
+            if name.contains('\0') || value.contains('\0') {
+                return Err(NgsiError::bad_request_data(format!(
+                    "query parameter '{}' has a NUL character (U+0000)",
+                    name.escape_debug()
+                )));
+            }
+            pairs.push((name, value));
         }
         Ok(Params(pairs))
     }
@@ -124,6 +132,16 @@ mod tests {
         assert!(p.bool("count").is_err());
         assert!(p.usize("offset").is_err());
         assert!(Params::parse("q=%FF").is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_names_and_values() {
+        let refused = Params::parse("type=T&attrs=%00").unwrap_err();
+        assert_eq!(refused.problem, ngsi_ld::ProblemType::BadRequestData);
+        assert!(refused.detail.contains("'attrs'"), "{}", refused.detail);
+        assert!(Params::parse("q=name%3D%3D%22%00%22").is_err());
+        assert!(Params::parse("%00=1").is_err());
+        assert!(Params::parse("q=name%3D%3D%22a%22").is_ok());
     }
 
     proptest! {

@@ -312,3 +312,37 @@ fn joined_rendering_puts_linked_entities_inside_relationships() {
     let kv = encode_entity_joined(&entity, &core(), &options, &linked);
     assert_eq!(kv["managedBy"]["type"], json!("LocalGovernment"));
 }
+
+#[test]
+fn json_ld_keywords_are_no_entity_attribute_or_sub_attribute_names() {
+    let refused = |body: Value, member: &str| {
+        let err = decode_entity(&body, &core()).unwrap_err();
+        assert_eq!(err.problem, crate::ProblemType::BadRequestData);
+        assert!(
+            err.detail.contains(&format!("'{member}'")),
+            "{}",
+            err.detail
+        );
+    };
+    refused(
+        json!({"id": "urn:ngsi-ld:T:1", "@type": "T", "@id": "urn:ngsi-ld:T:2"}),
+        "@type",
+    );
+    refused(json!({"@id": "urn:ngsi-ld:T:1", "type": "T"}), "@id");
+    refused(
+        json!({"id": "urn:ngsi-ld:T:1", "type": "T", "@graph": []}),
+        "@graph",
+    );
+    refused(
+        json!({"id": "urn:ngsi-ld:T:1", "type": "T",
+            "name": {"type": "Property", "value": 1, "@type": "Thing"}}),
+        "@type",
+    );
+    let fragment = json!({"name": {"type": "Property", "value": 1}, "@index": "x"});
+    assert!(decode_attributes(&fragment, &core()).is_err());
+    // Keywords inside a value are data, and @context is the context.
+    let typed = json!({"id": "urn:ngsi-ld:T:1", "type": "T", "@context": crate::context::CORE_CONTEXT_URL,
+        "since": {"type": "Property", "value": {"@type": "DateTime", "@value": "2024-04-01T00:00:00Z"}},
+        "label": {"type": "LanguageProperty", "languageMap": {"@none": "x"}}});
+    decode_entity(&typed, &core()).unwrap();
+}
