@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod doc;
 pub mod identity;
 pub mod identity_conformance;
+pub mod subscriptions;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,0 +1,144 @@
+//! Storage of NGSI-LD subscriptions and of what makes their notifications never lost:
+//! the change log (an outbox written in the same transaction as every entity change
+//! of a tenant that has subscriptions), the dispatch cursor over it, and the queue of
+//! notifications waiting for delivery, claimed by one node at a time and delivered in
+//! order per subscription.
+//!
+//! The flow: a write commits the entity and its change row together; the dispatcher
+//! reads changes after its cursor, matches them against the subscriptions, and in one
+//! transaction queues the notifications and moves the cursor; delivery workers claim
+//! the oldest due notification of each subscription, send it, and record the outcome.
+//! A crash anywhere repeats at most the step that was running (at-least-once).
+
+use crate::{StoreError, Tenant};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ngsi_ld::model::Entity;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A subscription as kept: its document (as `ngsi_ld::subscription` serialises it)
+/// and the delivery status the workers maintain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSubscription {
+    pub tenant: Tenant,
+    pub id: String,
+    pub doc: Value,
+    pub status: DeliveryStatus,
+}
+
+/// The status members of a subscription (clause 5.2.12).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryStatus {
+    pub times_sent: u64,
+    pub times_failed: u64,
+    pub last_notification: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_failure: Option<DateTime<Utc>>,
+    /// Failures since the last success (0 when the last attempt succeeded).
+    pub consecutive_failures: u32,
+}
+
+/// One committed change of one entity; `before` is absent for a creation, `after`
+/// for a deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityChange {
+    pub seq: i64,
+    pub tenant: Tenant,
+    pub entity_id: String,
+    pub before: Option<Entity>,
+    pub after: Option<Entity>,
+    pub at: DateTime<Utc>,
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub tenant: Tenant,
+    pub subscription_id: String,
+    pub payload: Value,
+}
+
+/// A queued notification claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedNotification {
+    pub id: i64,
+    pub tenant: Tenant,
+    pub subscription_id: String,
+    pub payload: Value,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// Delivered: the notification leaves the queue; `timesSent` and `lastSuccess`.
+    Delivered { at: DateTime<Utc> },
+    /// Failed: `timesFailed` and `lastFailure`; tried again at `retry_at`, or dropped
+    /// when `None` (the subscription was deleted or the notification expired).
+    Failed {
+        at: DateTime<Utc>,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// `AlreadyExists` when the tenant has a subscription with this id. Creates the
+    /// tenant on first write, like an entity.
+    async fn create_subscription(&self, tenant: &Tenant, id: &str, doc: &Value)
+        -> Result<(), StoreError>;
+    /// Replaces the document (the status is kept); `NotFound` if absent.
+    async fn replace_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        doc: &Value,
+    ) -> Result<(), StoreError>;
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<StoredSubscription>, StoreError>;
+    /// A page of the tenant's subscriptions in creation order, and their total.
+    async fn list_subscriptions(
+        &self,
+        tenant: &Tenant,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<StoredSubscription>, u64), StoreError>;
+    /// Deletes a subscription and its queued notifications; false if there was none.
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> Result<bool, StoreError>;
+    /// Every subscription of every tenant (the dispatcher matches changes against them).
+    async fn all_subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError>;
+
+    /// Committed changes with a sequence number above `seq`, oldest first.
+    async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError>;
+    /// The sequence number of the last change dispatched (0 at first).
+    async fn dispatch_cursor(&self) -> Result<i64, StoreError>;
+    /// In one transaction: queues the notifications, moves the cursor to `cursor`, and
+    /// removes the change rows up to it.
+    async fn enqueue_notifications(
+        &self,
+        notifications: Vec<NewNotification>,
+        cursor: i64,
+    ) -> Result<(), StoreError>;
+    /// Claims, for `lease`, the oldest undelivered notification of each subscription
+    /// whose next attempt is due and that no other node holds; at most `limit`.
+    /// Delivering only the oldest of each subscription keeps their order.
+    async fn claim_due_notifications(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<QueuedNotification>, StoreError>;
+    /// Records the outcome of an attempt and updates the subscription's status.
+    async fn finish_notification(&self, id: i64, outcome: DeliveryOutcome)
+        -> Result<(), StoreError>;
+}
+
+pub type SharedSubscriptionStore = Arc<dyn SubscriptionStore>;
