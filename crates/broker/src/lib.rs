@@ -10,6 +10,7 @@
 pub mod contexts;
 pub mod discovery;
 pub mod linked;
+pub mod notifications;
 pub mod ops;
 pub mod visibility;
 
@@ -109,6 +110,11 @@ impl Broker {
 
     pub fn contexts(&self) -> &ContextService {
         &self.contexts
+    }
+
+    /// A shared handle to the context service, for background work.
+    pub fn contexts_handle(&self) -> Arc<ContextService> {
+        self.contexts.clone()
     }
 
     pub fn store(&self) -> &SharedStore {

@@ -28,6 +28,9 @@ pub enum Action {
     EntityWrite,
     /// Add or delete hosted JSON-LD contexts (shared by all tenants).
     ContextManage,
+    /// Create, read, change or delete subscriptions of the tenant. A subscription
+    /// notifies whole entities, so it needs the right to read the tenant's data.
+    SubscriptionManage,
     /// Read datasets of the catalog.
     DatasetRead,
     /// Create, change or delete datasets and their datastore tables.
@@ -55,10 +58,11 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::EntityRead,
         Action::EntityWrite,
         Action::ContextManage,
+        Action::SubscriptionManage,
         Action::DatasetRead,
         Action::DatasetWrite,
         Action::ProcedureManage,
@@ -76,7 +80,7 @@ impl Action {
     /// The scope an API key needs for this action.
     pub fn scope(self) -> Scope {
         match self {
-            Action::EntityRead => Scope::BrokerRead,
+            Action::EntityRead | Action::SubscriptionManage => Scope::BrokerRead,
             Action::EntityWrite | Action::ContextManage => Scope::BrokerWrite,
             Action::DatasetRead => Scope::CatalogRead,
             Action::DatasetWrite => Scope::CatalogWrite,
@@ -100,7 +104,10 @@ impl Action {
     fn is_broker(self) -> bool {
         matches!(
             self,
-            Action::EntityRead | Action::EntityWrite | Action::ContextManage
+            Action::EntityRead
+                | Action::EntityWrite
+                | Action::ContextManage
+                | Action::SubscriptionManage
         )
     }
 }
@@ -112,6 +119,7 @@ pub const PERMISSIONS: &[(Role, &[Action])] = &[
         Role::TenantAdmin,
         &[
             Action::EntityRead,
+            Action::SubscriptionManage,
             Action::EntityWrite,
             Action::ContextManage,
             Action::DatasetRead,
@@ -127,6 +135,7 @@ pub const PERMISSIONS: &[(Role, &[Action])] = &[
         Role::Publisher,
         &[
             Action::EntityRead,
+            Action::SubscriptionManage,
             Action::EntityWrite,
             Action::ContextManage,
             Action::DatasetRead,
@@ -137,6 +146,7 @@ pub const PERMISSIONS: &[(Role, &[Action])] = &[
         Role::Reviewer,
         &[
             Action::EntityRead,
+            Action::SubscriptionManage,
             Action::DatasetRead,
             Action::ApplicationReview,
         ],
@@ -145,6 +155,7 @@ pub const PERMISSIONS: &[(Role, &[Action])] = &[
         Role::Approver,
         &[
             Action::EntityRead,
+            Action::SubscriptionManage,
             Action::DatasetRead,
             Action::ApplicationReview,
             Action::ApplicationDecide,

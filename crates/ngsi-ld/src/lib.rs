@@ -12,5 +12,6 @@ pub mod error;
 pub mod geometry;
 pub mod model;
 pub mod query;
+pub mod subscription;
 
 pub use error::{NgsiError, ProblemType};

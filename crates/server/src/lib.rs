@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod demo;
 pub mod fetcher;
 pub mod localgov;
@@ -34,6 +35,7 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 pub struct AppState {
     pub broker: Broker,
     pub identity: auth::Identity,
+    pub subscriptions: store::subscriptions::SharedSubscriptionStore,
     pub config: Arc<config::Config>,
 }
 
@@ -70,6 +72,7 @@ impl AppState {
         Ok(AppState {
             broker: Broker::new(stores.entities, Arc::new(contexts)),
             identity,
+            subscriptions: stores.subscriptions,
             config: Arc::new(config),
         })
     }

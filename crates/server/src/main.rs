@@ -187,6 +187,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "demo data loaded"
         );
     }
+    // Dispatching and delivering notifications for as long as the server runs.
+    let _background = server::delivery::start(&state)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

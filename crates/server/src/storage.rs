@@ -5,6 +5,7 @@ use anyhow::{bail, Context as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use store::identity::{IdentityStore, SharedIdentityStore};
+use store::subscriptions::{SharedSubscriptionStore, SubscriptionStore};
 use store::{EntityStore, SharedStore};
 
 /// One database seen through each storage interface renkei uses.
@@ -12,13 +13,15 @@ use store::{EntityStore, SharedStore};
 pub struct Stores {
     pub entities: SharedStore,
     pub identity: SharedIdentityStore,
+    pub subscriptions: SharedSubscriptionStore,
 }
 
-impl<S: EntityStore + IdentityStore + 'static> From<Arc<S>> for Stores {
+impl<S: EntityStore + IdentityStore + SubscriptionStore + 'static> From<Arc<S>> for Stores {
     fn from(store: Arc<S>) -> Stores {
         Stores {
             entities: store.clone(),
-            identity: store,
+            identity: store.clone(),
+            subscriptions: store,
         }
     }
 }

@@ -320,6 +320,23 @@ async fn call(w: &World, endpoint: &str, tenant: &str, credentials: &Credentials
                 .await,
             )
         }
+        "subscription.create" => {
+            let subscription = json!({
+                "type": "Subscription",
+                "entities": [{"type": "WelfareCase"}],
+                "notification": {"endpoint": {"uri": format!("http://127.0.0.1:9/n{n}")}}
+            });
+            write_outcome(
+                &send(
+                    s,
+                    &ngsi,
+                    Method::POST,
+                    &format!("{NGSI}/subscriptions"),
+                    Some(subscription),
+                )
+                .await,
+            )
+        }
         "tenant.show" => write_outcome(
             &send(
                 s,
@@ -436,6 +453,7 @@ const MATRIX: &[Row] = &[
     ("entity.update",    [N, Y, Y, Y, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
     ("entity.delete",    [N, Y, Y, Y, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
     ("batch.upsert",     [N, Y, Y, Y, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
+    ("subscription.create", [N, Y, Y, Y, Y, Y, N, N], Some([N, Y, N, N, N, N, N, N])),
     ("tenant.show",      [N, Y, Y, N, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
     ("tenant.configure", [N, Y, Y, N, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
     ("key.create",       [N, Y, Y, N, N, N, N, N], Some([N, Y, N, N, N, N, N, N])),
@@ -473,7 +491,7 @@ async fn walk_the_matrix(backend: Backend) {
         mismatches.len(),
         mismatches.join("\n")
     );
-    assert_eq!(cells, 8 * (15 * 2 + 2));
+    assert_eq!(cells, 8 * (16 * 2 + 2));
 }
 
 #[tokio::test]

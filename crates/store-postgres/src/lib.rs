@@ -14,6 +14,7 @@ mod filter;
 mod identity;
 mod index;
 mod migrations;
+mod subscriptions;
 pub mod testing;
 mod upkeep;
 
@@ -167,8 +168,14 @@ impl EntityRow {
 }
 
 fn read_entity(tenant: &Tenant, row: &Row) -> Result<Entity, StoreError> {
+    read_doc(tenant, row).map(|(_, entity)| entity)
+}
+
+/// The stored document of an entity and the entity it encodes (the document is what
+/// the change log keeps).
+fn read_doc(tenant: &Tenant, row: &Row) -> Result<(serde_json::Value, Entity), StoreError> {
     let doc: serde_json::Value = row.try_get("doc").map_err(backend)?;
-    doc_to_entity(&doc).map_err(|e| {
+    let entity = doc_to_entity(&doc).map_err(|e| {
         let id = doc
             .get("id")
             .and_then(serde_json::Value::as_str)
@@ -179,7 +186,8 @@ fn read_entity(tenant: &Tenant, row: &Row) -> Result<Entity, StoreError> {
             id,
             reason: e.to_string(),
         })
-    })
+    })?;
+    Ok((doc, entity))
 }
 
 async fn ensure_tenant(
@@ -349,6 +357,10 @@ impl EntityStore for PostgresStore {
             }
             other => other.map_err(backend)?,
         }
+        if subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+            let change = (entity.id.clone(), None, Some(entity_to_doc(&entity)));
+            subscriptions::log_changes(&tx, tenant, vec![change]).await?;
+        }
         tx.commit().await.map_err(backend)?;
         self.upkeep.note_writes(&self.pool, 1);
         Ok(())
@@ -375,18 +387,25 @@ impl EntityStore for PostgresStore {
         let mut client = self.client().await?;
         let mut tx = client.transaction().await.map_err(backend)?;
         let mut results = Vec::with_capacity(modifications.len());
+        // For the change log, should the tenant have subscriptions: each written
+        // entity's id, stored document and the index of its result (the new entity).
+        let mut written: Vec<(String, Option<serde_json::Value>, usize)> = Vec::new();
         for modification in modifications {
             // Each item in its own savepoint: whatever one item does is undone alone.
             let item = tx.savepoint("renkei_item").await.map_err(backend)?;
-            let current = item
+            let (before, current) = match item
                 .query_opt(
                     "SELECT doc FROM entities WHERE tenant = $1 AND id = $2 FOR UPDATE",
                     &[&tenant.name(), &modification.entity_id],
                 )
                 .await
                 .map_err(backend)?
-                .map(|row| read_entity(tenant, &row))
-                .transpose()?;
+                .map(|row| read_doc(tenant, &row))
+                .transpose()?
+            {
+                Some((doc, entity)) => (Some(doc), Some(entity)),
+                None => (None, None),
+            };
             let write = match (modification.apply)(current) {
                 Ok(write) => write,
                 Err(refusal) => {
@@ -401,19 +420,37 @@ impl EntityStore for PostgresStore {
                     write_entity(&item, WriteMode::Upsert, tenant, entity)
                         .await
                         .map_err(backend)?;
+                    written.push((modification.entity_id, before, results.len()));
                 }
                 Write::Delete => {
-                    item.execute(
-                        "DELETE FROM entities WHERE tenant = $1 AND id = $2",
-                        &[&tenant.name(), &modification.entity_id],
-                    )
-                    .await
-                    .map_err(backend)?;
+                    let deleted = item
+                        .execute(
+                            "DELETE FROM entities WHERE tenant = $1 AND id = $2",
+                            &[&tenant.name(), &modification.entity_id],
+                        )
+                        .await
+                        .map_err(backend)?;
+                    if deleted > 0 {
+                        written.push((modification.entity_id, before, results.len()));
+                    }
                 }
                 Write::Unchanged => {}
             }
             item.commit().await.map_err(backend)?;
             results.push(Ok(write));
+        }
+        if !written.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+            let changes = written
+                .into_iter()
+                .map(|(id, before, index)| {
+                    let after = match results.get(index) {
+                        Some(Ok(Write::Put(entity))) => Some(entity_to_doc(entity)),
+                        _ => None,
+                    };
+                    (id, before, after)
+                })
+                .collect();
+            subscriptions::log_changes(&tx, tenant, changes).await?;
         }
         tx.commit().await.map_err(backend)?;
         let written = results
@@ -523,11 +560,32 @@ impl EntityStore for PostgresStore {
         let mut client = self.client().await?;
         let narrowing = Narrowing::new(tenant.name(), query);
         if narrowing.exact {
-            let sql = format!("DELETE FROM entities e WHERE {}", narrowing.condition);
-            return client
-                .execute(&sql, &narrowing.param_refs())
+            if !subscriptions::tenant_has_subscriptions(&**client, tenant).await? {
+                let sql = format!("DELETE FROM entities e WHERE {}", narrowing.condition);
+                return client
+                    .execute(&sql, &narrowing.param_refs())
+                    .await
+                    .map_err(backend);
+            }
+            // Deleted and logged in one statement, under the change log's lock.
+            let tx = client.transaction().await.map_err(backend)?;
+            subscriptions::lock_change_log(&tx).await?;
+            let sql = format!(
+                "WITH gone AS (
+                     DELETE FROM entities e WHERE {} RETURNING e.tenant, e.id, e.doc, e.seq
+                 ), logged AS (
+                     INSERT INTO entity_changes (tenant, entity_id, before)
+                     SELECT tenant, id, doc FROM gone ORDER BY seq
+                 )
+                 SELECT count(*) AS n FROM gone",
+                narrowing.condition
+            );
+            let row = tx
+                .query_one(&sql, &narrowing.param_refs())
                 .await
-                .map_err(backend);
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            return count(&row, "n");
         }
         // Lock the candidates while deciding, so what is deleted is what matched.
         let tx = client.transaction().await.map_err(backend)?;
@@ -544,19 +602,27 @@ impl EntityStore for PostgresStore {
                 .map_err(backend)?;
             pin_mut!(rows);
             while let Some(row) = rows.try_next().await.map_err(backend)? {
-                let entity = read_entity(tenant, &row)?;
+                let (doc, entity) = read_doc(tenant, &row)?;
                 if matcher.matches(&entity) {
-                    doomed.push(entity.id);
+                    doomed.push((entity.id, doc));
                 }
             }
         }
+        let ids: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
         let deleted = tx
             .execute(
                 "DELETE FROM entities WHERE tenant = $1 AND id = ANY ($2)",
-                &[&tenant.name(), &doomed],
+                &[&tenant.name(), &ids],
             )
             .await
             .map_err(backend)?;
+        if !doomed.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+            let changes = doomed
+                .into_iter()
+                .map(|(id, doc)| (id, Some(doc), None))
+                .collect();
+            subscriptions::log_changes(&tx, tenant, changes).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
     }

@@ -235,6 +235,62 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
         sql: "",
         then: Some(Backfill::CutLongText),
     },
+    Migration {
+        version: 5,
+        name: "subscriptions, change log and notification queue",
+        // The change log is the outbox: a row per entity change of a tenant with
+        // subscriptions, written in the entity's transaction and numbered in commit
+        // order (writers serialise on an advisory lock from the insert to the commit,
+        // see `subscriptions`). A queued notification with no `next_attempt_at` is
+        // due at once; the index on the queue finds each subscription's oldest.
+        sql: r#"
+CREATE TABLE subscriptions (
+    tenant text NOT NULL REFERENCES tenants (name),
+    id text NOT NULL,
+    doc jsonb NOT NULL,
+    times_sent bigint NOT NULL DEFAULT 0,
+    times_failed bigint NOT NULL DEFAULT 0,
+    last_notification timestamptz,
+    last_success timestamptz,
+    last_failure timestamptz,
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    seq bigserial NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX subscriptions_by_tenant_seq ON subscriptions (tenant, seq);
+
+CREATE TABLE entity_changes (
+    seq bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    entity_id text NOT NULL,
+    before jsonb,
+    after jsonb,
+    at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE dispatch_cursor (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    seq bigint NOT NULL
+);
+INSERT INTO dispatch_cursor (only_row, seq) VALUES (true, 0);
+
+CREATE TABLE notification_queue (
+    id bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    subscription_id text NOT NULL,
+    payload jsonb NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,
+    claimed_by text,
+    claim_until timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX notification_queue_by_subscription
+    ON notification_queue (tenant, subscription_id, id);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -9,6 +9,7 @@
 
 mod identity;
 mod schema;
+mod subscriptions;
 pub mod writer;
 
 use async_trait::async_trait;
@@ -399,13 +400,18 @@ impl EntityStore for SqliteStore {
     async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
         let tenant = tenant.clone();
         let rows = writer::EntityRows::new(&entity);
+        let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run(move |tx| {
                 if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
                 writer::ensure_tenant(tx, &tenant)?;
-                writer::put_entity(tx, &tenant, &rows)
+                writer::put_entity(tx, &tenant, &rows)?;
+                if subscribed.check(tx, &tenant)? {
+                    writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;
+                }
+                Ok(())
             })
             .await
     }
@@ -422,21 +428,34 @@ impl EntityStore for SqliteStore {
         modifications: Vec<Modification>,
     ) -> Result<Vec<Result<Write, NgsiError>>, StoreError> {
         let tenant = tenant.clone();
+        let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run(move |tx| {
                 let mut results = Vec::with_capacity(modifications.len());
                 let mut wrote = false;
                 for modification in modifications {
-                    let current = get_entity_in(tx, &tenant, &modification.entity_id)?;
+                    let id = &modification.entity_id;
+                    // The stored text is kept as the change log's `before`.
+                    let stored = writer::stored_doc(tx, &tenant, id)?;
+                    let current = stored.as_deref().map(decode).transpose()?;
                     let outcome = (modification.apply)(current);
                     match &outcome {
                         Ok(Write::Put(entity)) => {
                             wrote = true;
-                            writer::put_entity(tx, &tenant, &writer::EntityRows::new(entity))?;
+                            let rows = writer::EntityRows::new(entity);
+                            writer::put_entity(tx, &tenant, &rows)?;
+                            if subscribed.check(tx, &tenant)? {
+                                let before = stored.as_deref();
+                                writer::log_change(tx, &tenant, id, before, Some(rows.doc()))?;
+                            }
                         }
                         Ok(Write::Delete) => {
                             wrote = true;
-                            writer::delete_entity(tx, &tenant, &modification.entity_id)?;
+                            if writer::delete_entity(tx, &tenant, id)?
+                                && subscribed.check(tx, &tenant)?
+                            {
+                                writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;
+                            }
                         }
                         Ok(Write::Unchanged) | Err(_) => {}
                     }
@@ -482,15 +501,22 @@ impl EntityStore for SqliteStore {
         query: &EntityQuery,
     ) -> Result<u64, StoreError> {
         let (tenant, query) = (tenant.clone(), query.clone());
+        let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run(move |tx| {
+                let logged = subscribed.check(tx, &tenant)?;
+                // The entities themselves are kept only for the change log.
                 let mut doomed = Vec::new();
-                scan(tx, &tenant, &query, |seq, _| {
-                    doomed.push(seq);
+                scan(tx, &tenant, &query, |seq, entity| {
+                    doomed.push((seq, logged.then_some(entity)));
                     true
                 })?;
-                for seq in &doomed {
+                for (seq, entity) in &doomed {
                     writer::delete_seq(tx, *seq)?;
+                    if let Some(entity) = entity {
+                        let before = store::doc::entity_to_doc(entity).to_string();
+                        writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
+                    }
                 }
                 Ok(doomed.len() as u64)
             })

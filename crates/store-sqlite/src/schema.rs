@@ -28,6 +28,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: "",
         then: Some(reindex_long_text),
     },
+    Migration {
+        sql: V5,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -162,6 +166,57 @@ const V3: &str = "
     BEGIN
         SELECT RAISE(ABORT, 'the audit log is append-only');
     END;";
+
+/// 5: subscriptions and what delivers their notifications (see `subscriptions`): the
+/// subscriptions with their delivery status, the change log written in the same
+/// transaction as each entity change of a tenant with subscriptions, the dispatch
+/// cursor over it (one row), and the queue of notifications.
+///
+/// `AUTOINCREMENT` on the change log and the queue: their rows are deleted as they are
+/// consumed, and a plain rowid would hand out a number again once the newest row is
+/// gone, below the cursor. A queued notification with no `next_attempt_at` is due at
+/// once; timestamps are fixed-width RFC 3339 text, so they compare as text.
+const V5: &str = "
+    CREATE TABLE subscriptions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        times_sent INTEGER NOT NULL DEFAULT 0,
+        times_failed INTEGER NOT NULL DEFAULT 0,
+        last_notification TEXT,
+        last_success TEXT,
+        last_failure TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        UNIQUE (tenant, id)
+    );
+    CREATE TABLE entity_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        before TEXT,
+        after TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE dispatch_cursor (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO dispatch_cursor (only_row, seq) VALUES (1, 0);
+    CREATE TABLE notification_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        claimed_by TEXT,
+        claim_until TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notification_queue_by_subscription
+        ON notification_queue (tenant, subscription_id, id);";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

@@ -9,6 +9,8 @@ use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::{index_rows, location_box, BoundingBox, IndexEntry, IndexedValue};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use store::{StoreError, StoredContext, Tenant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,6 +25,7 @@ pub type Job = Box<dyn FnOnce(&Transaction<'_>) -> Box<dyn FnOnce(bool) + Send> 
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
+    subscribed: Arc<SubscribedTenants>,
 }
 
 impl Writer {
@@ -33,7 +36,16 @@ impl Writer {
             .name("renkei-sqlite-writer".into())
             .spawn(move || run(conn, queue))
             .unwrap_or_else(|e| panic!("cannot start the SQLite writer thread: {e}"));
-        Writer { jobs }
+        Writer {
+            jobs,
+            subscribed: Arc::default(),
+        }
+    }
+
+    /// Which tenants have subscriptions, as the writer's jobs know it (see
+    /// [`SubscribedTenants`]).
+    pub fn subscribed_tenants(&self) -> Arc<SubscribedTenants> {
+        Arc::clone(&self.subscribed)
     }
 
     /// Runs `work` in the writer's transaction and returns its result once the
@@ -43,12 +55,15 @@ impl Writer {
         work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
+        let subscribed = Arc::clone(&self.subscribed);
         let job: Job = Box::new(move |tx| {
             let outcome = in_savepoint(tx, work);
             Box::new(move |committed: bool| {
                 let outcome = if committed {
                     outcome
                 } else {
+                    // What the cache learnt inside the lost transaction may be untrue.
+                    subscribed.clear();
                     Err(StoreError::backend(CommitFailed))
                 };
                 let _ = reply.send(outcome);
@@ -159,6 +174,85 @@ impl EntityRows {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// The stored document ([`store::doc`] encoding, as JSON text).
+    pub fn doc(&self) -> &str {
+        &self.doc
+    }
+}
+
+/// The stored document of an entity (JSON text), if stored.
+pub fn stored_doc(
+    tx: &Transaction<'_>,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    tx.prepare_cached("SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(StoreError::backend)
+}
+
+/// Whether a tenant has subscriptions, remembered per tenant so that an entity write
+/// costs a map lookup rather than a query. Only writer jobs use it, so what it holds
+/// is what the writer's transaction sees: subscription writes [`forget`](Self::forget)
+/// their tenant (the next write looks again, inside its own transaction), and a
+/// failed group commit clears everything learnt.
+#[derive(Default)]
+pub struct SubscribedTenants(Mutex<HashMap<String, bool>>);
+
+impl SubscribedTenants {
+    pub fn check(&self, tx: &Transaction<'_>, tenant: &Tenant) -> Result<bool, StoreError> {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(subscribed) = known.get(tenant.name()) {
+            return Ok(*subscribed);
+        }
+        let subscribed = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM subscriptions WHERE tenant = ?1)")
+            .and_then(|mut s| s.query_row([tenant.name()], |row| row.get::<_, bool>(0)))
+            .map_err(StoreError::backend)?;
+        known.insert(tenant.name().to_owned(), subscribed);
+        Ok(subscribed)
+    }
+
+    pub fn forget(&self, tenant: &Tenant) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant.name());
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Appends a row to the change log (the outbox of subscriptions): the entity's
+/// documents before and after, `None` for a creation's before or a deletion's after.
+pub fn log_change(
+    tx: &Transaction<'_>,
+    tenant: &Tenant,
+    entity_id: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO entity_changes (tenant, entity_id, before, after, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.name(),
+            entity_id,
+            before,
+            after,
+            crate::subscriptions::stamp(chrono::Utc::now())
+        ])
+    })
+    .map(drop)
+    .map_err(StoreError::backend)
 }
 
 /// The row id of an entity, if stored.

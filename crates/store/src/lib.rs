@@ -14,6 +14,7 @@ pub mod doc;
 pub mod identity;
 pub mod identity_conformance;
 pub mod subscriptions;
+pub mod subscriptions_conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -89,8 +89,12 @@ pub enum DeliveryOutcome {
 pub trait SubscriptionStore: Send + Sync {
     /// `AlreadyExists` when the tenant has a subscription with this id. Creates the
     /// tenant on first write, like an entity.
-    async fn create_subscription(&self, tenant: &Tenant, id: &str, doc: &Value)
-        -> Result<(), StoreError>;
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        doc: &Value,
+    ) -> Result<(), StoreError>;
     /// Replaces the document (the status is kept); `NotFound` if absent.
     async fn replace_subscription(
         &self,
@@ -137,8 +141,11 @@ pub trait SubscriptionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<QueuedNotification>, StoreError>;
     /// Records the outcome of an attempt and updates the subscription's status.
-    async fn finish_notification(&self, id: i64, outcome: DeliveryOutcome)
-        -> Result<(), StoreError>;
+    async fn finish_notification(
+        &self,
+        id: i64,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError>;
 }
 
 pub type SharedSubscriptionStore = Arc<dyn SubscriptionStore>;

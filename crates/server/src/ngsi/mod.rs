@@ -9,6 +9,7 @@ mod entities;
 mod jsonld_contexts;
 pub mod params;
 mod query;
+mod subscriptions;
 
 use crate::auth::middleware::caller_of;
 use crate::auth::AuthError;
@@ -87,6 +88,16 @@ pub fn router() -> Router<AppState> {
         .route(
             "/jsonldContexts/{id}",
             get(jsonld_contexts::retrieve).delete(jsonld_contexts::delete),
+        )
+        .route(
+            "/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::retrieve)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::Ngsi(NgsiError::not_found("no such NGSI-LD resource")) })
@@ -205,6 +216,9 @@ fn access_of(method: &Method, path: &str) -> Option<Action> {
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if path.starts_with("/jsonldContexts") {
         return (!reads).then_some(Action::ContextManage);
+    }
+    if path.starts_with("/subscriptions") {
+        return Some(Action::SubscriptionManage);
     }
     if reads || path == "/entityOperations/query" {
         Some(Action::EntityRead)

@@ -8,6 +8,8 @@
 // its helpers and constants; the rest would otherwise be reported as dead code there.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -38,6 +40,8 @@ pub const TOO_MANY_RESULTS: &str = "https://uri.etsi.org/ngsi-ld/errors/TooManyR
 pub struct TestServer {
     app: server::HttpService,
     pub state: server::AppState,
+    /// The dispatcher and delivery loops, when started with [`TestServer::deliver`].
+    background: Option<server::delivery::Background>,
     _keep_alive: Box<dyn Send + Sync>,
 }
 
@@ -119,11 +123,18 @@ pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
     TestServer {
         app: server::service(state.clone()),
         state,
+        background: None,
         _keep_alive: keep_alive,
     }
 }
 
 impl TestServer {
+    /// Starts dispatching and delivering notifications, as `renkei serve` does.
+    pub fn deliver(mut self) -> TestServer {
+        self.background = Some(server::delivery::start(&self.state).unwrap());
+        self
+    }
+
     /// Sends one request. A body is JSON unless `headers` name another content type.
     pub async fn send(
         &self,

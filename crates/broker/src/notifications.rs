@@ -1,0 +1,149 @@
+//! The dispatcher: turns committed entity changes into queued notifications
+//! (ETSI GS CIM 009 clause 5.8, 5.11). It reads the change log after its cursor,
+//! matches each change against the subscriptions of the change's tenant, renders the
+//! notification with the subscription's own `@context`, and queues the notifications
+//! while moving the cursor, in one transaction. Delivery is someone else's job (the
+//! server's workers), so a slow endpoint never holds the dispatcher up.
+//!
+//! A crash between reading and queueing repeats the batch; nothing committed is
+//! skipped. Subscriptions are matched as they are when a change is dispatched, which
+//! is at most a moment after it was committed.
+
+use crate::contexts::ContextService;
+use chrono::{DateTime, Utc};
+use ngsi_ld::context::ActiveContext;
+use ngsi_ld::subscription::{notification, Subscription};
+use ngsi_ld::NgsiError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use store::subscriptions::{NewNotification, SharedSubscriptionStore, StoredSubscription};
+use store::Tenant;
+
+/// How many changes one round reads.
+const BATCH: usize = 500;
+
+pub struct Dispatcher {
+    store: SharedSubscriptionStore,
+    contexts: Arc<ContextService>,
+    /// When each subscription was last notified from this node, for `throttling`.
+    last_sent: Mutex<HashMap<(Tenant, String), DateTime<Utc>>>,
+}
+
+/// A stored subscription decoded, with the context its notifications are rendered in.
+struct Active {
+    stored: StoredSubscription,
+    subscription: Subscription,
+    ctx: ActiveContext,
+}
+
+impl Dispatcher {
+    pub fn new(store: SharedSubscriptionStore, contexts: Arc<ContextService>) -> Dispatcher {
+        Dispatcher {
+            store,
+            contexts,
+            last_sent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Dispatches the changes waiting after the cursor (one batch); returns how many
+    /// changes were dispatched, 0 when there were none.
+    pub async fn dispatch_once(&self, now: DateTime<Utc>) -> Result<usize, NgsiError> {
+        let cursor = self
+            .store
+            .dispatch_cursor()
+            .await
+            .map_err(crate::store_error)?;
+        let changes = self
+            .store
+            .changes_after(cursor, BATCH)
+            .await
+            .map_err(crate::store_error)?;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(0);
+        };
+        let subscriptions = self.active_subscriptions(now).await?;
+        let mut queued = Vec::new();
+        for change in &changes {
+            for active in subscriptions
+                .iter()
+                .filter(|a| a.stored.tenant == change.tenant)
+            {
+                let sub = &active.subscription;
+                let (before, after) = (change.before.as_ref(), change.after.as_ref());
+                let Some(trigger) = sub.evaluate(before, after, &active.ctx, now) else {
+                    continue;
+                };
+                if self.throttled(active, change.at) {
+                    continue;
+                }
+                let data = sub.notification_data(before, after, &active.ctx, change.at);
+                queued.push(NewNotification {
+                    tenant: change.tenant.clone(),
+                    subscription_id: sub.id.clone(),
+                    payload: notification(&sub.id, vec![data], Some(trigger), now),
+                });
+            }
+        }
+        self.store
+            .enqueue_notifications(queued, last)
+            .await
+            .map_err(crate::store_error)?;
+        Ok(changes.len())
+    }
+
+    /// Whether `throttling` forbids another notification of this subscription now;
+    /// records the notification when it does not.
+    fn throttled(&self, active: &Active, at: DateTime<Utc>) -> bool {
+        let key = (active.stored.tenant.clone(), active.subscription.id.clone());
+        let mut last_sent = self.last_sent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seconds) = active.subscription.throttling {
+            let previous = last_sent
+                .get(&key)
+                .copied()
+                .or(active.stored.status.last_notification);
+            let period = chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+            if previous.is_some_and(|p| at < p + period) {
+                return true;
+            }
+        }
+        last_sent.insert(key, at);
+        false
+    }
+
+    /// The subscriptions that may notify now, decoded, with their contexts resolved.
+    /// A subscription whose document or context cannot be read is skipped and logged,
+    /// never allowed to stop the others.
+    async fn active_subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Active>, NgsiError> {
+        let mut active = Vec::new();
+        let all = self
+            .store
+            .all_subscriptions()
+            .await
+            .map_err(crate::store_error)?;
+        for stored in all {
+            let subscription = match Subscription::from_document(&stored.doc) {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    tracing::error!(id = %stored.id, %error, "a stored subscription cannot be read");
+                    continue;
+                }
+            };
+            if !subscription.is_active_at(now) {
+                continue;
+            }
+            let ctx = match self.contexts.resolve(Some(&subscription.context)).await {
+                Ok(ctx) => ctx,
+                Err(error) => {
+                    tracing::warn!(id = %stored.id, %error, "the @context of a subscription is not available");
+                    continue;
+                }
+            };
+            active.push(Active {
+                stored,
+                subscription,
+                ctx,
+            });
+        }
+        Ok(active)
+    }
+}

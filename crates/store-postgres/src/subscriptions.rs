@@ -1,0 +1,463 @@
+//! [`SubscriptionStore`] on PostgreSQL, in the tables of schema version 5, and the
+//! outbox the entity writes of `lib.rs` append to.
+//!
+//! Commit order: the dispatcher reads the change log after a cursor, so a change
+//! must never become visible after one with a higher number. Sequence numbers are
+//! handed out when a row is inserted, not when its transaction commits, so every
+//! transaction that logs changes takes one transaction-level advisory lock just
+//! before its inserts and holds it to its commit: numbers are then handed out in
+//! commit order. Only writes of tenants with subscriptions take it, at the end of
+//! their transaction; the others pay one `EXISTS` query.
+//!
+//! Claims are safe with any number of nodes: one statement picks each
+//! subscription's oldest notification, locks the picked rows `FOR UPDATE SKIP
+//! LOCKED` (a row another claimer is taking is skipped; one it has taken is looked at
+//! again, now claimed, and left out) and marks them claimed.
+
+use crate::{backend, ensure_tenant, to_i64, PostgresError, PostgresStore};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use serde_json::Value;
+use std::time::Duration;
+use store::doc::doc_to_entity;
+use store::subscriptions::{
+    DeliveryOutcome, DeliveryStatus, EntityChange, NewNotification, QueuedNotification,
+    StoredSubscription, SubscriptionStore,
+};
+use store::{StoreError, Tenant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, Row};
+
+/// The advisory lock key ordering the change log ("outbox" in ASCII).
+const OUTBOX_LOCK_KEY: i64 = 0x6f_75_74_62_6f_78;
+
+/// Whether the tenant has subscriptions, that is whether its writes are logged.
+pub(crate) async fn tenant_has_subscriptions(
+    client: &impl GenericClient,
+    tenant: &Tenant,
+) -> Result<bool, StoreError> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE tenant = $1)",
+            &[&tenant.name()],
+        )
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(backend)
+}
+
+/// Takes the lock that numbers the change log in commit order (held to the end of
+/// the transaction).
+pub(crate) async fn lock_change_log(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK_KEY])
+        .await
+        .map(drop)
+        .map_err(backend)
+}
+
+/// One change to log: the entity's id and its documents before and after.
+pub(crate) type Change = (String, Option<Value>, Option<Value>);
+
+/// Appends the changes, in the order given, to the change log.
+pub(crate) async fn log_changes(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: &Tenant,
+    changes: Vec<Change>,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    lock_change_log(tx).await?;
+    let mut ids = Vec::with_capacity(changes.len());
+    let mut befores = Vec::with_capacity(changes.len());
+    let mut afters = Vec::with_capacity(changes.len());
+    for (id, before, after) in changes {
+        ids.push(id);
+        befores.push(before);
+        afters.push(after);
+    }
+    tx.execute(
+        "INSERT INTO entity_changes (tenant, entity_id, before, after)
+         SELECT $1, u.id, u.before, u.after
+         FROM unnest($2::text[], $3::jsonb[], $4::jsonb[]) WITH ORDINALITY
+             AS u (id, before, after, n)
+         ORDER BY u.n",
+        &[&tenant.name(), &ids, &befores, &afters],
+    )
+    .await
+    .map(drop)
+    .map_err(backend)
+}
+
+/// The end of a lease starting at `now`; one too long to add ends in year 9999.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    let far = Utc
+        .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+        .single()
+        .unwrap_or(now);
+    TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .map_or(far, |end| end.min(far))
+}
+
+fn count_of(row: &Row, column: &str) -> Result<u64, StoreError> {
+    let n: i64 = row.try_get(column).map_err(backend)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn small_count(row: &Row, column: &str) -> Result<u32, StoreError> {
+    let n: i32 = row.try_get(column).map_err(backend)?;
+    Ok(u32::try_from(n).unwrap_or(0))
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "tenant, id, doc, times_sent, times_failed, \
+     last_notification, last_success, last_failure, consecutive_failures";
+
+fn subscription_from_row(row: &Row) -> Result<StoredSubscription, StoreError> {
+    Ok(StoredSubscription {
+        tenant: Tenant::named(row.try_get::<_, String>("tenant").map_err(backend)?),
+        id: row.try_get("id").map_err(backend)?,
+        doc: row.try_get("doc").map_err(backend)?,
+        status: DeliveryStatus {
+            times_sent: count_of(row, "times_sent")?,
+            times_failed: count_of(row, "times_failed")?,
+            last_notification: row.try_get("last_notification").map_err(backend)?,
+            last_success: row.try_get("last_success").map_err(backend)?,
+            last_failure: row.try_get("last_failure").map_err(backend)?,
+            consecutive_failures: small_count(row, "consecutive_failures")?,
+        },
+    })
+}
+
+fn change_document(
+    row: &Row,
+    column: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<ngsi_ld::model::Entity>, StoreError> {
+    let doc: Option<Value> = row.try_get(column).map_err(backend)?;
+    doc.map(|doc| {
+        doc_to_entity(&doc).map_err(|e| {
+            StoreError::backend(PostgresError::CorruptEntity {
+                tenant: tenant.to_owned(),
+                id: id.to_owned(),
+                reason: format!("in the change log ({column}): {e}"),
+            })
+        })
+    })
+    .transpose()
+}
+
+fn change_from_row(row: &Row) -> Result<EntityChange, StoreError> {
+    let tenant: String = row.try_get("tenant").map_err(backend)?;
+    let entity_id: String = row.try_get("entity_id").map_err(backend)?;
+    Ok(EntityChange {
+        seq: row.try_get("seq").map_err(backend)?,
+        before: change_document(row, "before", &tenant, &entity_id)?,
+        after: change_document(row, "after", &tenant, &entity_id)?,
+        at: row.try_get("at").map_err(backend)?,
+        tenant: Tenant::named(tenant),
+        entity_id,
+    })
+}
+
+fn notification_from_row(row: &Row) -> Result<QueuedNotification, StoreError> {
+    Ok(QueuedNotification {
+        id: row.try_get("id").map_err(backend)?,
+        tenant: Tenant::named(row.try_get::<_, String>("tenant").map_err(backend)?),
+        subscription_id: row.try_get("subscription_id").map_err(backend)?,
+        payload: row.try_get("payload").map_err(backend)?,
+        attempts: small_count(row, "attempts")?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+    })
+}
+
+/// Claims each subscription's oldest notification if it is due and free (see the
+/// module documentation for why two claimers never share one).
+const CLAIM_SQL: &str = "
+    WITH heads AS (
+        SELECT DISTINCT ON (tenant, subscription_id) id
+        FROM notification_queue
+        ORDER BY tenant, subscription_id, id
+    ), picked AS (
+        SELECT q.id FROM notification_queue q
+        WHERE q.id IN (SELECT id FROM heads)
+          AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= $2)
+          AND (q.claimed_by IS NULL OR q.claimed_by = $1 OR q.claim_until <= $2)
+        ORDER BY q.id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE notification_queue q SET claimed_by = $1, claim_until = $3
+    FROM picked WHERE q.id = picked.id
+    RETURNING q.id, q.tenant, q.subscription_id, q.payload, q.attempts, q.created_at";
+
+/// The status update of an outcome, applied to the subscription of the queue row
+/// the `touched` part of the statement returns.
+const DELIVERED_SQL: &str = "
+    WITH touched AS (
+        DELETE FROM notification_queue WHERE id = $1 RETURNING tenant, subscription_id
+    )
+    UPDATE subscriptions s SET times_sent = s.times_sent + 1, last_notification = $2,
+        last_success = $2, consecutive_failures = 0
+    FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
+
+const FAILED_SQL: &str = "
+    UPDATE subscriptions s SET times_failed = s.times_failed + 1, last_notification = $2,
+        last_failure = $2, consecutive_failures = s.consecutive_failures + 1
+    FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
+
+const RETRY_SQL: &str = "
+    WITH touched AS (
+        UPDATE notification_queue SET attempts = attempts + 1, next_attempt_at = $3,
+            claimed_by = NULL, claim_until = NULL
+        WHERE id = $1 RETURNING tenant, subscription_id
+    )";
+
+const DROP_SQL: &str = "
+    WITH touched AS (
+        DELETE FROM notification_queue WHERE id = $1 RETURNING tenant, subscription_id
+    )";
+
+#[async_trait]
+impl SubscriptionStore for PostgresStore {
+    async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        doc: &Value,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        ensure_tenant(&tx, tenant).await?;
+        match tx
+            .execute(
+                "INSERT INTO subscriptions (tenant, id, doc) VALUES ($1, $2, $3)",
+                &[&tenant.name(), &id, doc],
+            )
+            .await
+        {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::AlreadyExists(id.to_owned()));
+            }
+            other => other.map_err(backend)?,
+        };
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn replace_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        doc: &Value,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let replaced = client
+            .execute(
+                "UPDATE subscriptions SET doc = $3 WHERE tenant = $1 AND id = $2",
+                &[&tenant.name(), &id, doc],
+            )
+            .await
+            .map_err(backend)?;
+        if replaced == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<StoredSubscription>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2"
+        );
+        client
+            .query_opt(&sql, &[&tenant.name(), &id])
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(subscription_from_row)
+            .transpose()
+    }
+
+    async fn list_subscriptions(
+        &self,
+        tenant: &Tenant,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<StoredSubscription>, u64), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1
+             ORDER BY seq LIMIT $2 OFFSET $3"
+        );
+        let page = client
+            .query(&sql, &[&tenant.name(), &to_i64(limit), &to_i64(offset)])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(subscription_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = client
+            .query_one(
+                "SELECT count(*) AS n FROM subscriptions WHERE tenant = $1",
+                &[&tenant.name()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok((page, count_of(&total, "n")?))
+    }
+
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM subscriptions WHERE tenant = $1 AND id = $2",
+                &[&tenant.name(), &id],
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM notification_queue WHERE tenant = $1 AND subscription_id = $2",
+            &[&tenant.name(), &id],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
+    async fn all_subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY seq");
+        client
+            .query(&sql, &[])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(subscription_from_row)
+            .collect()
+    }
+
+    async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT seq, tenant, entity_id, before, after, at FROM entity_changes
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq, &to_i64(limit)],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(change_from_row)
+            .collect()
+    }
+
+    async fn dispatch_cursor(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_one("SELECT seq FROM dispatch_cursor", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        notifications: Vec<NewNotification>,
+        cursor: i64,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        if !notifications.is_empty() {
+            let mut tenants = Vec::with_capacity(notifications.len());
+            let mut subscription_ids = Vec::with_capacity(notifications.len());
+            let mut payloads = Vec::with_capacity(notifications.len());
+            for notification in notifications {
+                tenants.push(notification.tenant.name().to_owned());
+                subscription_ids.push(notification.subscription_id);
+                payloads.push(notification.payload);
+            }
+            // A notification for a subscription deleted since it was matched is
+            // dropped here rather than left in the queue with no owner.
+            tx.execute(
+                "INSERT INTO notification_queue (tenant, subscription_id, payload)
+                 SELECT u.tenant, u.subscription_id, u.payload
+                 FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY
+                     AS u (tenant, subscription_id, payload, n)
+                 WHERE EXISTS (SELECT 1 FROM subscriptions s
+                               WHERE s.tenant = u.tenant AND s.id = u.subscription_id)
+                 ORDER BY u.n",
+                &[&tenants, &subscription_ids, &payloads],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        // The cursor never moves back: a stale dispatcher cannot make changes already
+        // removed look undispatched.
+        tx.execute(
+            "UPDATE dispatch_cursor SET seq = GREATEST(seq, $1)",
+            &[&cursor],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute("DELETE FROM entity_changes WHERE seq <= $1", &[&cursor])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn claim_due_notifications(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<QueuedNotification>, StoreError> {
+        let client = self.client().await?;
+        let until = lease_end(now, lease);
+        let mut claimed = client
+            .query(CLAIM_SQL, &[&node, &now, &until, &to_i64(limit)])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(notification_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING gives rows in no promised order.
+        claimed.sort_by_key(|n| n.id);
+        Ok(claimed)
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        // One statement each: the queue row and the status change together, and a
+        // row already gone (finished twice, subscription deleted) changes nothing.
+        let done = match outcome {
+            DeliveryOutcome::Delivered { at } => client.execute(DELIVERED_SQL, &[&id, &at]).await,
+            DeliveryOutcome::Failed {
+                at,
+                retry_at: Some(retry_at),
+            } => {
+                let sql = format!("{RETRY_SQL} {FAILED_SQL}");
+                client.execute(&sql, &[&id, &at, &retry_at]).await
+            }
+            DeliveryOutcome::Failed { at, retry_at: None } => {
+                let sql = format!("{DROP_SQL} {FAILED_SQL}");
+                client.execute(&sql, &[&id, &at]).await
+            }
+        };
+        done.map(drop).map_err(backend)
+    }
+}
