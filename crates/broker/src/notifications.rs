@@ -84,10 +84,19 @@ impl Dispatcher {
                 });
             }
         }
-        self.store
-            .enqueue_notifications(queued, last)
+        let dispatched = self
+            .store
+            .enqueue_notifications(queued, cursor, last)
             .await
             .map_err(crate::store_error)?;
+        if !dispatched {
+            // Another node dispatched these changes first; forget what this round
+            // counted for throttling, and go on from where that node got to.
+            self.last_sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
         Ok(changes.len())
     }
 

@@ -341,3 +341,57 @@ async fn changes_are_published_to_mqtt() {
     );
     assert_eq!(payload["metadata"]["NGSILD-Tenant"], TENANT, "{payload}");
 }
+
+/// Two nodes on one PostgreSQL, both dispatching and delivering: every change is
+/// notified, each notification once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_one_postgres_deliver_each_notification_once_in_order() {
+    let mut config = server::config::Config {
+        allow_anonymous_writes: true,
+        ..Default::default()
+    };
+    config.rate_limits.writes_per_second = 0;
+    let first = server_on(Backend::Postgres, config).await;
+    let second = first.another_node().await.deliver();
+    let first = first.deliver();
+    let receiver = Receiver::start().await;
+    subscribe(
+        &first,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "RiverLevel"}],
+            "watchedAttributes": ["level"],
+            "notification": {"endpoint": {"uri": receiver.url, "accept": "application/json"}}
+        }),
+    )
+    .await;
+    write(
+        &first,
+        Method::POST,
+        "/entities",
+        Some(river("urn:ngsi-ld:RiverLevel:fuji", 0.0)),
+    )
+    .await;
+    // Changes arrive through both nodes, alternating.
+    for n in 1..=40 {
+        let node = if n % 2 == 0 { &first } else { &second };
+        let patch = json!({"level": {"type": "Property", "value": n as f64}});
+        write(
+            node,
+            Method::PATCH,
+            "/entities/urn:ngsi-ld:RiverLevel:fuji/attrs",
+            Some(patch),
+        )
+        .await;
+    }
+    let received = receiver.wait_for(41).await;
+    // Give a duplicate, if any, the time to arrive before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let levels: Vec<f64> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| body["data"][0]["level"]["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(received.len(), 41);
+    assert_eq!(levels, (0..=40).map(f64::from).collect::<Vec<_>>());
+}

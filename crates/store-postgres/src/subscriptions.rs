@@ -186,7 +186,7 @@ const CLAIM_SQL: &str = "
         SELECT q.id FROM notification_queue q
         WHERE q.id IN (SELECT id FROM heads)
           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= $2)
-          AND (q.claimed_by IS NULL OR q.claimed_by = $1 OR q.claim_until <= $2)
+          AND (q.claimed_by IS NULL OR q.claim_until <= $2)
         ORDER BY q.id
         LIMIT $4
         FOR UPDATE SKIP LOCKED
@@ -373,10 +373,22 @@ impl SubscriptionStore for PostgresStore {
     async fn enqueue_notifications(
         &self,
         notifications: Vec<NewNotification>,
-        cursor: i64,
-    ) -> Result<(), StoreError> {
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
+        // The cursor row, locked: a second dispatcher waits here and then finds the
+        // cursor moved, so each change is dispatched by exactly one node.
+        let current: i64 = tx
+            .query_one("SELECT seq FROM dispatch_cursor FOR UPDATE", &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        if current != from {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
         if !notifications.is_empty() {
             let mut tenants = Vec::with_capacity(notifications.len());
             let mut subscription_ids = Vec::with_capacity(notifications.len());
@@ -401,18 +413,14 @@ impl SubscriptionStore for PostgresStore {
             .await
             .map_err(backend)?;
         }
-        // The cursor never moves back: a stale dispatcher cannot make changes already
-        // removed look undispatched.
-        tx.execute(
-            "UPDATE dispatch_cursor SET seq = GREATEST(seq, $1)",
-            &[&cursor],
-        )
-        .await
-        .map_err(backend)?;
-        tx.execute("DELETE FROM entity_changes WHERE seq <= $1", &[&cursor])
+        tx.execute("UPDATE dispatch_cursor SET seq = $1", &[&to])
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.execute("DELETE FROM entity_changes WHERE seq <= $1", &[&to])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn claim_due_notifications(

@@ -311,10 +311,18 @@ impl SubscriptionStore for SqliteStore {
     async fn enqueue_notifications(
         &self,
         notifications: Vec<NewNotification>,
-        cursor: i64,
-    ) -> Result<(), StoreError> {
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
         self.writer
             .run(move |tx| {
+                let current: i64 = tx
+                    .prepare_cached("SELECT seq FROM dispatch_cursor")
+                    .and_then(|mut s| s.query_row([], |row| row.get(0)))
+                    .map_err(StoreError::backend)?;
+                if current != from {
+                    return Ok(false);
+                }
                 let now = stamp(Utc::now());
                 // A notification for a subscription deleted since it was matched is
                 // dropped here rather than left in the queue with no owner.
@@ -335,15 +343,13 @@ impl SubscriptionStore for SqliteStore {
                         ])
                         .map_err(StoreError::backend)?;
                 }
-                // The cursor never moves back: a stale dispatcher cannot make changes
-                // already removed look undispatched.
-                tx.prepare_cached("UPDATE dispatch_cursor SET seq = max(seq, ?1)")
-                    .and_then(|mut s| s.execute([cursor]))
+                tx.prepare_cached("UPDATE dispatch_cursor SET seq = ?1")
+                    .and_then(|mut s| s.execute([to]))
                     .map_err(StoreError::backend)?;
                 tx.prepare_cached("DELETE FROM entity_changes WHERE seq <= ?1")
-                    .and_then(|mut s| s.execute([cursor]))
+                    .and_then(|mut s| s.execute([to]))
                     .map_err(StoreError::backend)?;
-                Ok(())
+                Ok(true)
             })
             .await
     }
@@ -371,8 +377,7 @@ impl SubscriptionStore for SqliteStore {
                                  WHERE q.id IN (SELECT min(id) FROM notification_queue
                                                 GROUP BY tenant, subscription_id)
                                    AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?2)
-                                   AND (q.claimed_by IS NULL OR q.claimed_by = ?1
-                                        OR q.claim_until <= ?2)
+                                   AND (q.claimed_by IS NULL OR q.claim_until <= ?2)
                                  ORDER BY q.id LIMIT ?4)
                              RETURNING id, tenant, subscription_id, payload, attempts, created_at",
                         )

@@ -123,15 +123,19 @@ pub trait SubscriptionStore: Send + Sync {
     async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError>;
     /// The sequence number of the last change dispatched (0 at first).
     async fn dispatch_cursor(&self) -> Result<i64, StoreError>;
-    /// In one transaction: queues the notifications, moves the cursor to `cursor`, and
-    /// removes the change rows up to it.
+    /// In one transaction: if the cursor is still at `from`, queues the notifications,
+    /// moves the cursor to `to`, removes the change rows up to it, and answers true;
+    /// if another node moved the cursor meanwhile, writes nothing and answers false
+    /// (those changes were dispatched there), so no change is dispatched twice.
     async fn enqueue_notifications(
         &self,
         notifications: Vec<NewNotification>,
-        cursor: i64,
-    ) -> Result<(), StoreError>;
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError>;
     /// Claims, for `lease`, the oldest undelivered notification of each subscription
-    /// whose next attempt is due and that no other node holds; at most `limit`.
+    /// whose next attempt is due and that nobody holds (the claiming node included:
+    /// what it holds may be in flight); at most `limit`.
     /// Delivering only the oldest of each subscription keeps their order.
     async fn claim_due_notifications(
         &self,

@@ -42,6 +42,8 @@ pub struct TestServer {
     pub state: server::AppState,
     /// The dispatcher and delivery loops, when started with [`TestServer::deliver`].
     background: Option<server::delivery::Background>,
+    /// The PostgreSQL database, for starting another node on it.
+    postgres: Option<tokio_postgres::Config>,
     _keep_alive: Box<dyn Send + Sync>,
 }
 
@@ -99,6 +101,7 @@ pub async fn secured_server(backend: Backend) -> TestServer {
 /// tests must not depend on the network.
 pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
     config.remote_contexts = false;
+    let mut postgres = None;
     let (stores, keep_alive): (server::storage::Stores, Box<dyn Send + Sync>) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -116,6 +119,7 @@ pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
             let store = store_postgres::PostgresStore::connect_config(database.config())
                 .await
                 .unwrap();
+            postgres = Some(database.config());
             (Arc::new(store).into(), Box::new(database))
         }
     };
@@ -124,11 +128,33 @@ pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
         app: server::service(state.clone()),
         state,
         background: None,
+        postgres,
         _keep_alive: keep_alive,
     }
 }
 
 impl TestServer {
+    /// Another renkei node on the same PostgreSQL database, with the same
+    /// configuration; the database lives as long as this server.
+    pub async fn another_node(&self) -> TestServer {
+        let config = self
+            .postgres
+            .clone()
+            .expect("another node needs PostgreSQL");
+        let store = store_postgres::PostgresStore::connect_config(config.clone())
+            .await
+            .unwrap();
+        let state =
+            server::AppState::new(Arc::new(store).into(), (*self.state.config).clone()).unwrap();
+        TestServer {
+            app: server::service(state.clone()),
+            state,
+            background: None,
+            postgres: Some(config),
+            _keep_alive: Box::new(()),
+        }
+    }
+
     /// Starts dispatching and delivering notifications, as `renkei serve` does.
     pub fn deliver(mut self) -> TestServer {
         self.background = Some(server::delivery::start(&self.state).unwrap());
