@@ -17,15 +17,17 @@ use ngsi_ld::NgsiError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use store::subscriptions::{NewNotification, SharedSubscriptionStore, StoredSubscription};
-use store::Tenant;
+use store::{SharedStore, Tenant};
 
 /// How many changes one round reads.
 const BATCH: usize = 500;
 
 pub struct Dispatcher {
     store: SharedSubscriptionStore,
+    entities: SharedStore,
     contexts: Arc<ContextService>,
-    /// When each subscription was last notified from this node, for `throttling`.
+    /// When each subscription was last notified from this node, for `throttling`
+    /// and `timeInterval`.
     last_sent: Mutex<HashMap<(Tenant, String), DateTime<Utc>>>,
 }
 
@@ -37,9 +39,14 @@ struct Active {
 }
 
 impl Dispatcher {
-    pub fn new(store: SharedSubscriptionStore, contexts: Arc<ContextService>) -> Dispatcher {
+    pub fn new(
+        store: SharedSubscriptionStore,
+        entities: SharedStore,
+        contexts: Arc<ContextService>,
+    ) -> Dispatcher {
         Dispatcher {
             store,
+            entities,
             contexts,
             last_sent: Mutex::new(HashMap::new()),
         }
@@ -98,6 +105,74 @@ impl Dispatcher {
                 .clear();
         }
         Ok(changes.len())
+    }
+
+    /// Queues the notifications of periodic subscriptions (`timeInterval`) whose
+    /// period has come: every entity they cover, as it is now. The period counts from
+    /// the subscription's creation, then from its last notification (on this node or,
+    /// as the stored status says, on any).
+    pub async fn notify_periodic(&self, now: DateTime<Utc>) -> Result<usize, NgsiError> {
+        let mut queued = Vec::new();
+        for active in self.active_subscriptions(now).await? {
+            let sub = &active.subscription;
+            let Some(seconds) = sub.time_interval else {
+                continue;
+            };
+            let key = (active.stored.tenant.clone(), sub.id.clone());
+            let last = {
+                let last_sent = self.last_sent.lock().unwrap_or_else(|p| p.into_inner());
+                [
+                    last_sent.get(&key).copied(),
+                    active.stored.status.last_notification,
+                ]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(sub.created_at)
+            };
+            let period = chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+            if now < last + period {
+                continue;
+            }
+            let mut data = Vec::new();
+            for mut query in sub.selector_queries() {
+                query.limit = crate::MAX_PAGE_SIZE;
+                let page = self
+                    .entities
+                    .query_entities(&active.stored.tenant, &query)
+                    .await
+                    .map_err(crate::store_error)?;
+                for entity in page.entities.iter().filter(|e| sub.covers(e, &active.ctx)) {
+                    data.push(sub.notification_data(None, Some(entity), &active.ctx, now));
+                }
+            }
+            self.last_sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, now);
+            if data.is_empty() {
+                continue;
+            }
+            queued.push(NewNotification {
+                tenant: active.stored.tenant.clone(),
+                subscription_id: sub.id.clone(),
+                payload: notification(&sub.id, data, None, now),
+            });
+        }
+        let count = queued.len();
+        if count > 0 {
+            // Queued without moving the cursor: periodic notifications are not changes.
+            let cursor = self
+                .store
+                .dispatch_cursor()
+                .await
+                .map_err(crate::store_error)?;
+            self.store
+                .enqueue_notifications(queued, cursor, cursor)
+                .await
+                .map_err(crate::store_error)?;
+        }
+        Ok(count)
     }
 
     /// Whether `throttling` forbids another notification of this subscription now;

@@ -43,6 +43,7 @@ impl Drop for Background {
 pub fn start(state: &AppState) -> anyhow::Result<Background> {
     let dispatcher = Arc::new(Dispatcher::new(
         state.subscriptions.clone(),
+        state.broker.store().clone(),
         state.broker.contexts_handle(),
     ));
     let node = format!("renkei-{}", uuid::Uuid::new_v4());
@@ -62,7 +63,14 @@ pub fn start(state: &AppState) -> anyhow::Result<Background> {
 }
 
 async fn dispatch_loop(dispatcher: Arc<Dispatcher>) {
+    let mut next_periodic = Utc::now();
     loop {
+        if Utc::now() >= next_periodic {
+            if let Err(error) = dispatcher.notify_periodic(Utc::now()).await {
+                tracing::error!(%error, "periodic notifications failed; retrying");
+            }
+            next_periodic = Utc::now() + chrono::Duration::seconds(1);
+        }
         match dispatcher.dispatch_once(Utc::now()).await {
             Ok(0) => tokio::time::sleep(IDLE_POLL).await,
             Ok(_) => {}

@@ -395,3 +395,41 @@ async fn two_nodes_on_one_postgres_deliver_each_notification_once_in_order() {
     assert_eq!(received.len(), 41);
     assert_eq!(levels, (0..=40).map(f64::from).collect::<Vec<_>>());
 }
+
+/// `timeInterval`: the covered entities are notified periodically, without changes.
+#[tokio::test]
+async fn periodic_subscriptions_notify_every_interval_without_changes() {
+    let s = server().await.deliver();
+    let receiver = Receiver::start().await;
+    write(
+        &s,
+        Method::POST,
+        "/entities",
+        Some(river("urn:ngsi-ld:RiverLevel:tenryu", 2.5)),
+    )
+    .await;
+    write(
+        &s,
+        Method::POST,
+        "/entities",
+        Some(json!({"id": "urn:ngsi-ld:Shelter:1", "type": "Shelter"})),
+    )
+    .await;
+    subscribe(
+        &s,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "RiverLevel"}],
+            "timeInterval": 1,
+            "notification": {"endpoint": {"uri": receiver.url, "accept": "application/json"}}
+        }),
+    )
+    .await;
+    let received = receiver.wait_for(2).await;
+    assert!(received.len() >= 2, "{received:?}");
+    for (_, body) in &received[..2] {
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "only the river, not the shelter: {body}");
+        assert_eq!(data[0]["level"]["value"], 2.5);
+    }
+}

@@ -96,6 +96,29 @@ impl Subscription {
         self.query_holds(entity, ctx).then_some(reason)
     }
 
+    /// Whether the subscription covers the entity as it is: one of its `entities`
+    /// selects it and `q`, `scopeQ` and `geoQ` hold (what a periodic notification
+    /// reports).
+    pub fn covers(&self, entity: &Entity, ctx: &ActiveContext) -> bool {
+        self.selects(entity) && self.query_holds(entity, ctx)
+    }
+
+    /// The queries that find the entities the `entities` selectors name (one per
+    /// selector; the evaluator still has the last word through [`Self::covers`]).
+    pub fn selector_queries(&self) -> Vec<EntityQuery> {
+        self.entities
+            .iter()
+            .filter_map(|selector| {
+                Some(EntityQuery {
+                    types: Some(query::types::parse(&selector.type_iri).ok()?),
+                    ids: selector.id.iter().cloned().collect(),
+                    id_pattern: selector.id_pattern.clone(),
+                    ..EntityQuery::default()
+                })
+            })
+            .collect()
+    }
+
     /// Whether one of the `entities` selectors (or none being given) selects the entity.
     fn selects(&self, entity: &Entity) -> bool {
         self.entities.is_empty()
