@@ -76,6 +76,11 @@ impl Dispatcher {
                 .filter(|a| a.stored.tenant == change.tenant)
             {
                 let sub = &active.subscription;
+                // A change committed before the subscription existed is not its news
+                // (it may still be in the log because another subscription wanted it).
+                if change.at < sub.created_at {
+                    continue;
+                }
                 let (before, after) = (change.before.as_ref(), change.after.as_ref());
                 let Some(trigger) = sub.evaluate(before, after, &active.ctx, now) else {
                     continue;

@@ -37,16 +37,22 @@ pub(crate) fn notification_headers(
     headers
 }
 
-/// The notification as sent: unchanged for `application/json`, with `"@context"` added for
-/// `application/ld+json`.
+/// The notification as sent: unchanged for `application/json`; for
+/// `application/ld+json` with `"@context"` added to the notification and to each
+/// entity in its `data`, so that every entity can be read on its own.
 pub(crate) fn notification_body(endpoint: &Endpoint, outgoing: &Outgoing<'_>) -> serde_json::Value {
     let mut body = outgoing.notification.clone();
     if endpoint.accept == Accept::JsonLd {
+        let context = serde_json::Value::String(outgoing.context_url.to_owned());
         if let serde_json::Value::Object(members) = &mut body {
-            members.insert(
-                "@context".to_owned(),
-                serde_json::Value::String(outgoing.context_url.to_owned()),
-            );
+            if let Some(serde_json::Value::Array(data)) = members.get_mut("data") {
+                for entity in data {
+                    if let serde_json::Value::Object(entity) = entity {
+                        entity.insert("@context".to_owned(), context.clone());
+                    }
+                }
+            }
+            members.insert("@context".to_owned(), context);
         }
     }
     body

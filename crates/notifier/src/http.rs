@@ -18,6 +18,10 @@ impl HttpSender {
             .connect_timeout(config.http_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("renkei-notifier/", env!("CARGO_PKG_VERSION")))
+            // Header names are case-insensitive, but receivers written in a hurry (the
+            // ETSI suite's among them) look for `Link` and `Content-Type` as written in
+            // the specification: send them in that case over HTTP/1.1.
+            .http1_title_case_headers()
             .build()
             .map_err(|err| NotifierInitError::HttpClient(err.to_string()))?;
         Ok(HttpSender { client })

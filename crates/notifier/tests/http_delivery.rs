@@ -158,7 +158,13 @@ async fn json_ld_notification_carries_the_context_in_the_body() {
     assert_eq!(header(request, "ngsild-tenant"), None);
     assert_eq!(request.body["@context"], json!(CONTEXT));
     assert_eq!(request.body["type"], json!("Notification"));
-    assert_eq!(request.body["data"], notification["data"]);
+    // Each entity carries the context too, and is otherwise unchanged.
+    let mut data = request.body["data"].clone();
+    for entity in data.as_array_mut().unwrap() {
+        assert_eq!(entity["@context"], json!(CONTEXT));
+        entity.as_object_mut().unwrap().remove("@context");
+    }
+    assert_eq!(data, notification["data"]);
 }
 
 #[tokio::test]

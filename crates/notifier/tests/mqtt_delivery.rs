@@ -193,7 +193,8 @@ async fn json_ld_message_carries_the_context_in_the_body_and_no_link() {
     assert!(message["metadata"].get("Link").is_none());
     assert!(message["metadata"].get("NGSILD-Tenant").is_none());
     assert_eq!(message["body"]["@context"], json!(CONTEXT));
-    assert_eq!(message["body"]["data"], notification["data"]);
+    assert_eq!(message["body"]["data"][0]["@context"], json!(CONTEXT));
+    assert_eq!(message["body"]["id"], notification["id"]);
 }
 
 #[tokio::test]

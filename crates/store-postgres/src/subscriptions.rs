@@ -190,10 +190,18 @@ const CLAIM_SQL: &str = "
         ORDER BY q.id
         LIMIT $4
         FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE notification_queue q SET claimed_by = $1, claim_until = $3
+        FROM picked WHERE q.id = picked.id
+        RETURNING q.id, q.tenant, q.subscription_id, q.payload, q.attempts, q.created_at
+    ), sent AS (
+        -- A claimed notification is being sent: timesSent counts attempts (failed ones
+        -- too, as the specification says), counted before the send so that a receiver
+        -- asking at once already sees it.
+        UPDATE subscriptions s SET times_sent = s.times_sent + 1, last_notification = $2
+        FROM claimed WHERE s.tenant = claimed.tenant AND s.id = claimed.subscription_id
     )
-    UPDATE notification_queue q SET claimed_by = $1, claim_until = $3
-    FROM picked WHERE q.id = picked.id
-    RETURNING q.id, q.tenant, q.subscription_id, q.payload, q.attempts, q.created_at";
+    SELECT id, tenant, subscription_id, payload, attempts, created_at FROM claimed";
 
 /// The status update of an outcome, applied to the subscription of the queue row
 /// the `touched` part of the statement returns.
@@ -201,12 +209,11 @@ const DELIVERED_SQL: &str = "
     WITH touched AS (
         DELETE FROM notification_queue WHERE id = $1 RETURNING tenant, subscription_id
     )
-    UPDATE subscriptions s SET times_sent = s.times_sent + 1, last_notification = $2,
-        last_success = $2, consecutive_failures = 0
+    UPDATE subscriptions s SET last_success = $2, consecutive_failures = 0
     FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
 
 const FAILED_SQL: &str = "
-    UPDATE subscriptions s SET times_failed = s.times_failed + 1, last_notification = $2,
+    UPDATE subscriptions s SET times_failed = s.times_failed + 1,
         last_failure = $2, consecutive_failures = s.consecutive_failures + 1
     FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
 

@@ -395,6 +395,24 @@ impl SubscriptionStore for SqliteStore {
                 let mut claimed = claimed?;
                 // RETURNING gives rows in no promised order.
                 claimed.sort_by_key(|n| n.id);
+                // A claimed notification is being sent: `timesSent` counts attempts
+                // (the specification counts failed ones too), and counting before the
+                // send means a receiver that asks at once already sees it.
+                let mut sent = tx
+                    .prepare_cached(
+                        "UPDATE subscriptions SET times_sent = times_sent + 1,
+                             last_notification = ?3
+                         WHERE tenant = ?1 AND id = ?2",
+                    )
+                    .map_err(StoreError::backend)?;
+                for notification in &claimed {
+                    sent.execute(params![
+                        notification.tenant.name(),
+                        notification.subscription_id,
+                        now_text
+                    ])
+                    .map_err(StoreError::backend)?;
+                }
                 Ok(claimed)
             })
             .await
@@ -411,8 +429,7 @@ impl SubscriptionStore for SqliteStore {
                     DeliveryOutcome::Delivered { at } => (
                         "DELETE FROM notification_queue WHERE id = ?1
                          RETURNING tenant, subscription_id",
-                        "UPDATE subscriptions SET times_sent = times_sent + 1,
-                             last_notification = ?3, last_success = ?3, consecutive_failures = 0
+                        "UPDATE subscriptions SET last_success = ?3, consecutive_failures = 0
                          WHERE tenant = ?1 AND id = ?2",
                         at,
                         None,
@@ -428,7 +445,7 @@ impl SubscriptionStore for SqliteStore {
                              RETURNING tenant, subscription_id"
                         },
                         "UPDATE subscriptions SET times_failed = times_failed + 1,
-                             last_notification = ?3, last_failure = ?3,
+                             last_failure = ?3,
                              consecutive_failures = consecutive_failures + 1
                          WHERE tenant = ?1 AND id = ?2",
                         at,

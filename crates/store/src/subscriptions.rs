@@ -72,10 +72,11 @@ pub struct QueuedNotification {
     pub created_at: DateTime<Utc>,
 }
 
-/// How a delivery attempt ended.
+/// How a delivery attempt ended. (Each claim already counted the attempt in
+/// `timesSent` and `lastNotification`: the specification counts failed sends too.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
-    /// Delivered: the notification leaves the queue; `timesSent` and `lastSuccess`.
+    /// Delivered: the notification leaves the queue; `lastSuccess`.
     Delivered { at: DateTime<Utc> },
     /// Failed: `timesFailed` and `lastFailure`; tried again at `retry_at`, or dropped
     /// when `None` (the subscription was deleted or the notification expired).

@@ -787,7 +787,7 @@ pub async fn delivery_outcomes_update_the_status(store: &SubscriptionTestStore) 
         DeliveryStatus {
             times_sent: 1,
             times_failed: 0,
-            last_notification: Some(at(2)),
+            last_notification: Some(at(1)),
             last_success: Some(at(2)),
             last_failure: None,
             consecutive_failures: 0,
@@ -809,9 +809,9 @@ pub async fn delivery_outcomes_update_the_status(store: &SubscriptionTestStore) 
     assert_eq!(
         status_of(store, &tenant, "urn:s:1").await,
         DeliveryStatus {
-            times_sent: 1,
+            times_sent: 2,
             times_failed: 1,
-            last_notification: Some(at(4)),
+            last_notification: Some(at(3)),
             last_success: Some(at(2)),
             last_failure: Some(at(4)),
             consecutive_failures: 1,
@@ -839,9 +839,9 @@ pub async fn delivery_outcomes_update_the_status(store: &SubscriptionTestStore) 
     assert_eq!(
         status_of(store, &tenant, "urn:s:1").await,
         DeliveryStatus {
-            times_sent: 1,
+            times_sent: 3,
             times_failed: 2,
-            last_notification: Some(at(11)),
+            last_notification: Some(at(10)),
             last_success: Some(at(2)),
             last_failure: Some(at(11)),
             consecutive_failures: 2,
@@ -857,7 +857,8 @@ pub async fn delivery_outcomes_update_the_status(store: &SubscriptionTestStore) 
     )
     .await;
     let status = status_of(store, &tenant, "urn:s:1").await;
-    assert_eq!((status.times_sent, status.times_failed), (2, 2));
+    // Four attempts, two of them failed.
+    assert_eq!((status.times_sent, status.times_failed), (4, 2));
     assert_eq!(status.consecutive_failures, 0);
     assert_eq!(status.last_success, Some(at(13)));
     assert_eq!(status.last_failure, Some(at(11)));
@@ -936,7 +937,7 @@ pub async fn order_per_subscription_holds_across_retries(store: &SubscriptionTes
     assert_eq!(of("urn:s:1"), [1, 2]);
     assert_eq!(of("urn:s:2"), [1]);
     let status = status_of(store, &tenant, "urn:s:1").await;
-    assert_eq!((status.times_sent, status.times_failed), (2, 2));
+    assert_eq!((status.times_sent, status.times_failed), (4, 2));
 }
 
 pub async fn finishing_after_the_subscription_is_gone_is_harmless(store: &SubscriptionTestStore) {

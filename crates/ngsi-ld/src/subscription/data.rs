@@ -155,17 +155,19 @@ impl Subscription {
                 changed_at,
             );
         }
-        if after.is_none() {
-            if params.sys_attrs {
-                for (member, time) in [
-                    ("createdAt", base.created_at),
-                    ("modifiedAt", base.modified_at),
-                ] {
-                    if let Some(t) = time {
-                        out.insert(member.into(), json!(format_time(&t)));
-                    }
+        // The entity's own timestamps: the renderer leaves them out of keyValues, but a
+        // notification asked for with sysAttrs carries them in every format.
+        if params.sys_attrs && (after.is_none() || params.format == Format::KeyValues) {
+            for (member, time) in [
+                ("createdAt", base.created_at),
+                ("modifiedAt", base.modified_at),
+            ] {
+                if let Some(t) = time {
+                    out.insert(member.into(), json!(format_time(&t)));
                 }
             }
+        }
+        if after.is_none() {
             out.insert("deletedAt".into(), json!(format_time(&changed_at)));
         }
         self.pick_and_omit(&mut out, ctx);
@@ -223,7 +225,12 @@ impl Subscription {
             Mark::Deleted(previous) => {
                 for member in VALUE_MEMBERS {
                     if let Some(value) = object.get_mut(*member) {
-                        *value = json!(NGSI_LD_NULL);
+                        // A language map's null keeps the map shape (clause 4.5.18).
+                        *value = if *member == "languageMap" {
+                            json!({"@none": NGSI_LD_NULL})
+                        } else {
+                            json!(NGSI_LD_NULL)
+                        };
                     }
                 }
                 if params.sys_attrs {

@@ -31,8 +31,14 @@ impl Subscription {
             members.shift_remove("isActive");
         }
         if let Some(Value::Object(notification)) = members.get_mut("notification") {
-            notification.insert("timesSent".into(), json!(status.times_sent));
-            notification.insert("timesFailed".into(), json!(status.times_failed));
+            // Shown once there is something to count (a new subscription's answer has
+            // neither, as the conformance suite expects).
+            if status.times_sent > 0 {
+                notification.insert("timesSent".into(), json!(status.times_sent));
+            }
+            if status.times_failed > 0 {
+                notification.insert("timesFailed".into(), json!(status.times_failed));
+            }
             let times = [
                 ("lastNotification", status.last_notification),
                 ("lastSuccess", status.last_success),

@@ -237,6 +237,7 @@ pub async fn query(
     add_page_links(
         &mut response,
         &request,
+        "/ngsi-ld/v1/entities",
         query.offset,
         query.limit,
         count,
@@ -245,10 +246,12 @@ pub async fn query(
     Ok(response)
 }
 
-/// `Link: <…>; rel="next"` / `rel="prev"` headers for paging (clause 5.5.9).
-fn add_page_links(
+/// `Link: <…>; rel="next"` / `rel="prev"` headers for paging through the list at
+/// `path` (clause 5.5.9).
+pub(super) fn add_page_links(
     response: &mut Response,
     request: &NgsiRequest,
+    path: &str,
     offset: usize,
     limit: usize,
     returned: usize,
@@ -264,7 +267,7 @@ fn add_page_links(
             .collect();
         pairs.push(format!("limit={limit}"));
         pairs.push(format!("offset={new_offset}"));
-        format!("</ngsi-ld/v1/entities?{}>", pairs.join("&"))
+        format!("<{path}?{}>", pairs.join("&"))
     };
     let has_next = match total {
         Some(total) => ((offset + returned) as u64) < total,

@@ -64,6 +64,15 @@ pub async fn create(
         .unwrap_or_else(|| Value::String(super::CORE_CONTEXT_URL.to_owned()));
     let generated = format!("urn:ngsi-ld:Subscription:{}", uuid::Uuid::new_v4());
     let subscription = Subscription::decode(&body.value, &ctx, context, &generated, Utc::now())?;
+    // The context notifications are to be compacted with must be there now, not
+    // fail later at every notification (503 LdContextNotAvailable when it is not).
+    if let Some(url) = &subscription.jsonld_context {
+        state
+            .broker
+            .contexts()
+            .resolve(Some(&Value::String(url.clone())))
+            .await?;
+    }
     let doc = subscription.to_document();
     state
         .subscriptions
@@ -107,7 +116,17 @@ pub async fn list(State(state): State<AppState>, request: NgsiRequest) -> Answer
     for stored in &page {
         items.push(decode_stored(stored)?.encode(&ctx, &status_of(stored), sys_attrs, now));
     }
+    let returned = items.len();
     let mut response = request.respond(StatusCode::OK, media, Value::Array(items));
+    super::entities::add_page_links(
+        &mut response,
+        &request,
+        "/ngsi-ld/v1/subscriptions",
+        offset,
+        limit,
+        returned,
+        Some(total),
+    );
     if request.params.bool("count")? {
         response
             .headers_mut()
