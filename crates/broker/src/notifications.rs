@@ -31,11 +31,14 @@ pub struct Dispatcher {
     last_sent: Mutex<HashMap<(Tenant, String), DateTime<Utc>>>,
 }
 
-/// A stored subscription decoded, with the context its notifications are rendered in.
+/// A stored subscription decoded, with the context its conditions are read in (the
+/// one it was made in) and the one its notifications are rendered in (its
+/// `jsonldContext` when it names one, clause 5.2.12).
 struct Active {
     stored: StoredSubscription,
     subscription: Subscription,
     ctx: ActiveContext,
+    render: ActiveContext,
 }
 
 impl Dispatcher {
@@ -88,7 +91,7 @@ impl Dispatcher {
                 if self.throttled(active, change.at) {
                     continue;
                 }
-                let data = sub.notification_data(before, after, &active.ctx, change.at);
+                let data = sub.notification_data(before, after, &active.render, change.at);
                 queued.push(NewNotification {
                     tenant: change.tenant.clone(),
                     subscription_id: sub.id.clone(),
@@ -148,7 +151,7 @@ impl Dispatcher {
                     .await
                     .map_err(crate::store_error)?;
                 for entity in page.entities.iter().filter(|e| sub.covers(e, &active.ctx)) {
-                    data.push(sub.notification_data(None, Some(entity), &active.ctx, now));
+                    data.push(sub.notification_data(None, Some(entity), &active.render, now));
                 }
             }
             self.last_sent
@@ -227,10 +230,24 @@ impl Dispatcher {
                     continue;
                 }
             };
+            let render = match &subscription.jsonld_context {
+                None => ctx.clone(),
+                Some(url) => {
+                    let url = serde_json::Value::String(url.clone());
+                    match self.contexts.resolve(Some(&url)).await {
+                        Ok(render) => render,
+                        Err(error) => {
+                            tracing::warn!(id = %stored.id, %error, "the jsonldContext of a subscription is not available");
+                            continue;
+                        }
+                    }
+                }
+            };
             active.push(Active {
                 stored,
                 subscription,
                 ctx,
+                render,
             });
         }
         Ok(active)

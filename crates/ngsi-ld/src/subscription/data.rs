@@ -153,6 +153,7 @@ impl Subscription {
                 mark,
                 ctx,
                 changed_at,
+                after.is_none(),
             );
         }
         // The entity's own timestamps: the renderer leaves them out of keyValues, but a
@@ -176,6 +177,7 @@ impl Subscription {
 
     /// Rewrites the rendering of one instance for its change: the NGSI-LD Null for a
     /// deletion, the `previous…` member with `showChanges`.
+    #[allow(clippy::too_many_arguments)]
     fn mark_instance(
         &self,
         slot: &mut Value,
@@ -184,6 +186,7 @@ impl Subscription {
         mark: &Mark,
         ctx: &ActiveContext,
         changed_at: DateTime<Utc>,
+        entity_deleted: bool,
     ) {
         let Some(index) = instances
             .iter()
@@ -225,8 +228,10 @@ impl Subscription {
             Mark::Deleted(previous) => {
                 for member in VALUE_MEMBERS {
                     if let Some(value) = object.get_mut(*member) {
-                        // A language map's null keeps the map shape (clause 4.5.18).
-                        *value = if *member == "languageMap" {
+                        // A deleted LanguageProperty's null keeps the map shape
+                        // (clause 4.5.18); a deleted entity's attributes are plain
+                        // nulls (as the suite's 046_34 and 046_37 expect).
+                        *value = if *member == "languageMap" && !entity_deleted {
                             json!({"@none": NGSI_LD_NULL})
                         } else {
                             json!(NGSI_LD_NULL)

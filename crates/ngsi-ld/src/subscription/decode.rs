@@ -203,7 +203,9 @@ pub(super) fn decode_members(
             "subscription members 'timeInterval' and 'throttling' cannot be used together",
         ));
     }
-    let q = text(obj, "q")?;
+    // `q` is written as in a query string (the suite sends `name=="Eiffel%20Tower"`):
+    // kept decoded, as the query parameter is.
+    let q = text(obj, "q")?.map(|q| percent_decode(&q));
     if let Some(q) = &q {
         query::q::parse(q).map_err(|e| bad(format!("subscription member 'q': {}", e.detail)))?;
     }
@@ -437,4 +439,41 @@ pub(super) fn parse_geo_q(value: &Value) -> Result<query::GeoQuery, NgsiError> {
         geoproperty,
     )
     .map_err(|e| bad(format!("subscription member 'geoQ': {}", e.detail)))
+}
+
+/// Decodes `%XX` escapes (UTF-8); anything that is not a valid escape stays as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::percent_decode;
+
+    #[test]
+    fn q_escapes_are_decoded_and_stray_percents_kept() {
+        assert_eq!(
+            percent_decode("name==\"Eiffel%20Tower\""),
+            "name==\"Eiffel Tower\""
+        );
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%E6%B5%9C"), "浜");
+        assert_eq!(percent_decode("%FF"), "%FF");
+    }
 }

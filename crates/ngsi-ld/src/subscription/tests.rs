@@ -642,6 +642,12 @@ fn notification_data_shows_changes_as_the_suite_expects() {
         got["locatedAt"],
         json!({"type": "Relationship", "object": "urn:ngsi-ld:null", "previousObject": "urn:ngsi-ld:City:Paris"})
     );
+    // 046_34_04: a deleted LanguageProperty keeps the map shape for its null.
+    let got = data(&s, Some(&before), Some(&without(&before, "street")));
+    assert_eq!(
+        got["street"]["languageMap"],
+        json!({"@none": "urn:ngsi-ld:null"})
+    );
     // 046_37: a deleted entity shows every attribute so.
     let got = data(&s, Some(&before), None);
     assert_eq!(got["deletedAt"], json!("2026-04-01T09:00:00Z"));
@@ -649,7 +655,7 @@ fn notification_data_shows_changes_as_the_suite_expects() {
         got["street"],
         json!({
             "type": "LanguageProperty",
-            "languageMap": {"@none": "urn:ngsi-ld:null"},
+            "languageMap": "urn:ngsi-ld:null",
             "previousLanguageMap": {"fr": "Grand Place", "nl": "Grote Markt"}
         })
     );

@@ -246,8 +246,9 @@ pub async fn query(
     Ok(response)
 }
 
-/// `Link: <…>; rel="next"` / `rel="prev"` headers for paging through the list at
-/// `path` (clause 5.5.9).
+/// `Link: <…>;rel="next"` / `rel="prev"` headers for paging through the list at
+/// `path` (clause 5.5.9), written without optional spaces as the ETSI suite compares
+/// them.
 pub(super) fn add_page_links(
     response: &mut Response,
     request: &NgsiRequest,
@@ -275,7 +276,7 @@ pub(super) fn add_page_links(
     };
     if has_next {
         let link = format!(
-            "{}; rel=\"next\"; type=\"application/ld+json\"",
+            "{};rel=\"next\";type=\"application/ld+json\"",
             with_offset(offset + limit)
         );
         if let Ok(value) = HeaderValue::from_str(&link) {
@@ -284,7 +285,7 @@ pub(super) fn add_page_links(
     }
     if offset > 0 && limit > 0 {
         let link = format!(
-            "{}; rel=\"prev\"; type=\"application/ld+json\"",
+            "{};rel=\"prev\";type=\"application/ld+json\"",
             with_offset(offset.saturating_sub(limit))
         );
         if let Ok(value) = HeaderValue::from_str(&link) {
