@@ -13,5 +13,6 @@ pub mod geometry;
 pub mod model;
 pub mod query;
 pub mod subscription;
+pub mod temporal;
 
 pub use error::{NgsiError, ProblemType};
