@@ -1,4 +1,4 @@
-//! The targets issue 2 sets for renkei, checked against what this run measured. This
+//! The targets issues 2 and 4 set for renkei, checked against what this run measured. This
 //! is reporting, not asserting: a missed target is printed as "not met" and the run
 //! still succeeds, because absolute numbers depend on the machine (the ratios to the
 //! baselines measured alongside are what carries over).

@@ -97,6 +97,20 @@ pub async fn post_json(
     finish(request, url, expected).await
 }
 
+/// PATCHes a JSON body and checks the status is one of `expected`.
+pub async fn patch_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: Bytes,
+    expected: &[u16],
+) -> Result<Bytes, BenchError> {
+    let request = client
+        .patch(url)
+        .header("content-type", "application/json")
+        .body(body);
+    finish(request, url, expected).await
+}
+
 /// GETs a URL and checks the status is 200.
 pub async fn get(client: &reqwest::Client, url: &str) -> Result<Bytes, BenchError> {
     finish(client.get(url), url, &[200]).await

@@ -181,7 +181,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\ntargets (issue 2; reported, not asserted: {} of {} met)",
+            "\ntargets (issues 2 and 4; reported, not asserted: {} of {} met)",
             self.goals.iter().filter(|g| g.met).count(),
             self.goals.len()
         );
@@ -283,7 +283,7 @@ mod tests {
         assert!(table.contains("bare-axum"));
         assert!(table.contains("create renkei/bare-axum"));
         assert!(table.contains("peak RSS (VmHWM): 2.0 MiB"));
-        assert!(table.contains("targets (issue 2; reported, not asserted: 1 of 2 met)"));
+        assert!(table.contains("targets (issues 2 and 4; reported, not asserted: 1 of 2 met)"));
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines
             .iter()

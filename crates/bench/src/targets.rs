@@ -37,6 +37,9 @@ pub struct Running {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base: String,
     task: JoinHandle<()>,
+    /// The dispatcher and delivery loops of subscriptions, when started; they stop
+    /// when this is dropped, before the storage goes.
+    _delivery: Option<server::delivery::Background>,
     /// The temporary directory or database; held only to be dropped after the server.
     _storage: Option<Box<dyn Send>>,
 }
@@ -125,7 +128,10 @@ pub async fn start_renkei_process(client: &reqwest::Client) -> Result<Process, B
     Err(startup("it did not answer /health within 10 s".into()))
 }
 
-async fn serve(router: Router, what: &'static str) -> Result<(String, JoinHandle<()>), BenchError> {
+pub async fn serve(
+    router: Router,
+    what: &'static str,
+) -> Result<(String, JoinHandle<()>), BenchError> {
     let startup = |e: std::io::Error| BenchError::Startup {
         what,
         detail: e.to_string(),
@@ -142,8 +148,21 @@ async fn serve(router: Router, what: &'static str) -> Result<(String, JoinHandle
     Ok((format!("http://{addr}"), task))
 }
 
-/// Starts renkei over a fresh, empty store of the given backend.
+/// Starts renkei over a fresh, empty store of the given backend, without the
+/// subscription loops (no scenario but `notify` needs them, and their polling would
+/// only add noise to the others).
 pub async fn start_renkei(backend: &Backend) -> Result<Running, BenchError> {
+    start_renkei_with(backend, false).await
+}
+
+/// Starts renkei like `start_renkei`, and also its dispatcher and delivery loops
+/// (`server::delivery::start`), as the `renkei` binary runs them: subscriptions
+/// created on it send their notifications.
+pub async fn start_renkei_delivering(backend: &Backend) -> Result<Running, BenchError> {
+    start_renkei_with(backend, true).await
+}
+
+async fn start_renkei_with(backend: &Backend, deliver: bool) -> Result<Running, BenchError> {
     let store_err = |e: store::StoreError| BenchError::Startup {
         what: "renkei store",
         detail: e.to_string(),
@@ -182,10 +201,20 @@ pub async fn start_renkei(backend: &Backend) -> Result<Running, BenchError> {
         what: "renkei",
         detail: format!("{e:#}"),
     })?;
+    let delivery = if deliver {
+        let background = server::delivery::start(&state).map_err(|e| BenchError::Startup {
+            what: "renkei notification delivery",
+            detail: format!("{e:#}"),
+        })?;
+        Some(background)
+    } else {
+        None
+    };
     let (base, task) = serve(server::app(state), "renkei").await?;
     Ok(Running {
         base,
         task,
+        _delivery: delivery,
         _storage: Some(storage),
     })
 }
@@ -230,6 +259,7 @@ pub async fn start_bare(list: &Value, one: &Value) -> Result<Running, BenchError
     Ok(Running {
         base,
         task,
+        _delivery: None,
         _storage: None,
     })
 }
