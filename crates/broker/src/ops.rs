@@ -168,9 +168,12 @@ pub fn append_attributes(
     report
 }
 
-/// Update entity attributes (clause 5.6.2): only instances that exist are replaced (or
-/// deleted, for NGSI-LD Null); types are added; scopes replace the entity's only when
-/// it has some.
+/// Update entity attributes (clause 5.6.2): instances that exist are replaced (or
+/// deleted, for NGSI-LD Null) and those that do not are appended, as ETSI's suite
+/// expects of V1.8 (011_01_03 "update existing attributes and append non-existing
+/// attributes", and the subscription cases built on it); NGSI-LD Null for an absent
+/// instance is reported in `notUpdated`; types are added; scopes replace the
+/// entity's only when it has some (011_05_02).
 pub fn update_attributes(
     entity: &mut Entity,
     patch: EntityPatch,
@@ -188,11 +191,9 @@ pub fn update_attributes(
     }
     for (name, instances) in patch.attributes {
         for attribute in instances {
-            if find_instance(&entity.attributes, &name, attribute.dataset_id.as_deref()).is_none() {
-                report.not_updated(&name, "attribute (with this datasetId) does not exist");
-                continue;
-            }
-            write_or_delete(entity, &name, attribute, true, now, &mut report);
+            let exists =
+                find_instance(&entity.attributes, &name, attribute.dataset_id.as_deref()).is_some();
+            write_or_delete(entity, &name, attribute, exists, now, &mut report);
         }
     }
     touch(entity, &report, now);
@@ -574,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn update_only_touches_existing_instances() {
+    fn update_replaces_existing_instances_and_appends_the_others() {
         let mut e = shelter();
         let report = update_attributes(
             &mut e,
@@ -582,13 +583,16 @@ mod tests {
                 ("capacity", prop(json!(1))),
                 ("capacity", with_dataset(prop(json!(2)), "urn:d")),
                 ("missing", prop(json!(3))),
+                ("absent", prop(json!(NGSI_LD_NULL))),
             ]),
             t(5),
         );
-        assert_eq!(report.updated, vec!["capacity"]);
-        assert_eq!(report.not_updated.len(), 2);
-        assert_eq!(e.attributes["capacity"].len(), 1);
-        assert!(!e.attributes.contains_key("missing"));
+        assert_eq!(report.updated, vec!["capacity", "missing"]);
+        // Only the Null for an attribute that is not there is refused.
+        assert_eq!(report.not_updated.len(), 1);
+        assert_eq!(e.attributes["capacity"].len(), 2);
+        assert_eq!(e.attributes["missing"].len(), 1);
+        assert!(!e.attributes.contains_key("absent"));
     }
 
     #[test]

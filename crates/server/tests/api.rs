@@ -362,9 +362,19 @@ async fn attribute_operations_report_what_they_did() {
     assert_eq!(no_overwrite.status, StatusCode::MULTI_STATUS);
     assert_eq!(no_overwrite.body["notUpdated"][0]["attributeName"], "open");
 
+    // Update replaces what exists and appends what does not (ETSI 011_01_03); only a
+    // Null for an absent attribute is reported.
     let updated = s.patch(&format!("{path}/attrs"), json!({"capacity": {"type": "Property", "value": 11}, "ghost": {"type": "Property", "value": 1}})).await;
-    assert_eq!(updated.status, StatusCode::MULTI_STATUS);
-    assert_eq!(updated.body["updated"], json!(["capacity"]));
+    assert_eq!(updated.status, StatusCode::NO_CONTENT, "{}", updated.body);
+    assert_eq!(s.get(&path).await.body["ghost"]["value"], 1);
+    let nulled = s
+        .patch(
+            &format!("{path}/attrs"),
+            json!({"phantom": "urn:ngsi-ld:null"}),
+        )
+        .await;
+    assert_eq!(nulled.status, StatusCode::MULTI_STATUS, "{}", nulled.body);
+    assert_eq!(nulled.body["notUpdated"][0]["attributeName"], "phantom");
 
     let partial = s
         .patch(&format!("{path}/attrs/capacity"), json!({"value": 12}))
