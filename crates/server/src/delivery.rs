@@ -18,9 +18,10 @@ use store::subscriptions::{DeliveryOutcome, QueuedNotification, SharedSubscripti
 use tokio::task::JoinHandle;
 
 /// How often an idle loop looks for work: the delay a quiet system adds to a
-/// notification, twice (dispatch, then delivery). A query this cheap every 10 ms is
-/// affordable; waking the loops on each commit would be the next step.
-const IDLE_POLL: Duration = Duration::from_millis(10);
+/// notification, twice (dispatch, then delivery). Measured: 10 ms made things worse
+/// (each dispatch round reads every subscription, so more, smaller rounds cost more);
+/// caching the decoded subscriptions, then waking the loops on commit, come first.
+const IDLE_POLL: Duration = Duration::from_millis(50);
 /// How long a claimed notification stays ours; longer than any delivery attempt.
 const LEASE: Duration = Duration::from_secs(60);
 /// Deliveries in flight at once, over all subscriptions.
