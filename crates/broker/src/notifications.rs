@@ -29,6 +29,7 @@ pub struct Dispatcher {
     /// When each subscription was last notified from this node, for `throttling`
     /// and `timeInterval`.
     last_sent: Mutex<HashMap<(Tenant, String), DateTime<Utc>>>,
+    decoded: Mutex<HashMap<(Tenant, String), Arc<Decoded>>>,
 }
 
 /// A stored subscription decoded, with the context its conditions are read in (the
@@ -36,9 +37,19 @@ pub struct Dispatcher {
 /// `jsonldContext` when it names one, clause 5.2.12).
 struct Active {
     stored: StoredSubscription,
-    subscription: Subscription,
-    ctx: ActiveContext,
-    render: ActiveContext,
+    subscription: Arc<Subscription>,
+    ctx: Arc<ActiveContext>,
+    render: Arc<ActiveContext>,
+}
+
+/// A subscription decoded and its contexts resolved, kept while its document stays
+/// the same: decoding every subscription and resolving its contexts on every round
+/// cost more than the matching itself.
+struct Decoded {
+    doc: serde_json::Value,
+    subscription: Arc<Subscription>,
+    ctx: Arc<ActiveContext>,
+    render: Arc<ActiveContext>,
 }
 
 impl Dispatcher {
@@ -52,6 +63,7 @@ impl Dispatcher {
             entities,
             contexts,
             last_sent: Mutex::new(HashMap::new()),
+            decoded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -206,50 +218,80 @@ impl Dispatcher {
     /// A subscription whose document or context cannot be read is skipped and logged,
     /// never allowed to stop the others.
     async fn active_subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Active>, NgsiError> {
-        let mut active = Vec::new();
         let all = self
             .store
             .all_subscriptions()
             .await
             .map_err(crate::store_error)?;
+        let mut active = Vec::with_capacity(all.len());
+        let mut kept = HashMap::with_capacity(all.len());
         for stored in all {
-            let subscription = match Subscription::from_document(&stored.doc) {
-                Ok(subscription) => subscription,
-                Err(error) => {
-                    tracing::error!(id = %stored.id, %error, "a stored subscription cannot be read");
-                    continue;
-                }
+            let key = (stored.tenant.clone(), stored.id.clone());
+            let cached = self
+                .decoded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .filter(|d| d.doc == stored.doc)
+                .cloned();
+            let decoded = match cached {
+                Some(decoded) => decoded,
+                None => match self.decode(&stored).await {
+                    Some(decoded) => Arc::new(decoded),
+                    None => continue,
+                },
             };
-            if !subscription.is_active_at(now) {
+            kept.insert(key, decoded.clone());
+            if !decoded.subscription.is_active_at(now) {
                 continue;
             }
-            let ctx = match self.contexts.resolve(Some(&subscription.context)).await {
-                Ok(ctx) => ctx,
-                Err(error) => {
-                    tracing::warn!(id = %stored.id, %error, "the @context of a subscription is not available");
-                    continue;
-                }
-            };
-            let render = match &subscription.jsonld_context {
-                None => ctx.clone(),
-                Some(url) => {
-                    let url = serde_json::Value::String(url.clone());
-                    match self.contexts.resolve(Some(&url)).await {
-                        Ok(render) => render,
-                        Err(error) => {
-                            tracing::warn!(id = %stored.id, %error, "the jsonldContext of a subscription is not available");
-                            continue;
-                        }
-                    }
-                }
-            };
             active.push(Active {
                 stored,
-                subscription,
-                ctx,
-                render,
+                subscription: decoded.subscription.clone(),
+                ctx: decoded.ctx.clone(),
+                render: decoded.render.clone(),
             });
         }
+        // Deleted subscriptions leave the cache with the round that no longer sees them.
+        *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = kept;
         Ok(active)
+    }
+
+    /// Decodes a stored subscription and resolves its contexts; `None` (logged) when
+    /// either fails, so one bad subscription never stops the others.
+    async fn decode(&self, stored: &StoredSubscription) -> Option<Decoded> {
+        let subscription = match Subscription::from_document(&stored.doc) {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                tracing::error!(id = %stored.id, %error, "a stored subscription cannot be read");
+                return None;
+            }
+        };
+        let ctx = match self.contexts.resolve(Some(&subscription.context)).await {
+            Ok(ctx) => ctx,
+            Err(error) => {
+                tracing::warn!(id = %stored.id, %error, "the @context of a subscription is not available");
+                return None;
+            }
+        };
+        let render = match &subscription.jsonld_context {
+            None => ctx.clone(),
+            Some(url) => {
+                let url = serde_json::Value::String(url.clone());
+                match self.contexts.resolve(Some(&url)).await {
+                    Ok(render) => render,
+                    Err(error) => {
+                        tracing::warn!(id = %stored.id, %error, "the jsonldContext of a subscription is not available");
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Decoded {
+            doc: stored.doc.clone(),
+            subscription: Arc::new(subscription),
+            ctx: Arc::new(ctx),
+            render: Arc::new(render),
+        })
     }
 }

@@ -22,8 +22,10 @@ use tokio::task::JoinHandle;
 /// (each dispatch round reads every subscription, so more, smaller rounds cost more);
 /// caching the decoded subscriptions, then waking the loops on commit, come first.
 const IDLE_POLL: Duration = Duration::from_millis(50);
-/// How long a claimed notification stays ours; longer than any delivery attempt.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed notification stays ours: longer than any delivery attempt (the
+/// HTTP and MQTT time-outs are 10 s), and the longest a notification in flight when a
+/// node dies waits before another node (or the restarted one) sends it again.
+const LEASE: Duration = Duration::from_secs(20);
 /// Deliveries in flight at once, over all subscriptions.
 const MAX_IN_FLIGHT: usize = 256;
 /// After this many failed attempts (about a day of backoff) a notification is dropped.

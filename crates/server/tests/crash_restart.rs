@@ -74,6 +74,9 @@ async fn change(client: &reqwest::Client, base: &str, value: u64) -> bool {
 
 async fn every_acknowledged_change_survives_a_kill(database_url: &str) {
     let receiver = Receiver::start().await;
+    // Slow enough that notifications are still queued and one is in flight when the
+    // kill comes: it must be sent again after its claim lapses.
+    receiver.slow_down(50);
     let client = reqwest::Client::new();
     let port = free_port();
     let mut renkei = start(database_url, port).await;
@@ -124,7 +127,9 @@ async fn every_acknowledged_change_survives_a_kill(database_url: &str) {
     // At least once: every acknowledged value arrives; duplicates are allowed, but the
     // first arrival of each value keeps the order of the changes.
     let mut firsts: Vec<u64> = Vec::new();
-    for _ in 0..600 {
+    // A notification in flight when renkei was killed is sent again once its claim
+    // lapses (20 s), so allow well beyond that.
+    for _ in 0..900 {
         let received = receiver.received();
         firsts.clear();
         for (_, body) in &received {

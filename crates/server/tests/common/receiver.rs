@@ -16,6 +16,8 @@ struct Inner {
     /// Answer 500 to this many requests before accepting again.
     failures_left: AtomicUsize,
     refused: AtomicUsize,
+    /// Milliseconds each request takes to answer (a slow receiver).
+    delay_ms: AtomicUsize,
 }
 
 pub struct Receiver {
@@ -31,6 +33,10 @@ impl Drop for Receiver {
 }
 
 async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: String) -> StatusCode {
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay as u64)).await;
+    }
     let failing = inner
         .failures_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -61,6 +67,11 @@ impl Receiver {
     /// The next `n` requests are answered 500.
     pub fn fail_next(&self, n: usize) {
         self.inner.failures_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Every request takes `ms` milliseconds before it is recorded and answered.
+    pub fn slow_down(&self, ms: usize) {
+        self.inner.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn refused(&self) -> usize {
