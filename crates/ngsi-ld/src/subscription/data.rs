@@ -312,7 +312,7 @@ pub fn notification(
     let mut out = Map::new();
     out.insert(
         "id".into(),
-        json!(format!("urn:ngsi-ld:Notification:{}", random_uuid(now))),
+        json!(format!("urn:ngsi-ld:Notification:{}", uuid::Uuid::new_v4())),
     );
     out.insert("type".into(), json!("Notification"));
     out.insert("subscriptionId".into(), json!(subscription_id));
@@ -322,32 +322,4 @@ pub fn notification(
         out.insert("triggerReason".into(), json!(trigger.as_str()));
     }
     Value::Object(out)
-}
-
-/// A version 4 UUID from the standard library's randomly keyed hasher: this crate has
-/// no random number generator, and a notification id needs to be unique, not secret.
-fn random_uuid(now: DateTime<Utc>) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 16];
-    for (half, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(count);
-        hasher.write_usize(half);
-        hasher.write_i64(now.timestamp_nanos_opt().unwrap_or_default());
-        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

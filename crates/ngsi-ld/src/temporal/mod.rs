@@ -92,37 +92,7 @@ impl TimeProperty {
 
 /// A fresh `urn:ngsi-ld:AttributeInstance:<uuid v4>`.
 pub fn new_instance_id() -> String {
-    format!("urn:ngsi-ld:AttributeInstance:{}", random_uuid())
-}
-
-/// A version 4 UUID from the standard library's randomly keyed hasher, as the
-/// subscription module makes notification ids: this crate has no random number
-/// generator, and an instance id needs to be unique, not secret.
-fn random_uuid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let now = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let mut bytes = [0u8; 16];
-    for (half, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(count);
-        hasher.write_usize(half);
-        hasher.write_i64(now);
-        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("urn:ngsi-ld:AttributeInstance:{}", uuid::Uuid::new_v4())
 }
 
 #[cfg(test)]
