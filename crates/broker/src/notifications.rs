@@ -103,11 +103,16 @@ impl Dispatcher {
                 if self.throttled(active, change.at) {
                     continue;
                 }
-                let data = sub.notification_data(before, after, &active.render, change.at);
+                let mut data =
+                    vec![sub.notification_data(before, after, &active.render, change.at)];
+                if let (Some(join), Some(entity)) = (sub.notification.join.as_deref(), after) {
+                    self.join(&change.tenant, sub, entity, join, &active.render, &mut data)
+                        .await?;
+                }
                 queued.push(NewNotification {
                     tenant: change.tenant.clone(),
                     subscription_id: sub.id.clone(),
-                    payload: notification(&sub.id, vec![data], Some(trigger), now),
+                    payload: notification(&sub.id, data, Some(trigger), now),
                 });
             }
         }
@@ -193,6 +198,96 @@ impl Dispatcher {
                 .map_err(crate::store_error)?;
         }
         Ok(count)
+    }
+
+    /// Adds the entities the notified one links to (`notification.join`, clause
+    /// 4.5.23): `flat` appends them to `data`, `inline` puts each inside the
+    /// Relationship that names it (in place of the object for keyValues). Linked
+    /// entities are read from the same tenant, `joinLevel` hops deep (1 by default).
+    async fn join(
+        &self,
+        tenant: &Tenant,
+        sub: &Subscription,
+        entity: &ngsi_ld::model::Entity,
+        join: &str,
+        ctx: &ActiveContext,
+        data: &mut Vec<serde_json::Value>,
+    ) -> Result<(), NgsiError> {
+        let levels = sub.notification.join_level.unwrap_or(1).max(1);
+        let mut frontier: Vec<String> = crate::linked::relationship_targets(entity)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut seen = std::collections::BTreeSet::from([entity.id.clone()]);
+        let mut linked = Vec::new();
+        for _ in 0..levels {
+            let mut next = Vec::new();
+            for id in frontier {
+                if !seen.insert(id.clone()) || linked.len() >= crate::linked::MAX_LINKED_ENTITIES {
+                    continue;
+                }
+                if let Some(found) = self
+                    .entities
+                    .get_entity(tenant, &id)
+                    .await
+                    .map_err(crate::store_error)?
+                {
+                    next.extend(
+                        crate::linked::relationship_targets(&found)
+                            .into_iter()
+                            .map(str::to_owned),
+                    );
+                    linked.push(found);
+                }
+            }
+            frontier = next;
+        }
+        let options = ngsi_ld::context::RenderOptions {
+            format: sub.notification.format,
+            sys_attrs: sub.notification.sys_attrs,
+            lang: sub.lang.clone(),
+        };
+        let rendered: Vec<(String, serde_json::Value)> = linked
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    ngsi_ld::context::encode_entity(e, ctx, &options),
+                )
+            })
+            .collect();
+        if join == "flat" {
+            data.extend(rendered.into_iter().map(|(_, v)| v));
+            return Ok(());
+        }
+        let key_values = sub.notification.format == ngsi_ld::context::Format::KeyValues;
+        if let Some(serde_json::Value::Object(root)) = data.first_mut() {
+            for value in root.values_mut() {
+                let target = match &*value {
+                    serde_json::Value::Object(rel)
+                        if rel.get("type").and_then(|t| t.as_str()) == Some("Relationship") =>
+                    {
+                        rel.get("object")
+                            .and_then(|o| o.as_str())
+                            .map(str::to_owned)
+                    }
+                    serde_json::Value::String(object) if key_values => Some(object.clone()),
+                    _ => None,
+                };
+                let Some((_, entity)) =
+                    target.and_then(|t| rendered.iter().find(|(id, _)| *id == t))
+                else {
+                    continue;
+                };
+                match value {
+                    serde_json::Value::Object(rel) => {
+                        rel.insert("entity".into(), entity.clone());
+                    }
+                    other => *other = entity.clone(),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether `throttling` forbids another notification of this subscription now;

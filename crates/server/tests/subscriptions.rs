@@ -433,3 +433,33 @@ async fn periodic_subscriptions_notify_every_interval_without_changes() {
         assert_eq!(data[0]["level"]["value"], 2.5);
     }
 }
+
+/// `notification.join`: linked entities flat beside the notified one, or inline in the
+/// Relationship that names them.
+#[tokio::test]
+async fn joins_put_linked_entities_into_notifications() {
+    let s = server().await.deliver();
+    let flat = Receiver::start().await;
+    let inline = Receiver::start().await;
+    write(&s, Method::POST, "/entities", Some(json!({"id": "urn:ngsi-ld:River:oi", "type": "River", "name": {"type": "Property", "value": "大井川"}}))).await;
+    let gauge = json!({"id": "urn:ngsi-ld:RiverLevel:g1", "type": "RiverLevel",
+        "level": {"type": "Property", "value": 1.0},
+        "river": {"type": "Relationship", "object": "urn:ngsi-ld:River:oi"}});
+    for (receiver, join) in [(&flat, "flat"), (&inline, "inline")] {
+        subscribe(&s, json!({
+            "type": "Subscription",
+            "entities": [{"type": "RiverLevel"}],
+            "notification": {"endpoint": {"uri": receiver.url, "accept": "application/json"}, "join": join}
+        }))
+        .await;
+    }
+    write(&s, Method::POST, "/entities", Some(gauge)).await;
+    let got = flat.wait_for(1).await;
+    let data = got[0].1["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{data:?}");
+    assert_eq!(data[1]["id"], "urn:ngsi-ld:River:oi");
+    let got = inline.wait_for(1).await;
+    let data = got[0].1["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert_eq!(data[0]["river"]["entity"]["name"]["value"], "大井川");
+}
