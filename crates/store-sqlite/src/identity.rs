@@ -7,48 +7,18 @@
 //! Timestamps are stored as fixed-width RFC 3339 text with microseconds, so they
 //! compare as text and read back equal to what was stored.
 
+use crate::columns::{json_at, opt_stamp, opt_time_at, stamp, time_at, unreadable};
 use crate::SqliteStore;
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use identity::account::User;
 use identity::audit::{AuditEvent, AuditFilter, AuditRecord, GENESIS};
 use identity::secret::{ApiKeyRecord, SessionRecord};
 use identity::{Grant, Role, Scope, TenantRecord};
-use rusqlite::types::{Type, Value as SqlValue};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use store::identity::IdentityStore;
 use store::StoreError;
-
-/// Stored form of a timestamp: UTC, microseconds, `Z`.
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn opt_stamp(at: Option<DateTime<Utc>>) -> Option<String> {
-    at.map(stamp)
-}
-
-/// A column value that SQLite holds but this module cannot read back.
-fn unreadable(
-    index: usize,
-    err: impl std::error::Error + Send + Sync + 'static,
-) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err))
-}
-
-fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let text: String = row.get(index)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|e| unreadable(index, e))
-}
-
-fn opt_time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    match row.get::<_, Option<String>>(index)? {
-        None => Ok(None),
-        Some(_) => time_at(row, index).map(Some),
-    }
-}
 
 fn role_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Role> {
     let text: String = row.get(index)?;
@@ -135,12 +105,11 @@ const TENANT_COLUMNS: &str =
     "code, name, suspended, public_types, shared_with_prefecture, created_at";
 
 fn row_to_tenant(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
-    let public_types: String = row.get(3)?;
     Ok(TenantRecord {
         code: row.get(0)?,
         name: row.get(1)?,
         suspended: row.get(2)?,
-        public_types: serde_json::from_str(&public_types).map_err(|e| unreadable(3, e))?,
+        public_types: json_at(row, 3)?,
         shared_with_prefecture: row.get(4)?,
         created_at: time_at(row, 5)?,
     })
@@ -204,7 +173,6 @@ fn row_to_session(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 const AUDIT_COLUMNS: &str = "seq, at, tenant, actor, action, target, detail, prev_hash, hash";
 
 fn row_to_audit(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
-    let detail: String = row.get(6)?;
     Ok(AuditRecord {
         seq: row.get(0)?,
         event: AuditEvent {
@@ -213,7 +181,7 @@ fn row_to_audit(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
             actor: row.get(3)?,
             action: row.get(4)?,
             target: row.get(5)?,
-            detail: serde_json::from_str(&detail).map_err(|e| unreadable(6, e))?,
+            detail: json_at(row, 6)?,
         },
         prev_hash: row.get(7)?,
         hash: row.get(8)?,

@@ -6,10 +6,10 @@
 //! notifications needs no locking beyond that single writer. Reads of subscriptions
 //! and of the change log run on the pooled readers.
 
+use crate::columns::{json_at, opt_time_at, stamp, time_at, unreadable};
 use crate::{decode, writer, SqliteStore};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
-use rusqlite::types::Type;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use std::time::Duration;
@@ -18,39 +18,6 @@ use store::subscriptions::{
     StoredSubscription, SubscriptionStore,
 };
 use store::{StoreError, Tenant};
-
-/// Stored form of a timestamp: UTC, microseconds, `Z`, fixed width so that stored
-/// timestamps compare as text.
-pub(crate) fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// A column value that SQLite holds but this module cannot read back.
-fn unreadable(
-    index: usize,
-    err: impl std::error::Error + Send + Sync + 'static,
-) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err))
-}
-
-fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let text: String = row.get(index)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|e| unreadable(index, e))
-}
-
-fn opt_time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    match row.get::<_, Option<String>>(index)? {
-        None => Ok(None),
-        Some(_) => time_at(row, index).map(Some),
-    }
-}
-
-fn json_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Value> {
-    let text: String = row.get(index)?;
-    serde_json::from_str(&text).map_err(|e| unreadable(index, e))
-}
 
 fn count_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let n: i64 = row.get(index)?;

@@ -248,7 +248,7 @@ pub fn log_change(
             entity_id,
             before,
             after,
-            crate::subscriptions::stamp(chrono::Utc::now())
+            crate::columns::stamp(chrono::Utc::now())
         ])
     })
     .map(drop)
