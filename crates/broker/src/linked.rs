@@ -8,7 +8,7 @@ use crate::{store_error, Broker};
 use ngsi_ld::model::{AttributeValue, Entity, RelationshipObject};
 use ngsi_ld::NgsiError;
 use std::collections::{BTreeMap, BTreeSet};
-use store::Tenant;
+use store::{EntityStore, Tenant};
 
 /// At most this many linked entities are fetched for one answer, so that a high
 /// `joinLevel` over a densely linked graph cannot make one request read the store dry.
@@ -34,10 +34,8 @@ pub fn relationship_targets(entity: &Entity) -> Vec<&str> {
 }
 
 impl Broker {
-    /// The entities linked from `roots` through up to `levels` hops of Relationships.
-    /// Targets that do not exist are skipped, as the specification asks; neither roots
-    /// nor entities seen before are fetched again, so cycles end. Entities the reader
-    /// may not see are skipped as if they did not exist.
+    /// The entities linked from `roots` through up to `levels` hops of Relationships,
+    /// as [`follow_links`] finds them in this broker's store.
     pub async fn linked_entities(
         &self,
         tenant: &Tenant,
@@ -45,39 +43,50 @@ impl Broker {
         levels: usize,
         visibility: &Visibility,
     ) -> Result<LinkedEntities, NgsiError> {
-        let mut found = LinkedEntities::new();
-        let mut seen: BTreeSet<String> = roots.iter().map(|e| e.id.clone()).collect();
-        let mut frontier: Vec<String> = Vec::new();
-        for root in roots {
-            frontier.extend(relationship_targets(root).into_iter().map(str::to_owned));
-        }
-        for _ in 0..levels {
-            let mut next = Vec::new();
-            for id in frontier {
-                if !seen.insert(id.clone()) {
-                    continue;
-                }
-                if found.len() >= MAX_LINKED_ENTITIES {
-                    return Ok(found);
-                }
-                let entity = self
-                    .store()
-                    .get_entity(tenant, &id)
-                    .await
-                    .map_err(store_error)?;
-                // A hidden entity is treated as absent: neither shown nor followed.
-                if let Some(entity) = entity.filter(|e| visibility.allows(e)) {
-                    next.extend(relationship_targets(&entity).into_iter().map(str::to_owned));
-                    found.insert(id, entity);
-                }
-            }
-            if next.is_empty() {
-                break;
-            }
-            frontier = next;
-        }
-        Ok(found)
+        follow_links(self.store().as_ref(), tenant, roots, levels, visibility).await
     }
+}
+
+/// The entities linked from `roots` through up to `levels` hops of Relationships.
+/// Targets that do not exist are skipped, as the specification asks; neither roots
+/// nor entities seen before are fetched again, so cycles end. Entities the reader
+/// may not see are skipped as if they did not exist. Queries and notifications
+/// (`notification.join`) both join through here.
+pub async fn follow_links(
+    store: &dyn EntityStore,
+    tenant: &Tenant,
+    roots: &[&Entity],
+    levels: usize,
+    visibility: &Visibility,
+) -> Result<LinkedEntities, NgsiError> {
+    let mut found = LinkedEntities::new();
+    let mut seen: BTreeSet<String> = roots.iter().map(|e| e.id.clone()).collect();
+    let mut frontier: Vec<String> = Vec::new();
+    for root in roots {
+        frontier.extend(relationship_targets(root).into_iter().map(str::to_owned));
+    }
+    for _ in 0..levels {
+        let mut next = Vec::new();
+        for id in frontier {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            if found.len() >= MAX_LINKED_ENTITIES {
+                return Ok(found);
+            }
+            let entity = store.get_entity(tenant, &id).await.map_err(store_error)?;
+            // A hidden entity is treated as absent: neither shown nor followed.
+            if let Some(entity) = entity.filter(|e| visibility.allows(e)) {
+                next.extend(relationship_targets(&entity).into_iter().map(str::to_owned));
+                found.insert(id, entity);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

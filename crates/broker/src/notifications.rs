@@ -203,7 +203,8 @@ impl Dispatcher {
     /// Adds the entities the notified one links to (`notification.join`, clause
     /// 4.5.23): `flat` appends them to `data`, `inline` puts each inside the
     /// Relationship that names it (in place of the object for keyValues). Linked
-    /// entities are read from the same tenant, `joinLevel` hops deep (1 by default).
+    /// entities are read from the same tenant, `joinLevel` hops deep (1 by default),
+    /// by the same walk queries join with.
     async fn join(
         &self,
         tenant: &Tenant,
@@ -213,35 +214,16 @@ impl Dispatcher {
         ctx: &ActiveContext,
         data: &mut Vec<serde_json::Value>,
     ) -> Result<(), NgsiError> {
-        let levels = sub.notification.join_level.unwrap_or(1).max(1);
-        let mut frontier: Vec<String> = crate::linked::relationship_targets(entity)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let mut seen = std::collections::BTreeSet::from([entity.id.clone()]);
-        let mut linked = Vec::new();
-        for _ in 0..levels {
-            let mut next = Vec::new();
-            for id in frontier {
-                if !seen.insert(id.clone()) || linked.len() >= crate::linked::MAX_LINKED_ENTITIES {
-                    continue;
-                }
-                if let Some(found) = self
-                    .entities
-                    .get_entity(tenant, &id)
-                    .await
-                    .map_err(crate::store_error)?
-                {
-                    next.extend(
-                        crate::linked::relationship_targets(&found)
-                            .into_iter()
-                            .map(str::to_owned),
-                    );
-                    linked.push(found);
-                }
-            }
-            frontier = next;
-        }
+        let levels =
+            usize::try_from(sub.notification.join_level.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
+        let linked = crate::linked::follow_links(
+            self.entities.as_ref(),
+            tenant,
+            &[entity],
+            levels,
+            &crate::Visibility::All,
+        )
+        .await?;
         let options = ngsi_ld::context::RenderOptions {
             format: sub.notification.format,
             sys_attrs: sub.notification.sys_attrs,
@@ -249,9 +231,9 @@ impl Dispatcher {
         };
         let rendered: Vec<(String, serde_json::Value)> = linked
             .iter()
-            .map(|e| {
+            .map(|(id, e)| {
                 (
-                    e.id.clone(),
+                    id.clone(),
                     ngsi_ld::context::encode_entity(e, ctx, &options),
                 )
             })
