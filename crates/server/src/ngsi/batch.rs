@@ -284,11 +284,7 @@ pub async fn query(
     ])?;
     let media = negotiate(request.accept.as_deref(), true)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let mut query = query_document(&body.value)?;
     let local = request.params.bool("local")?
         || body.value.get("local").and_then(Value::as_bool) == Some(true);

@@ -76,11 +76,7 @@ pub async fn create(
     request.params.allow_only(&[])?;
     let body = require_object_body(&state, body).await?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
     let location = format!("/ngsi-ld/v1/entities/{}", entity.id);
     state.broker.create_entity(&request.tenant, entity).await?;
@@ -308,11 +304,7 @@ pub async fn replace(
     request.params.allow_only(&[])?;
     check_iri("entity id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let mut value = body.value;
     // The id is the path's; a body may repeat it but not contradict it.
     if let Some(obj) = value.as_object_mut() {
@@ -343,11 +335,7 @@ pub async fn merge(
     request.params.allow_only(&["options"])?;
     check_iri("entity id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let patch = entity_patch(&body.value, &id, &ctx)?;
     state
         .broker
@@ -443,11 +431,7 @@ pub async fn append_attrs(
         .iter()
         .any(|o| o == "noOverwrite");
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let patch = entity_patch(&body.value, &id, &ctx)?;
     let report = state
         .broker
@@ -466,11 +450,7 @@ pub async fn update_attrs(
     request.params.allow_only(&[])?;
     check_iri("entity id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let patch = entity_patch(&body.value, &id, &ctx)?;
     let report = state
         .broker
@@ -511,11 +491,7 @@ pub async fn partial_update_attr(
     request.params.allow_only(&[])?;
     check_iri("entity id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let name = attribute_name(&attr, &ctx)?;
     let fragments = decode_fragment(&name, &body.value, &ctx)?;
     state
@@ -535,11 +511,7 @@ pub async fn replace_attr(
     request.params.allow_only(&[])?;
     check_iri("entity id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let name = attribute_name(&attr, &ctx)?;
     if name == SCOPE {
         return Err(NgsiError::bad_request_data(

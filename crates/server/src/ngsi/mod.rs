@@ -421,6 +421,17 @@ pub struct JsonBody {
     pub local_context: Option<Value>,
 }
 
+impl JsonBody {
+    /// The active context of the body: its own, the Link header's, or the core.
+    pub async fn context(&self, state: &AppState) -> Result<ActiveContext, NgsiError> {
+        state
+            .broker
+            .contexts()
+            .resolve(self.local_context.as_ref())
+            .await
+    }
+}
+
 /// Whether a request body is JSON-LD (`application/ld+json`) rather than plain JSON
 /// (`application/json`, or one of `also_json`); any other Content-Type is refused.
 pub fn body_is_json_ld(headers: &HeaderMap, also_json: &[&str]) -> Result<bool, ApiError> {

@@ -53,11 +53,7 @@ pub async fn create(
 ) -> Answer {
     request.params.allow_only(&[])?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let context = body
         .local_context
         .clone()
@@ -165,11 +161,7 @@ pub async fn update(
     request.params.allow_only(&[])?;
     check_iri("subscription id", &id)?;
     let body = read_json_body(&state, &request, &headers, body).await?;
-    let ctx = state
-        .broker
-        .contexts()
-        .resolve(body.local_context.as_ref())
-        .await?;
+    let ctx = body.context(&state).await?;
     let stored = state
         .subscriptions
         .get_subscription(&request.tenant, &id)
