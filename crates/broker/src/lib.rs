@@ -533,6 +533,7 @@ impl Broker {
                     modifications.push(Modification {
                         entity_id: id.clone(),
                         apply: make(entity),
+                        history: None,
                     });
                     order.push((id, None));
                 }

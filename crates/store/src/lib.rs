@@ -15,6 +15,8 @@ pub mod identity;
 pub mod identity_conformance;
 pub mod subscriptions;
 pub mod subscriptions_conformance;
+pub mod temporal;
+pub mod temporal_conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -85,6 +87,11 @@ pub type ModifyFn = Box<dyn FnOnce(Option<Entity>) -> Result<Write, NgsiError> +
 pub struct Modification {
     pub entity_id: String,
     pub apply: ModifyFn,
+    /// What the write adds to the entity's history: `None` records what changed
+    /// between the stored entity and the one written
+    /// ([`ngsi_ld::temporal::instances_of_change`]); `Some` records exactly these
+    /// instances (the temporal API's writes, which send the history itself).
+    pub history: Option<Vec<ngsi_ld::temporal::TemporalInstance>>,
 }
 
 impl Modification {
@@ -95,7 +102,14 @@ impl Modification {
         Modification {
             entity_id: entity_id.into(),
             apply: Box::new(apply),
+            history: None,
         }
+    }
+
+    /// The same write recording `instances` as its history instead of its changes.
+    pub fn with_history(mut self, instances: Vec<ngsi_ld::temporal::TemporalInstance>) -> Self {
+        self.history = Some(instances);
+        self
     }
 }
 
@@ -188,7 +202,9 @@ pub trait EntityStore: Send + Sync {
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
 
     /// Stores a new entity, creating the tenant on first write. The entity's
-    /// `created_at`/`modified_at` are kept as given (the broker stamps them).
+    /// `created_at`/`modified_at` are kept as given (the broker stamps them). Every
+    /// entity write (this, [`modify`](Self::modify), [`delete_matching`](Self::delete_matching))
+    /// also records its history in the same transaction (see [`temporal`]).
     async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError>;
 
     async fn get_entity(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>, StoreError>;

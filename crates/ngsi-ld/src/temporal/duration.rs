@@ -117,6 +117,14 @@ impl IsoDuration {
             .checked_add_signed(Duration::try_milliseconds(millis)?)
     }
 
+    /// The length in whole hours, when the duration has no calendar part and is a
+    /// whole number of hours (PT1H, PT6H, P1D, P1W).
+    pub fn whole_hours(&self) -> Option<u64> {
+        const HOUR_MILLIS: u64 = 3_600_000;
+        let millis = u64::from(self.days) * 24 * HOUR_MILLIS + self.millis;
+        (self.months == 0 && millis.is_multiple_of(HOUR_MILLIS)).then_some(millis / HOUR_MILLIS)
+    }
+
     /// An approximate length in milliseconds (a month as 30.436875 days), used only to
     /// guess which period a time falls in before checking it exactly.
     pub(crate) fn nominal_millis(&self) -> f64 {

@@ -10,22 +10,28 @@
 //!   [`TemporalInstance`]s, each with a fresh `instanceId`.
 //! - [`encode_temporal`] renders the history of one entity as the normalized, the
 //!   simplified (`temporalValues`) or the aggregated temporal representation.
+//! - [`instances_of_change`] turns an entity write into the instances it adds to the
+//!   history; [`latest_attributes`] turns instances back into current attributes.
 //! - [`aggregate`] computes the aggregation of one attribute's instances over
 //!   consecutive periods.
 //!
 //! Storage keeps [`TemporalInstance`]s as they are; this module never does I/O.
 
 mod aggregate;
+mod change;
 mod decode;
 mod duration;
 mod encode;
 mod query;
+mod rollup;
 
 pub use aggregate::{aggregate, AggregatedValue, AggregationWindow, Bucket};
+pub use change::{deletion_record, instances_of_change, latest_attributes, recorded, NGSI_LD_NULL};
 pub use decode::{decode_temporal_attributes, decode_temporal_entity, TemporalEntity};
 pub use duration::{DurationError, IsoDuration};
 pub use encode::{encode_temporal, TemporalRender};
 pub use query::{Aggregation, AggregationMethod, TemporalForm, TemporalQuery, TimeRel};
+pub use rollup::{aggregate_rollups, hour_of, HourlyRollup};
 
 use crate::model::Attribute;
 use chrono::{DateTime, Utc};
@@ -98,8 +104,12 @@ pub fn new_instance_id() -> String {
 #[cfg(test)]
 mod tests_aggregate;
 #[cfg(test)]
+mod tests_change;
+#[cfg(test)]
 mod tests_codec;
 #[cfg(test)]
 mod tests_encode;
 #[cfg(test)]
 mod tests_query;
+#[cfg(test)]
+mod tests_rollup;
