@@ -70,7 +70,8 @@ fn attributes_to_doc(attributes: &Attributes) -> Value {
     )
 }
 
-fn attribute_to_doc(attribute: &Attribute) -> Value {
+/// One attribute instance in the stored encoding (also how history instances are kept).
+pub fn attribute_to_doc(attribute: &Attribute) -> Value {
     let mut doc = Map::new();
     doc.insert("type".into(), json!(attribute.value.kind_name()));
     match &attribute.value {
@@ -176,7 +177,8 @@ fn doc_to_attributes(doc: &Value) -> Result<Attributes, DocError> {
         .collect()
 }
 
-fn doc_to_attribute(doc: &Value) -> Result<Attribute, DocError> {
+/// An attribute instance back from [`attribute_to_doc`].
+pub fn doc_to_attribute(doc: &Value) -> Result<Attribute, DocError> {
     let obj = doc
         .as_object()
         .ok_or_else(|| malformed("attribute instance is not an object"))?;
