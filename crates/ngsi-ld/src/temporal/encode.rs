@@ -6,8 +6,8 @@
 //! attribute's instances by `datasetId`: one group is shown as an object, several as
 //! an array of objects, each with its `datasetId`.
 
-use super::aggregate::{aggregate, AggregationWindow};
-use super::query::{TemporalForm, TemporalQuery};
+use super::aggregate::{aggregate, AggregatedValue, AggregationWindow};
+use super::query::{AggregationMethod, TemporalForm, TemporalQuery};
 use super::{TemporalInstance, TimeProperty};
 use crate::context::{encode_entity, format_time, ActiveContext, Format, RenderOptions};
 use crate::model::{Attribute, AttributeValue, Entity, RelationshipObject};
@@ -36,9 +36,104 @@ pub fn encode_temporal(
     query: &TemporalQuery,
     render: &TemporalRender,
 ) -> Value {
-    if query.form == TemporalForm::Normalized {
-        return encode_normalized(entity_id, types, scopes, instances, ctx, render);
+    match &query.form {
+        TemporalForm::Normalized => {
+            encode_normalized(entity_id, types, scopes, instances, ctx, render)
+        }
+        TemporalForm::Aggregated(aggregation) => {
+            let series = series_by_attribute(instances)
+                .into_iter()
+                .flat_map(|(name, groups)| {
+                    groups.into_iter().map(move |group| AggregatedSeries {
+                        name: name.to_owned(),
+                        kind: group[0].attribute.value.kind_name(),
+                        dataset_id: group[0].attribute.dataset_id.clone(),
+                        results: aggregate(
+                            group.iter().copied(),
+                            query.time_property,
+                            &aggregation.methods,
+                            aggregation.period.as_ref(),
+                            AggregationWindow::from(query.timerel),
+                        ),
+                    })
+                })
+                .collect::<Vec<_>>();
+            encode_aggregated(entity_id, types, scopes, &series, ctx)
+        }
+        TemporalForm::TemporalValues => {
+            let mut out = entity_head(entity_id, types, scopes, ctx);
+            for (name, groups) in series_by_attribute(instances) {
+                let groups = groups
+                    .iter()
+                    .map(|group| temporal_values(group, ctx, query.time_property))
+                    .collect();
+                out.insert(ctx.compact_iri(name, true), one_or_many(groups));
+            }
+            Value::Object(out)
+        }
     }
+}
+
+/// One attribute series (name and dataset id) with its aggregation results, however
+/// they were computed (from instances, or from a store's hourly rollups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregatedSeries {
+    /// The expanded attribute name.
+    pub name: String,
+    /// The attribute kind (`Property`, …).
+    pub kind: &'static str,
+    pub dataset_id: Option<String>,
+    pub results: Vec<(AggregationMethod, Vec<AggregatedValue>)>,
+}
+
+/// Renders the aggregated temporal representation (clause 4.5.19) of aggregated
+/// series: each attribute holds one object per dataset id with a member per method of
+/// `[value, start, end]` triples. Series of one name must be adjacent.
+pub fn encode_aggregated(
+    entity_id: &str,
+    types: &[String],
+    scopes: &[String],
+    series: &[AggregatedSeries],
+    ctx: &ActiveContext,
+) -> Value {
+    let mut out = entity_head(entity_id, types, scopes, ctx);
+    for group in series.chunk_by(|a, b| a.name == b.name) {
+        let objects = group
+            .iter()
+            .map(|one| {
+                let mut object = Map::new();
+                object.insert("type".into(), json!(one.kind));
+                if let Some(dataset) = &one.dataset_id {
+                    object.insert("datasetId".into(), json!(dataset));
+                }
+                for (method, values) in &one.results {
+                    let triples = values
+                        .iter()
+                        .map(|v| {
+                            json!([
+                                v.value,
+                                format_time(&v.bucket.start),
+                                format_time(&v.bucket.end)
+                            ])
+                        })
+                        .collect();
+                    object.insert(method.as_str().into(), Value::Array(triples));
+                }
+                Value::Object(object)
+            })
+            .collect();
+        out.insert(ctx.compact_iri(&group[0].name, true), one_or_many(objects));
+    }
+    Value::Object(out)
+}
+
+/// `id`, `type` and `scope` of a temporal entity in the simplified and aggregated forms.
+fn entity_head(
+    entity_id: &str,
+    types: &[String],
+    scopes: &[String],
+    ctx: &ActiveContext,
+) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("id".into(), json!(entity_id));
     out.insert(
@@ -56,40 +151,7 @@ pub fn encode_temporal(
             one_or_many(scopes.iter().map(|s| json!(s)).collect()),
         );
     }
-    for (name, series) in series_by_attribute(instances) {
-        let groups: Vec<Value> = series
-            .iter()
-            .map(|group| match &query.form {
-                TemporalForm::Aggregated(aggregation) => {
-                    let mut object = series_head(group);
-                    let results = aggregate(
-                        group.iter().copied(),
-                        query.time_property,
-                        &aggregation.methods,
-                        aggregation.period.as_ref(),
-                        AggregationWindow::from(query.timerel),
-                    );
-                    for (method, values) in results {
-                        let triples = values
-                            .into_iter()
-                            .map(|v| {
-                                json!([
-                                    v.value,
-                                    format_time(&v.bucket.start),
-                                    format_time(&v.bucket.end)
-                                ])
-                            })
-                            .collect();
-                        object.insert(method.as_str().into(), Value::Array(triples));
-                    }
-                    Value::Object(object)
-                }
-                _ => temporal_values(group, ctx, query.time_property),
-            })
-            .collect();
-        out.insert(ctx.compact_iri(name, true), one_or_many(groups));
-    }
-    Value::Object(out)
+    out
 }
 
 fn encode_normalized(

@@ -22,6 +22,7 @@ mod change;
 mod decode;
 mod duration;
 mod encode;
+mod pagination;
 mod query;
 mod rollup;
 
@@ -29,7 +30,8 @@ pub use aggregate::{aggregate, AggregatedValue, AggregationWindow, Bucket};
 pub use change::{deletion_record, instances_of_change, latest_attributes, recorded, NGSI_LD_NULL};
 pub use decode::{decode_temporal_attributes, decode_temporal_entity, TemporalEntity};
 pub use duration::{DurationError, IsoDuration};
-pub use encode::{encode_temporal, TemporalRender};
+pub use encode::{encode_aggregated, encode_temporal, AggregatedSeries, TemporalRender};
+pub use pagination::{paginate, ContentRange};
 pub use query::{Aggregation, AggregationMethod, TemporalForm, TemporalQuery, TimeRel};
 pub use rollup::{aggregate_rollups, hour_of, HourlyRollup};
 
@@ -109,6 +111,8 @@ mod tests_change;
 mod tests_codec;
 #[cfg(test)]
 mod tests_encode;
+#[cfg(test)]
+mod tests_pagination;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]
