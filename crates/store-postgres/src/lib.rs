@@ -15,6 +15,7 @@ mod identity;
 mod index;
 mod migrations;
 mod subscriptions;
+mod temporal;
 pub mod testing;
 mod upkeep;
 
@@ -27,6 +28,7 @@ use index::EntityIndex;
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
 use ngsi_ld::query::EntityQuery;
+use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use store::{
     AttributeStats, ContextKind, EntityPage, EntityStore, Modification, StoreError, StoredContext,
     Tenant, TypeStats, Write,
 };
+use temporal::Recorded;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -70,6 +73,12 @@ pub enum PostgresError {
     Connect(String),
     #[error("stored entity {id} in tenant {tenant:?} is unreadable: {reason}")]
     CorruptEntity {
+        tenant: String,
+        id: String,
+        reason: String,
+    },
+    #[error("stored history of {id} in tenant {tenant:?} is unreadable: {reason}")]
+    CorruptHistory {
         tenant: String,
         id: String,
         reason: String,
@@ -273,6 +282,26 @@ async fn write_entity(
         .map(|_| ())
 }
 
+/// Records the deletion of each of `gone` (deleted in `tx`) in its history.
+async fn record_deletions(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: &Tenant,
+    gone: &[Entity],
+) -> Result<(), StoreError> {
+    let now = temporal::now();
+    let history = gone
+        .iter()
+        .map(|entity| Recorded {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            scopes: entity.scopes.clone(),
+            deleted: true,
+            instances: instances_of_change(Some(entity), None, now),
+        })
+        .collect();
+    temporal::record(tx, tenant, now, history).await
+}
+
 fn context_from_row(row: &Row) -> Result<StoredContext, StoreError> {
     let id: String = row.try_get("id").map_err(backend)?;
     let kind_text: String = row.try_get("kind").map_err(backend)?;
@@ -357,6 +386,15 @@ impl EntityStore for PostgresStore {
             }
             other => other.map_err(backend)?,
         }
+        let now = temporal::now();
+        let history = Recorded {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            scopes: entity.scopes.clone(),
+            deleted: false,
+            instances: instances_of_change(None, Some(&entity), now),
+        };
+        temporal::record(&tx, tenant, now, vec![history]).await?;
         if subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
             let change = (entity.id.clone(), None, Some(entity_to_doc(&entity)));
             subscriptions::log_changes(&tx, tenant, vec![change]).await?;
@@ -390,6 +428,10 @@ impl EntityStore for PostgresStore {
         // For the change log, should the tenant have subscriptions: each written
         // entity's id, stored document and the index of its result (the new entity).
         let mut written: Vec<(String, Option<serde_json::Value>, usize)> = Vec::new();
+        // The history of the items written, recorded together at the end (one
+        // statement) at one instant.
+        let now = temporal::now();
+        let mut history: Vec<Recorded> = Vec::new();
         for modification in modifications {
             // Each item in its own savepoint: whatever one item does is undone alone.
             let item = tx.savepoint("renkei_item").await.map_err(backend)?;
@@ -406,6 +448,12 @@ impl EntityStore for PostgresStore {
                 Some((doc, entity)) => (Some(doc), Some(entity)),
                 None => (None, None),
             };
+            // `apply` consumes the stored entity; what changed is computed against a copy
+            // unless the modification brings its own history.
+            let previous = match modification.history {
+                None => current.clone(),
+                Some(_) => None,
+            };
             let write = match (modification.apply)(current) {
                 Ok(write) => write,
                 Err(refusal) => {
@@ -420,17 +468,36 @@ impl EntityStore for PostgresStore {
                     write_entity(&item, WriteMode::Upsert, tenant, entity)
                         .await
                         .map_err(backend)?;
+                    history.push(Recorded {
+                        id: entity.id.clone(),
+                        types: entity.types.clone(),
+                        scopes: entity.scopes.clone(),
+                        deleted: false,
+                        instances: modification.history.unwrap_or_else(|| {
+                            instances_of_change(previous.as_ref(), Some(entity), now)
+                        }),
+                    });
                     written.push((modification.entity_id, before, results.len()));
                 }
                 Write::Delete => {
                     let deleted = item
-                        .execute(
-                            "DELETE FROM entities WHERE tenant = $1 AND id = $2",
+                        .query_opt(
+                            "DELETE FROM entities WHERE tenant = $1 AND id = $2
+                             RETURNING types, scopes",
                             &[&tenant.name(), &modification.entity_id],
                         )
                         .await
                         .map_err(backend)?;
-                    if deleted > 0 {
+                    if let Some(row) = deleted {
+                        history.push(Recorded {
+                            id: modification.entity_id.clone(),
+                            types: row.try_get("types").map_err(backend)?,
+                            scopes: row.try_get("scopes").map_err(backend)?,
+                            deleted: true,
+                            instances: modification.history.unwrap_or_else(|| {
+                                instances_of_change(previous.as_ref(), None, now)
+                            }),
+                        });
                         written.push((modification.entity_id, before, results.len()));
                     }
                 }
@@ -439,6 +506,7 @@ impl EntityStore for PostgresStore {
             item.commit().await.map_err(backend)?;
             results.push(Ok(write));
         }
+        temporal::record(&tx, tenant, now, history).await?;
         if !written.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
             let changes = written
                 .into_iter()
@@ -560,32 +628,40 @@ impl EntityStore for PostgresStore {
         let mut client = self.client().await?;
         let narrowing = Narrowing::new(tenant.name(), query);
         if narrowing.exact {
-            if !subscriptions::tenant_has_subscriptions(&**client, tenant).await? {
-                let sql = format!("DELETE FROM entities e WHERE {}", narrowing.condition);
-                return client
-                    .execute(&sql, &narrowing.param_refs())
-                    .await
-                    .map_err(backend);
-            }
-            // Deleted and logged in one statement, under the change log's lock.
+            let logged = subscriptions::tenant_has_subscriptions(&**client, tenant).await?;
             let tx = client.transaction().await.map_err(backend)?;
-            subscriptions::lock_change_log(&tx).await?;
-            let sql = format!(
-                "WITH gone AS (
-                     DELETE FROM entities e WHERE {} RETURNING e.tenant, e.id, e.doc, e.seq
-                 ), logged AS (
-                     INSERT INTO entity_changes (tenant, entity_id, before)
-                     SELECT tenant, id, doc FROM gone ORDER BY seq
-                 )
-                 SELECT count(*) AS n FROM gone",
-                narrowing.condition
-            );
-            let row = tx
-                .query_one(&sql, &narrowing.param_refs())
+            // The deleted documents come back for the deletion records of the history
+            // (and, should the tenant have subscriptions, are logged in the same
+            // statement, under the change log's lock).
+            let sql = if logged {
+                subscriptions::lock_change_log(&tx).await?;
+                format!(
+                    "WITH gone AS (
+                         DELETE FROM entities e WHERE {} RETURNING e.tenant, e.id, e.doc, e.seq
+                     ), logged AS (
+                         INSERT INTO entity_changes (tenant, entity_id, before)
+                         SELECT tenant, id, doc FROM gone ORDER BY seq
+                     )
+                     SELECT doc FROM gone ORDER BY seq",
+                    narrowing.condition
+                )
+            } else {
+                format!(
+                    "DELETE FROM entities e WHERE {} RETURNING e.doc",
+                    narrowing.condition
+                )
+            };
+            let rows = tx
+                .query(&sql, &narrowing.param_refs())
                 .await
                 .map_err(backend)?;
+            let mut gone = Vec::with_capacity(rows.len());
+            for row in &rows {
+                gone.push(read_entity(tenant, row)?);
+            }
+            record_deletions(&tx, tenant, &gone).await?;
             tx.commit().await.map_err(backend)?;
-            return count(&row, "n");
+            return Ok(u64::try_from(gone.len()).unwrap_or(u64::MAX));
         }
         // Lock the candidates while deciding, so what is deleted is what matched.
         let tx = client.transaction().await.map_err(backend)?;
@@ -604,11 +680,14 @@ impl EntityStore for PostgresStore {
             while let Some(row) = rows.try_next().await.map_err(backend)? {
                 let (doc, entity) = read_doc(tenant, &row)?;
                 if matcher.matches(&entity) {
-                    doomed.push((entity.id, doc));
+                    doomed.push((entity, doc));
                 }
             }
         }
-        let ids: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = doomed
+            .iter()
+            .map(|(entity, _)| entity.id.as_str())
+            .collect();
         let deleted = tx
             .execute(
                 "DELETE FROM entities WHERE tenant = $1 AND id = ANY ($2)",
@@ -616,10 +695,13 @@ impl EntityStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
-        if !doomed.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
-            let changes = doomed
+        let (entities, docs): (Vec<Entity>, Vec<serde_json::Value>) = doomed.into_iter().unzip();
+        record_deletions(&tx, tenant, &entities).await?;
+        if !entities.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+            let changes = entities
                 .into_iter()
-                .map(|(id, doc)| (id, Some(doc), None))
+                .zip(docs)
+                .map(|(entity, doc)| (entity.id, Some(doc), None))
                 .collect();
             subscriptions::log_changes(&tx, tenant, changes).await?;
         }

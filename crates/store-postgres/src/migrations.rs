@@ -291,6 +291,81 @@ CREATE INDEX notification_queue_by_subscription
 "#,
         then: None,
     },
+    Migration {
+        version: 6,
+        name: "entity history for the temporal API",
+        // History is written by the entity writes in their own transaction (see
+        // `temporal`). Every read of one entity attribute over a window of one time
+        // property, or of its last N instances, is a range scan of one of the
+        // `(tenant, entity_id, attr, <time>, seq)` indexes, never a scan of the whole
+        // history. `seq` orders instances recorded at the same time as they were
+        // recorded. A missing dataset id is stored as '' so that a series (attribute
+        // and dataset id) is a plain key; the document keeps the real attribute.
+        // `temporal_series` lists each entity's series so that lastN visits each
+        // series' index range once instead of finding the series by scanning.
+        sql: r#"
+CREATE TABLE temporal_heads (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    types text[] NOT NULL,
+    scopes text[] NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    deleted_at timestamptz,
+    PRIMARY KEY (tenant, id)
+);
+
+CREATE TABLE temporal_instances (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant text NOT NULL,
+    entity_id text NOT NULL,
+    attr text NOT NULL,
+    dataset_id text NOT NULL,
+    instance_id text NOT NULL,
+    observed_at timestamptz,
+    created_at timestamptz,
+    modified_at timestamptz,
+    deleted_at timestamptz,
+    doc jsonb NOT NULL
+);
+CREATE INDEX temporal_instances_observed_idx
+    ON temporal_instances (tenant, entity_id, attr, observed_at, seq);
+CREATE INDEX temporal_instances_created_idx
+    ON temporal_instances (tenant, entity_id, attr, created_at, seq);
+CREATE INDEX temporal_instances_modified_idx
+    ON temporal_instances (tenant, entity_id, attr, modified_at, seq);
+-- Deletion records are few: a partial index keeps reads on deletedAt a range scan.
+CREATE INDEX temporal_instances_deleted_idx
+    ON temporal_instances (tenant, entity_id, attr, deleted_at, seq)
+    WHERE deleted_at IS NOT NULL;
+CREATE INDEX temporal_instances_by_id_idx
+    ON temporal_instances (tenant, entity_id, instance_id);
+
+CREATE TABLE temporal_series (
+    tenant text NOT NULL,
+    entity_id text NOT NULL,
+    attr text NOT NULL,
+    dataset_id text NOT NULL,
+    PRIMARY KEY (tenant, entity_id, attr, dataset_id)
+);
+
+CREATE TABLE temporal_rollups (
+    tenant text NOT NULL,
+    entity_id text NOT NULL,
+    attr text NOT NULL,
+    dataset_id text NOT NULL,
+    hour timestamptz NOT NULL,
+    count bigint NOT NULL,
+    numeric_count bigint NOT NULL,
+    sum double precision NOT NULL,
+    sum_sq double precision NOT NULL,
+    min double precision,
+    max double precision,
+    PRIMARY KEY (tenant, entity_id, attr, dataset_id, hour)
+);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.
