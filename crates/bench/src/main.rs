@@ -16,6 +16,7 @@ mod report;
 mod scenarios;
 mod stats;
 mod targets;
+mod temporal;
 
 use clap::{Parser, ValueEnum};
 use error::BenchError;
@@ -37,7 +38,10 @@ enum Scenario {
     /// Notifications of `--subscriptions` subscriptions under `--updates` PATCHes,
     /// delivered to an HTTP receiver in this process (issue 4).
     Notify,
-    /// create, batch-upsert, query, retrieve and notify (not memory: it takes minutes).
+    /// Aggregated and lastN retrieval of one attribute with `--instances` history
+    /// instances (issue 4).
+    Temporal,
+    /// create, batch-upsert, query, retrieve, notify and temporal (not memory: it takes minutes).
     All,
 }
 
@@ -99,6 +103,10 @@ struct Cli {
     /// go, so that delays include whatever backlog builds up).
     #[arg(long, default_value_t = 0.0)]
     update_rate: f64,
+
+    /// History instances `temporal` loads [default: 100000; --quick: 10000].
+    #[arg(long)]
+    instances: Option<usize>,
 
     /// Parallel workers (client tasks, or threads for the raw SQLite baselines).
     #[arg(long, default_value_t = 32)]
@@ -224,6 +232,11 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             notify_plan.subscriptions, notify_plan.updates
         );
         outcomes.push(notify::notify(&settings, notify_plan, cli.update_rate).await?);
+    }
+    if wanted(Scenario::Temporal) {
+        let instances = count(cli.instances, q, 10_000, 100_000, "instances")?;
+        eprintln!("running temporal ({instances} instances) …");
+        outcomes.push(temporal::temporal(&settings, instances, query_requests).await?);
     }
     for outcome in outcomes {
         report.measurements.extend(outcome.measurements);

@@ -168,7 +168,7 @@ async fn load_renkei(
 }
 
 /// The bare server's fixtures: a `QUERY_LIMIT`-entity array and one entity.
-async fn start_bare() -> Result<Running, BenchError> {
+pub(crate) async fn start_bare() -> Result<Running, BenchError> {
     targets::start_bare(
         &data::shelter_batch("fixed", 0, QUERY_LIMIT),
         &data::shelter("fixed", 0),
@@ -345,7 +345,7 @@ fn retrieve_urls(base: &str, prefix: &str, count: usize, total: usize) -> Arc<Ve
 }
 
 /// Warms up with `warm` requests, then measures `total`.
-async fn measure_gets(
+pub(crate) async fn measure_gets(
     s: &Settings,
     scenario: &str,
     target: &str,
@@ -358,7 +358,7 @@ async fn measure_gets(
     Ok(measure(scenario, target, timings, 1, "req"))
 }
 
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 

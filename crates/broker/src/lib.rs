@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod linked;
 pub mod notifications;
 pub mod ops;
+pub mod temporal;
 pub mod visibility;
 
 use chrono::Utc;

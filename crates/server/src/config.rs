@@ -39,6 +39,9 @@ pub struct Config {
     pub encryption_keys: Option<EncryptionKeys>,
     /// Sign-in attempts per IP and writes per key (`RENKEI_RATE_LIMIT_*`).
     pub rate_limits: crate::protect::RateLimitConfig,
+    /// The most instances of one attribute series a temporal answer holds before it
+    /// is cut into pages (`RENKEI_TEMPORAL_INSTANCE_LIMIT`).
+    pub temporal_instance_limit: usize,
 }
 
 /// Where the field encryption keys come from (read when the server starts).
@@ -101,6 +104,7 @@ impl Default for Config {
             oidc: None,
             encryption_keys: None,
             rate_limits: Default::default(),
+            temporal_instance_limit: broker::temporal::DEFAULT_INSTANCE_LIMIT,
         }
     }
 }
@@ -122,6 +126,7 @@ struct FileConfig {
     session_lifetime_minutes: Option<u64>,
     oidc: Option<OidcConfig>,
     encryption_keys_file: Option<PathBuf>,
+    temporal_instance_limit: Option<usize>,
 }
 
 impl Config {
@@ -160,6 +165,9 @@ impl Config {
         }
         if let Some(v) = file.max_body_bytes {
             self.max_body_bytes = v;
+        }
+        if let Some(v) = file.temporal_instance_limit {
+            self.temporal_instance_limit = v;
         }
         if let Some(v) = file.allow_anonymous_writes {
             self.allow_anonymous_writes = v;
@@ -250,6 +258,12 @@ impl Config {
             self.max_body_bytes = v
                 .parse()
                 .with_context(|| format!("RENKEI_MAX_BODY_BYTES={v} is not a number"))?;
+        }
+        if let Some(v) = var("RENKEI_TEMPORAL_INSTANCE_LIMIT") {
+            self.temporal_instance_limit = number("RENKEI_TEMPORAL_INSTANCE_LIMIT", &v)? as usize;
+        }
+        if self.temporal_instance_limit == 0 {
+            bail!("the temporal instance limit must be at least 1");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("TLS needs both RENKEI_TLS_CERT and RENKEI_TLS_KEY (or tls_cert and tls_key)");

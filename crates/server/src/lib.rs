@@ -34,6 +34,8 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
+    /// The temporal API's side of the broker (history).
+    pub history: broker::temporal::History,
     pub identity: auth::Identity,
     pub subscriptions: store::subscriptions::SharedSubscriptionStore,
     pub config: Arc<config::Config>,
@@ -70,6 +72,11 @@ impl AppState {
         };
         let identity = auth::Identity::new(stores.identity, &config, oidc);
         Ok(AppState {
+            history: broker::temporal::History::new(
+                stores.entities.clone(),
+                stores.temporal,
+                config.temporal_instance_limit,
+            ),
             broker: Broker::new(stores.entities, Arc::new(contexts)),
             identity,
             subscriptions: stores.subscriptions,

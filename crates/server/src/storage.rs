@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use store::identity::{IdentityStore, SharedIdentityStore};
 use store::subscriptions::{SharedSubscriptionStore, SubscriptionStore};
+use store::temporal::{SharedTemporalStore, TemporalStore};
 use store::{EntityStore, SharedStore};
 
 /// One database seen through each storage interface renkei uses.
@@ -14,14 +15,19 @@ pub struct Stores {
     pub entities: SharedStore,
     pub identity: SharedIdentityStore,
     pub subscriptions: SharedSubscriptionStore,
+    pub temporal: SharedTemporalStore,
 }
 
-impl<S: EntityStore + IdentityStore + SubscriptionStore + 'static> From<Arc<S>> for Stores {
+impl<S> From<Arc<S>> for Stores
+where
+    S: EntityStore + IdentityStore + SubscriptionStore + TemporalStore + 'static,
+{
     fn from(store: Arc<S>) -> Stores {
         Stores {
             entities: store.clone(),
             identity: store.clone(),
-            subscriptions: store,
+            subscriptions: store.clone(),
+            temporal: store,
         }
     }
 }

@@ -11,6 +11,7 @@ mod columns;
 mod identity;
 mod schema;
 mod subscriptions;
+mod temporal;
 pub mod writer;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
 use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Comparison, Prefilter};
 use ngsi_ld::query::{EntityQuery, TypeExpr};
+use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
@@ -401,6 +403,10 @@ impl EntityStore for SqliteStore {
     async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
         let tenant = tenant.clone();
         let rows = writer::EntityRows::new(&entity);
+        // The history is encoded here too, off the writer thread.
+        let now = temporal::now();
+        let head = temporal::Head::of(&entity, false);
+        let history = temporal::HistoryRows::new(&instances_of_change(None, Some(&entity), now));
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run(move |tx| {
@@ -409,6 +415,7 @@ impl EntityStore for SqliteStore {
                 }
                 writer::ensure_tenant(tx, &tenant)?;
                 writer::put_entity(tx, &tenant, &rows)?;
+                temporal::record(tx, &tenant, &head, &history, now)?;
                 if subscribed.check(tx, &tenant)? {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;
                 }
@@ -430,16 +437,32 @@ impl EntityStore for SqliteStore {
     ) -> Result<Vec<Result<Write, NgsiError>>, StoreError> {
         let tenant = tenant.clone();
         let subscribed = self.writer.subscribed_tenants();
+        // The history a modification carries is encoded here, off the writer thread.
+        let modifications: Vec<_> = modifications
+            .into_iter()
+            .map(|m| {
+                let given = m.history.as_deref().map(temporal::HistoryRows::new);
+                (m.entity_id, m.apply, given)
+            })
+            .collect();
         self.writer
             .run(move |tx| {
+                let now = temporal::now();
                 let mut results = Vec::with_capacity(modifications.len());
                 let mut wrote = false;
-                for modification in modifications {
-                    let id = &modification.entity_id;
+                for (id, apply, given) in modifications {
+                    let id = &id;
                     // The stored text is kept as the change log's `before`.
                     let stored = writer::stored_doc(tx, &tenant, id)?;
                     let current = stored.as_deref().map(decode).transpose()?;
-                    let outcome = (modification.apply)(current);
+                    // `apply` consumes the entity: a copy is kept only to compute the
+                    // change when the modification carries no history of its own.
+                    let before = if given.is_none() {
+                        current.clone()
+                    } else {
+                        None
+                    };
+                    let outcome = apply(current);
                     match &outcome {
                         Ok(Write::Put(entity)) => {
                             wrote = true;
@@ -449,13 +472,36 @@ impl EntityStore for SqliteStore {
                                 let before = stored.as_deref();
                                 writer::log_change(tx, &tenant, id, before, Some(rows.doc()))?;
                             }
+                            let history = given.unwrap_or_else(|| {
+                                let change =
+                                    instances_of_change(before.as_ref(), Some(entity), now);
+                                temporal::HistoryRows::new(&change)
+                            });
+                            let head = temporal::Head::of(entity, false);
+                            temporal::record(tx, &tenant, &head, &history, now)?;
                         }
                         Ok(Write::Delete) => {
                             wrote = true;
-                            if writer::delete_entity(tx, &tenant, id)?
-                                && subscribed.check(tx, &tenant)?
-                            {
-                                writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;
+                            if writer::delete_entity(tx, &tenant, id)? {
+                                if subscribed.check(tx, &tenant)? {
+                                    writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;
+                                }
+                                // Deleted, so it was stored: `before` is it, unless a
+                                // carried history made the copy needless.
+                                let before = match before {
+                                    Some(before) => before,
+                                    None => stored
+                                        .as_deref()
+                                        .map(decode)
+                                        .transpose()?
+                                        .ok_or_else(|| StoreError::NotFound(id.clone()))?,
+                                };
+                                let history = given.unwrap_or_else(|| {
+                                    let change = instances_of_change(Some(&before), None, now);
+                                    temporal::HistoryRows::new(&change)
+                                });
+                                let head = temporal::Head::of(&before, true);
+                                temporal::record(tx, &tenant, &head, &history, now)?;
                             }
                         }
                         Ok(Write::Unchanged) | Err(_) => {}
@@ -506,18 +552,28 @@ impl EntityStore for SqliteStore {
         self.writer
             .run(move |tx| {
                 let logged = subscribed.check(tx, &tenant)?;
-                // The entities themselves are kept only for the change log.
+                let now = temporal::now();
+                // The entities are kept for their deletion records and the change log.
                 let mut doomed = Vec::new();
                 scan(tx, &tenant, &query, |seq, entity| {
-                    doomed.push((seq, logged.then_some(entity)));
+                    doomed.push((seq, entity));
                     true
                 })?;
                 for (seq, entity) in &doomed {
                     writer::delete_seq(tx, *seq)?;
-                    if let Some(entity) = entity {
+                    if logged {
                         let before = store::doc::entity_to_doc(entity).to_string();
                         writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
                     }
+                    let history =
+                        temporal::HistoryRows::new(&instances_of_change(Some(entity), None, now));
+                    temporal::record(
+                        tx,
+                        &tenant,
+                        &temporal::Head::of(entity, true),
+                        &history,
+                        now,
+                    )?;
                 }
                 Ok(doomed.len() as u64)
             })

@@ -32,6 +32,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V5,
         then: None,
     },
+    Migration {
+        sql: V6,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -217,6 +221,74 @@ const V5: &str = "
     );
     CREATE INDEX notification_queue_by_subscription
         ON notification_queue (tenant, subscription_id, id);";
+
+/// 6: entity history for the temporal API (see `temporal`): a head per entity with a
+/// history, every attribute instance ever recorded, and the hourly rollups of each
+/// series (attribute and dataset id) kept beside them.
+///
+/// Instances and rollups refer to their history by the head's `hid` rather than by
+/// tenant and entity id: their keys are short, and a new entity's history is numbered
+/// after every other, so the index entries of a burst of creations are appended to
+/// the end of each index instead of dirtying a page per entity and index at every
+/// commit (which made creation several times slower). A dataset id is `''` for an
+/// instance without one (datasetIds are URIs, never empty), so that one series is
+/// one equality and the rollup key has no NULL in it. `seq` gives recording order (a
+/// plain rowid: deleting rows may free the newest numbers, but a new row is still
+/// numbered after every row that remains). The per-series indexes end in the time
+/// column and, implicitly, `seq`: a read of one series in a window, in time order or
+/// the last N of it, is one range of one index. `created_at` and `modified_at` index
+/// every row (they also serve finding the series of a history); `observed_at` and
+/// `deleted_at` only the rows having them. Timestamps are fixed-width RFC 3339 text,
+/// so they compare as text.
+const V6: &str = "
+    CREATE TABLE temporal_heads (
+        hid INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        types TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        deleted_at TEXT,
+        UNIQUE (tenant, id)
+    );
+    CREATE TABLE temporal_instances (
+        seq INTEGER PRIMARY KEY,
+        hid INTEGER NOT NULL,
+        attr TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        observed_at TEXT,
+        created_at TEXT,
+        modified_at TEXT,
+        deleted_at TEXT,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX temporal_instances_by_observed
+        ON temporal_instances (hid, attr, dataset_id, observed_at)
+        WHERE observed_at IS NOT NULL;
+    CREATE INDEX temporal_instances_by_created
+        ON temporal_instances (hid, attr, dataset_id, created_at);
+    CREATE INDEX temporal_instances_by_modified
+        ON temporal_instances (hid, attr, dataset_id, modified_at);
+    CREATE INDEX temporal_instances_by_deleted
+        ON temporal_instances (hid, attr, dataset_id, deleted_at)
+        WHERE deleted_at IS NOT NULL;
+    CREATE INDEX temporal_instances_by_instance_id
+        ON temporal_instances (hid, attr, instance_id);
+    CREATE TABLE temporal_rollups (
+        hid INTEGER NOT NULL,
+        attr TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        hour TEXT NOT NULL,
+        count_all INTEGER NOT NULL,
+        count_numeric INTEGER NOT NULL,
+        sum_value REAL NOT NULL,
+        sum_sq REAL NOT NULL,
+        min_value REAL,
+        max_value REAL,
+        PRIMARY KEY (hid, attr, dataset_id, hour)
+    ) WITHOUT ROWID;";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

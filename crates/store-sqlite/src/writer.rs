@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 /// few enough that the first caller in a burst does not wait long.
 const MAX_GROUP: usize = 256;
 
+/// How many prepared statements the writer keeps (see [`Writer::start`]).
+const WRITER_STATEMENTS: usize = 128;
+
 /// Work for the writer: a closure run inside the group's transaction.
 pub type Job = Box<dyn FnOnce(&Transaction<'_>) -> Box<dyn FnOnce(bool) + Send> + Send>;
 
@@ -31,6 +34,10 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on its own connection.
     pub fn start(conn: Connection) -> Writer {
+        // Every statement the writer runs stays prepared: an entity write alone runs
+        // a dozen (entity, index, change log, history), more than rusqlite's default
+        // cache of 16 keeps once subscriptions and identity writes are counted.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("renkei-sqlite-writer".into())

@@ -374,7 +374,7 @@ fn document_join(value: &Value) -> Result<Option<query::Join>, NgsiError> {
 }
 
 /// Reads a Query document (clause 5.2.23) into an unexpanded EntityQuery.
-fn query_document(value: &Value) -> Result<EntityQuery, NgsiError> {
+pub(super) fn query_document(value: &Value) -> Result<EntityQuery, NgsiError> {
     let obj = value
         .as_object()
         .ok_or_else(|| NgsiError::bad_request_data("the body must be a Query object"))?;

@@ -461,7 +461,7 @@ pub async fn update_attrs(
 
 /// The expanded name of the attribute in a request path; names JSON-LD or the `q`
 /// language could not carry (`@invalid`, `a b`) are refused.
-fn attribute_name(attr: &str, ctx: &ActiveContext) -> Result<String, NgsiError> {
+pub(super) fn attribute_name(attr: &str, ctx: &ActiveContext) -> Result<String, NgsiError> {
     check_attribute_name(attr)?;
     Ok(ctx.expand_iri(attr, true))
 }

@@ -10,6 +10,7 @@ mod jsonld_contexts;
 pub mod params;
 mod query;
 mod subscriptions;
+mod temporal;
 
 use crate::auth::middleware::caller_of;
 use crate::auth::AuthError;
@@ -20,7 +21,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use broker::Visibility;
 use identity::policy::{Action, Decision, Target};
@@ -98,6 +99,27 @@ pub fn router() -> Router<AppState> {
             get(subscriptions::retrieve)
                 .patch(subscriptions::update)
                 .delete(subscriptions::delete),
+        )
+        .route(
+            "/temporal/entities",
+            get(temporal::query).post(temporal::create),
+        )
+        .route(
+            "/temporal/entities/{id}",
+            get(temporal::retrieve).delete(temporal::delete),
+        )
+        .route("/temporal/entities/{id}/attrs", post(temporal::add_attrs))
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}",
+            delete(temporal::delete_attr),
+        )
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}/{instance}",
+            patch(temporal::modify_instance).delete(temporal::delete_instance),
+        )
+        .route(
+            "/temporal/entityOperations/query",
+            post(temporal::entity_operations_query),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::Ngsi(NgsiError::not_found("no such NGSI-LD resource")) })
@@ -220,7 +242,7 @@ fn access_of(method: &Method, path: &str) -> Option<Action> {
     if path.starts_with("/subscriptions") {
         return Some(Action::SubscriptionManage);
     }
-    if reads || path == "/entityOperations/query" {
+    if reads || path == "/entityOperations/query" || path == "/temporal/entityOperations/query" {
         Some(Action::EntityRead)
     } else {
         Some(Action::EntityWrite)

@@ -37,6 +37,11 @@ impl Params {
         Ok(Params(pairs))
     }
 
+    /// Parameters given as already decoded pairs (a document's members, say).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params(pairs)
+    }
+
     /// Every decoded pair, in request order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0

@@ -281,6 +281,30 @@ impl AttributeFilter {
         }
     }
 
+    /// Whether an instance of the attribute `name` (expanded) with `dataset_id` is
+    /// shown: what [`Self::apply`] keeps, for histories, which are no entities.
+    pub fn shows(&self, name: &str, dataset_id: Option<&str>) -> bool {
+        self.attrs
+            .as_ref()
+            .is_none_or(|keep| keep.iter().any(|k| k == name))
+            && self.projection.shows(name)
+            && self
+                .dataset_ids
+                .as_ref()
+                .is_none_or(|wanted| wanted.iter().any(|d| d.as_deref() == dataset_id))
+    }
+
+    /// The expanded names of `attrs`, empty when every attribute is asked for.
+    pub fn attribute_names(&self) -> &[String] {
+        self.attrs.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether pick or omit show neither `id` nor `type`, so that an entity without
+    /// attributes to show has nothing left.
+    pub fn hides_core(&self) -> bool {
+        self.projects_away_core()
+    }
+
     /// Whether a retrieved entity, already filtered with [`Self::apply`], has nothing
     /// to show: none of the attributes asked for, or no member left by pick or omit.
     pub fn leaves_nothing(&self, entity: &Entity) -> bool {

@@ -1,0 +1,882 @@
+//! Entity history on SQLite ([`TemporalStore`]), in the tables of schema version 6.
+//!
+//! Entity writes record their history inside the writer job that writes the entity
+//! ([`record`]), so the current entity and its history commit together. What can be
+//! computed before the writer is (the encoded instances and their rollups,
+//! [`HistoryRows`]), because the one writer thread is what bounds write throughput:
+//! each instance then costs the writer one INSERT and, for each series-hour it touches,
+//! one rollup upsert. Reads find the series (attribute and dataset id) of an entity by
+//! skipping through an index, then read each series as one index range in the time
+//! property's order, newest first and limited for lastN, so that the last ten of a
+//! hundred thousand instances read ten rows. Edits of single instances recompute the
+//! rollups of the series-hours they touch from the instances that remain.
+
+use crate::columns::{opt_stamp, opt_time_at, stamp, time_at, unreadable};
+use crate::SqliteStore;
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use ngsi_ld::model::{Attribute, Entity};
+use ngsi_ld::temporal::{hour_of, HourlyRollup, TemporalInstance, TimeProperty, TimeRel};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use store::temporal::{DatasetSelector, HistoryRead, TemporalHead, TemporalStore};
+use store::{StoreError, Tenant};
+
+/// The instant a write is recorded at, in the microseconds stored timestamps keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The stored form of a dataset id: `''` for none.
+fn dataset_key(dataset_id: Option<&str>) -> &str {
+    dataset_id.unwrap_or("")
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One instance as the row that stores it.
+struct InstanceRow {
+    attr: String,
+    dataset_id: String,
+    instance_id: String,
+    observed_at: Option<String>,
+    created_at: Option<String>,
+    modified_at: Option<String>,
+    deleted_at: Option<String>,
+    doc: String,
+}
+
+impl InstanceRow {
+    fn new(instance: &TemporalInstance) -> InstanceRow {
+        let a = &instance.attribute;
+        InstanceRow {
+            attr: instance.name.clone(),
+            dataset_id: dataset_key(a.dataset_id.as_deref()).to_owned(),
+            instance_id: instance.instance_id.clone(),
+            observed_at: opt_stamp(a.observed_at),
+            created_at: opt_stamp(a.created_at),
+            modified_at: opt_stamp(a.modified_at),
+            deleted_at: opt_stamp(instance.deleted_at),
+            doc: store::doc::attribute_to_doc(a).to_string(),
+        }
+    }
+}
+
+/// The history one write adds, encoded for the writer: the instance rows, and their
+/// rollups merged per series-hour.
+pub(crate) struct HistoryRows {
+    instances: Vec<InstanceRow>,
+    rollups: Vec<HourlyRollup>,
+}
+
+impl HistoryRows {
+    pub(crate) fn new(instances: &[TemporalInstance]) -> HistoryRows {
+        HistoryRows {
+            instances: instances.iter().map(InstanceRow::new).collect(),
+            rollups: HourlyRollup::of_all(instances),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+}
+
+/// What a write tells the head of its entity's history.
+pub(crate) struct Head {
+    id: String,
+    /// JSON lists, as stored.
+    types: String,
+    scopes: String,
+    deleted: bool,
+}
+
+impl Head {
+    /// The head after `entity` is written (`deleted` false) or deleted (true).
+    pub(crate) fn of(entity: &Entity, deleted: bool) -> Head {
+        Head {
+            id: entity.id.clone(),
+            types: serde_json::Value::from(entity.types.clone()).to_string(),
+            scopes: serde_json::Value::from(entity.scopes.clone()).to_string(),
+            deleted,
+        }
+    }
+}
+
+/// Records a write in the entity's history: upserts the head (created on the first
+/// write; `modifiedAt` moves when the history grows or the entity is deleted; a put
+/// clears `deletedAt`, a deletion sets it), inserts the instances and merges their
+/// rollups into the stored ones.
+pub(crate) fn record(
+    tx: &Connection,
+    tenant: &Tenant,
+    head: &Head,
+    history: &HistoryRows,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let backend = StoreError::backend;
+    let at = stamp(now);
+    let grew = !history.is_empty() || head.deleted;
+    let hid: i64 = tx
+        .prepare_cached(
+            "INSERT INTO temporal_heads
+             (tenant, id, types, scopes, created_at, modified_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+         ON CONFLICT (tenant, id) DO UPDATE SET
+             types = excluded.types,
+             scopes = excluded.scopes,
+             modified_at = CASE WHEN ?7 THEN excluded.modified_at
+                                ELSE temporal_heads.modified_at END,
+             deleted_at = excluded.deleted_at
+         RETURNING hid",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    tenant.name(),
+                    head.id,
+                    head.types,
+                    head.scopes,
+                    at,
+                    head.deleted.then_some(&at),
+                    grew
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(backend)?;
+    if history.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO temporal_instances (hid, attr, dataset_id, instance_id,
+                 observed_at, created_at, modified_at, deleted_at, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    for row in &history.instances {
+        insert
+            .execute(params![
+                hid,
+                row.attr,
+                row.dataset_id,
+                row.instance_id,
+                row.observed_at,
+                row.created_at,
+                row.modified_at,
+                row.deleted_at,
+                row.doc
+            ])
+            .map_err(backend)?;
+    }
+    for rollup in &history.rollups {
+        merge_rollup(tx, hid, rollup)?;
+    }
+    Ok(())
+}
+
+/// Adds a rollup into the stored one of its series-hour (storing it if there is none),
+/// in the order [`HourlyRollup::merge`] adds: stored, then new.
+fn merge_rollup(tx: &Connection, hid: i64, rollup: &HourlyRollup) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO temporal_rollups (hid, attr, dataset_id, hour, count_all,
+             count_numeric, sum_value, sum_sq, min_value, max_value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (hid, attr, dataset_id, hour) DO UPDATE SET
+             count_all = count_all + excluded.count_all,
+             count_numeric = count_numeric + excluded.count_numeric,
+             sum_value = sum_value + excluded.sum_value,
+             sum_sq = sum_sq + excluded.sum_sq,
+             min_value = min(coalesce(min_value, excluded.min_value),
+                             coalesce(excluded.min_value, min_value)),
+             max_value = max(coalesce(max_value, excluded.max_value),
+                             coalesce(excluded.max_value, max_value))",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            hid,
+            rollup.name,
+            dataset_key(rollup.dataset_id.as_deref()),
+            stamp(rollup.hour),
+            to_i64(rollup.count),
+            to_i64(rollup.numeric_count),
+            rollup.sum,
+            rollup.sum_sq,
+            rollup.min,
+            rollup.max
+        ])
+    })
+    .map(drop)
+    .map_err(StoreError::backend)
+}
+
+/// Recomputes the stored rollup of one series-hour from the instances it holds:
+/// exact after any edit, where subtracting could not undo a minimum or a rounding.
+fn recompute_rollup(
+    tx: &Connection,
+    hid: i64,
+    attr: &str,
+    dataset_id: &str,
+    hour: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let backend = StoreError::backend;
+    let instances = {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT attr, instance_id, deleted_at, doc FROM temporal_instances
+                 WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3
+                   AND observed_at IS NOT NULL AND observed_at >= ?4 AND observed_at < ?5
+                   AND deleted_at IS NULL
+                 ORDER BY observed_at, seq",
+            )
+            .map_err(backend)?;
+        let rows = select
+            .query_map(
+                params![
+                    hid,
+                    attr,
+                    dataset_id,
+                    stamp(hour),
+                    stamp(hour + TimeDelta::hours(1))
+                ],
+                |row| row_to_instance(row, 0),
+            )
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+    };
+    tx.prepare_cached(
+        "DELETE FROM temporal_rollups
+         WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3 AND hour = ?4",
+    )
+    .and_then(|mut s| s.execute(params![hid, attr, dataset_id, stamp(hour)]))
+    .map_err(backend)?;
+    for rollup in HourlyRollup::of_all(&instances) {
+        merge_rollup(tx, hid, &rollup)?;
+    }
+    Ok(())
+}
+
+/// An instance from the columns `attr, instance_id, deleted_at, doc` starting at
+/// `first`.
+fn row_to_instance(row: &Row<'_>, first: usize) -> rusqlite::Result<TemporalInstance> {
+    let doc_index = first + 3;
+    let doc: String = row.get(doc_index)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&doc).map_err(|e| unreadable(doc_index, e))?;
+    let attribute = store::doc::doc_to_attribute(&value).map_err(|e| unreadable(doc_index, e))?;
+    Ok(TemporalInstance {
+        name: row.get(first)?,
+        instance_id: row.get(first + 1)?,
+        attribute,
+        deleted_at: opt_time_at(row, first + 2)?,
+    })
+}
+
+const HEAD_COLUMNS: &str = "id, types, scopes, created_at, modified_at, deleted_at";
+
+fn row_to_head(row: &Row<'_>) -> rusqlite::Result<TemporalHead> {
+    Ok(TemporalHead {
+        id: row.get(0)?,
+        types: crate::columns::json_at(row, 1)?,
+        scopes: crate::columns::json_at(row, 2)?,
+        created_at: time_at(row, 3)?,
+        modified_at: time_at(row, 4)?,
+        deleted_at: opt_time_at(row, 5)?,
+    })
+}
+
+fn head_in(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<TemporalHead>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1 AND id = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![tenant.name(), id], row_to_head)
+            .optional()
+    })
+    .map_err(StoreError::backend)
+}
+
+/// The key of an entity's history, if it has one.
+fn hid_of(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT hid FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(StoreError::backend)
+}
+
+/// The series (attribute, stored dataset id) of an entity's history, of the named
+/// attributes or of all, in (attribute, dataset id) order. Each is found by one seek
+/// past the one before in the `(hid, attr, dataset_id, …)` index, so an
+/// attribute with a hundred thousand instances costs a seek, not a walk through them.
+fn series_of(
+    conn: &Connection,
+    hid: i64,
+    attrs: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let backend = StoreError::backend;
+    let mut statements = SeriesStep::ALL
+        .iter()
+        .map(|step| conn.prepare_cached(&series_sql(*step)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut step = |step: SeriesStep, attr: &str, dataset: &str| {
+        let statement = &mut statements[step as usize];
+        let found = |row: &Row<'_>| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?));
+        match step {
+            SeriesStep::First => statement.query_row(params![hid], found),
+            SeriesStep::FirstOf | SeriesStep::NextAttr => {
+                statement.query_row(params![hid, attr], found)
+            }
+            SeriesStep::NextDataset => statement.query_row(params![hid, attr, dataset], found),
+        }
+        .optional()
+        .map_err(backend)
+    };
+    let mut series = Vec::new();
+    if attrs.is_empty() {
+        let mut found = step(SeriesStep::First, "", "")?;
+        while let Some((attr, dataset)) = found {
+            found = match step(SeriesStep::NextDataset, &attr, &dataset)? {
+                Some(next) => Some(next),
+                None => step(SeriesStep::NextAttr, &attr, "")?,
+            };
+            series.push((attr, dataset));
+        }
+        return Ok(series);
+    }
+    let mut names: Vec<&str> = attrs.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let mut found = step(SeriesStep::FirstOf, name, "")?;
+        while let Some((attr, dataset)) = found {
+            found = step(SeriesStep::NextDataset, &attr, &dataset)?;
+            series.push((attr, dataset));
+        }
+    }
+    Ok(series)
+}
+
+/// The seeks that find the series of an entity one after another.
+#[derive(Clone, Copy)]
+enum SeriesStep {
+    /// Its first series.
+    First,
+    /// The first series of an attribute (`?2`).
+    FirstOf,
+    /// The series of the same attribute after a dataset id (`?3`).
+    NextDataset,
+    /// The first series of the next attribute after one (`?2`).
+    NextAttr,
+}
+
+impl SeriesStep {
+    const ALL: [SeriesStep; 4] = [
+        SeriesStep::First,
+        SeriesStep::FirstOf,
+        SeriesStep::NextDataset,
+        SeriesStep::NextAttr,
+    ];
+}
+
+/// The statement of a series step. Scalar comparisons only: for `column > x` SQLite
+/// seeks past every entry equal to `x`, but for a row value `(a, b) > (x, y)` it seeks
+/// to `(x, y)` and then steps through every entry equal to it (a whole series).
+fn series_sql(step: SeriesStep) -> String {
+    let condition = match step {
+        SeriesStep::First => "",
+        SeriesStep::FirstOf => "AND attr = ?2",
+        SeriesStep::NextDataset => "AND attr = ?2 AND dataset_id > ?3",
+        SeriesStep::NextAttr => "AND attr > ?2",
+    };
+    format!(
+        "SELECT attr, dataset_id FROM temporal_instances
+         WHERE hid = ?1 {condition}
+         ORDER BY attr, dataset_id LIMIT 1"
+    )
+}
+
+/// One series' instances in a window of `column`, newest first, at most `?6` of them.
+fn history_sql(column: &str) -> String {
+    format!(
+        "SELECT {column}, seq, attr, instance_id, deleted_at, doc FROM temporal_instances
+         WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3
+           AND {column} IS NOT NULL AND {column} >= ?4 AND {column} < ?5
+         ORDER BY {column} DESC, seq DESC LIMIT ?6"
+    )
+}
+
+fn time_column(property: TimeProperty) -> &'static str {
+    match property {
+        TimeProperty::ObservedAt => "observed_at",
+        TimeProperty::CreatedAt => "created_at",
+        TimeProperty::ModifiedAt => "modified_at",
+        TimeProperty::DeletedAt => "deleted_at",
+    }
+}
+
+/// Text bounds `from <= t < until` of a window. Stored stamps start with a digit of
+/// the year, so `''` is below every one and `'~'` above: an open side still gives the
+/// index a range, and one statement serves every window.
+fn text_bounds(window: Option<&TimeRel>) -> (String, String) {
+    let from = window
+        .and_then(TimeRel::start)
+        .map_or_else(String::new, stamp);
+    let until = window
+        .and_then(TimeRel::end)
+        .map_or_else(|| "~".to_owned(), stamp);
+    (from, until)
+}
+
+fn history_in(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    read: &HistoryRead,
+) -> Result<Vec<TemporalInstance>, StoreError> {
+    let backend = StoreError::backend;
+    let Some(hid) = hid_of(conn, tenant, id)? else {
+        return Ok(Vec::new());
+    };
+    let column = time_column(read.time_property);
+    let (from, until) = text_bounds(read.window.as_ref());
+    // Newest first, so that lastN is a LIMIT on each series' index range.
+    let limit = read
+        .last_n
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let mut select = conn.prepare_cached(&history_sql(column)).map_err(backend)?;
+    let mut found: Vec<(String, i64, TemporalInstance)> = Vec::new();
+    for (attr, dataset) in series_of(conn, hid, &read.attrs)? {
+        let rows = select
+            .query_map(params![hid, attr, dataset, from, until, limit], |row| {
+                Ok((row.get(0)?, row.get(1)?, row_to_instance(row, 2)?))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            found.push(row.map_err(backend)?);
+        }
+    }
+    // Series merged in time order, ties in recording order.
+    found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    Ok(found.into_iter().map(|(_, _, instance)| instance).collect())
+}
+
+fn rollups_in(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attrs: &[String],
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<HourlyRollup>, StoreError> {
+    let backend = StoreError::backend;
+    let Some(hid) = hid_of(conn, tenant, id)? else {
+        return Ok(Vec::new());
+    };
+    let from = from.map_or_else(String::new, stamp);
+    let until = until.map_or_else(|| "~".to_owned(), stamp);
+    let columns = "attr, dataset_id, hour, count_all, count_numeric, sum_value, sum_sq, \
+                   min_value, max_value";
+    let to_rollup = |row: &Row<'_>| {
+        let count = |i: usize| {
+            row.get::<_, i64>(i)
+                .and_then(|n| u64::try_from(n).map_err(|e| unreadable(i, e)))
+        };
+        let dataset: String = row.get(1)?;
+        Ok(HourlyRollup {
+            name: row.get(0)?,
+            dataset_id: (!dataset.is_empty()).then_some(dataset),
+            hour: time_at(row, 2)?,
+            count: count(3)?,
+            numeric_count: count(4)?,
+            sum: row.get(5)?,
+            sum_sq: row.get(6)?,
+            min: row.get(7)?,
+            max: row.get(8)?,
+        })
+    };
+    let mut rollups = Vec::new();
+    if attrs.is_empty() {
+        let mut select = conn
+            .prepare_cached(&format!(
+                "SELECT {columns} FROM temporal_rollups
+                 WHERE hid = ?1 AND hour >= ?2 AND hour < ?3
+                 ORDER BY attr, dataset_id, hour"
+            ))
+            .map_err(backend)?;
+        let rows = select
+            .query_map(params![hid, from, until], to_rollup)
+            .map_err(backend)?;
+        for row in rows {
+            rollups.push(row.map_err(backend)?);
+        }
+        return Ok(rollups);
+    }
+    let mut names: Vec<&str> = attrs.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut select = conn
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM temporal_rollups
+             WHERE hid = ?1 AND attr = ?2 AND hour >= ?3 AND hour < ?4
+             ORDER BY dataset_id, hour"
+        ))
+        .map_err(backend)?;
+    for name in names {
+        let rows = select
+            .query_map(params![hid, name, from, until], to_rollup)
+            .map_err(backend)?;
+        for row in rows {
+            rollups.push(row.map_err(backend)?);
+        }
+    }
+    Ok(rollups)
+}
+
+/// A stored instance found by its id: its row, its history's key, its stored dataset
+/// id and `observedAt`.
+struct Found {
+    seq: i64,
+    hid: i64,
+    dataset_id: String,
+    observed_at: Option<DateTime<Utc>>,
+}
+
+fn find_instance(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance_id: &str,
+) -> Result<Option<Found>, StoreError> {
+    let Some(hid) = hid_of(conn, tenant, id)? else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "SELECT seq, dataset_id, observed_at FROM temporal_instances
+         WHERE hid = ?1 AND attr = ?2 AND instance_id = ?3
+         ORDER BY seq LIMIT 1",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![hid, attr, instance_id], |row| {
+            Ok(Found {
+                seq: row.get(0)?,
+                hid,
+                dataset_id: row.get(1)?,
+                observed_at: opt_time_at(row, 2)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(StoreError::backend)
+}
+
+/// Recomputes the rollup of the series-hour an instance observed at `observed_at`
+/// counts in, if it has one.
+fn recompute_at(
+    tx: &Connection,
+    hid: i64,
+    attr: &str,
+    dataset_id: &str,
+    observed_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    match observed_at {
+        Some(at) => recompute_rollup(tx, hid, attr, dataset_id, hour_of(at)),
+        None => Ok(()),
+    }
+}
+
+fn replace_in(
+    tx: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance_id: &str,
+    attribute: &Attribute,
+) -> Result<bool, StoreError> {
+    let Some(old) = find_instance(tx, tenant, id, attr, instance_id)? else {
+        return Ok(false);
+    };
+    let dataset_id = dataset_key(attribute.dataset_id.as_deref());
+    tx.prepare_cached(
+        "UPDATE temporal_instances SET dataset_id = ?1, observed_at = ?2, created_at = ?3,
+             modified_at = ?4, doc = ?5
+         WHERE seq = ?6",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            dataset_id,
+            opt_stamp(attribute.observed_at),
+            opt_stamp(attribute.created_at),
+            opt_stamp(attribute.modified_at),
+            store::doc::attribute_to_doc(attribute).to_string(),
+            old.seq
+        ])
+    })
+    .map_err(StoreError::backend)?;
+    // The instance may have moved to another hour or dataset: both sides are redone.
+    recompute_at(tx, old.hid, attr, &old.dataset_id, old.observed_at)?;
+    let moved = old.dataset_id != dataset_id
+        || old.observed_at.map(hour_of) != attribute.observed_at.map(hour_of);
+    if moved {
+        recompute_at(tx, old.hid, attr, dataset_id, attribute.observed_at)?;
+    }
+    Ok(true)
+}
+
+fn delete_instance_in(
+    tx: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(old) = find_instance(tx, tenant, id, attr, instance_id)? else {
+        return Ok(false);
+    };
+    tx.prepare_cached("DELETE FROM temporal_instances WHERE seq = ?1")
+        .and_then(|mut s| s.execute([old.seq]))
+        .map_err(StoreError::backend)?;
+    recompute_at(tx, old.hid, attr, &old.dataset_id, old.observed_at)?;
+    Ok(true)
+}
+
+/// Deletes whole series of one attribute, with their rollups (nothing remains of
+/// them to recompute from).
+fn delete_series_in(
+    tx: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    dataset: &DatasetSelector,
+) -> Result<bool, StoreError> {
+    let backend = StoreError::backend;
+    let Some(hid) = hid_of(tx, tenant, id)? else {
+        return Ok(false);
+    };
+    let dataset_id = match dataset {
+        DatasetSelector::Default => Some(""),
+        DatasetSelector::Id(d) => Some(d.as_str()),
+        DatasetSelector::All => None,
+    };
+    let mut deleted = 0;
+    for table in ["temporal_instances", "temporal_rollups"] {
+        let n = match dataset_id {
+            Some(dataset_id) => tx
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3"
+                ))
+                .and_then(|mut s| s.execute(params![hid, attr, dataset_id])),
+            None => tx
+                .prepare_cached(&format!("DELETE FROM {table} WHERE hid = ?1 AND attr = ?2"))
+                .and_then(|mut s| s.execute(params![hid, attr])),
+        }
+        .map_err(backend)?;
+        if table == "temporal_instances" {
+            deleted = n;
+        }
+    }
+    Ok(deleted > 0)
+}
+
+fn delete_history_in(tx: &Connection, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+    let Some(hid) = hid_of(tx, tenant, id)? else {
+        return Ok(false);
+    };
+    for table in ["temporal_instances", "temporal_rollups", "temporal_heads"] {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE hid = ?1"))
+            .and_then(|mut s| s.execute([hid]))
+            .map_err(StoreError::backend)?;
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl TemporalStore for SqliteStore {
+    async fn temporal_head(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<TemporalHead>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn| head_in(conn, &tenant, &id)).await
+    }
+
+    async fn temporal_heads(
+        &self,
+        tenant: &Tenant,
+        ids: &[String],
+    ) -> Result<Vec<TemporalHead>, StoreError> {
+        let (tenant, ids) = (tenant.clone(), ids.to_vec());
+        self.read(move |conn| {
+            if !ids.is_empty() {
+                // One primary-key lookup per id: no statement grows with the list.
+                let mut ids: Vec<&String> = ids.iter().collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let mut heads = Vec::new();
+                for id in ids {
+                    heads.extend(head_in(conn, &tenant, id)?);
+                }
+                return Ok(heads);
+            }
+            let mut select = conn
+                .prepare_cached(&format!(
+                    "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1 ORDER BY id"
+                ))
+                .map_err(StoreError::backend)?;
+            let rows = select
+                .query_map([tenant.name()], row_to_head)
+                .map_err(StoreError::backend)?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend)
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        read: &HistoryRead,
+    ) -> Result<Vec<TemporalInstance>, StoreError> {
+        let (tenant, id, read) = (tenant.clone(), id.to_owned(), read.clone());
+        self.read(move |conn| history_in(conn, &tenant, &id, &read))
+            .await
+    }
+
+    async fn hourly_rollups(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attrs: &[String],
+        from: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<HourlyRollup>, StoreError> {
+        let (tenant, id, attrs) = (tenant.clone(), id.to_owned(), attrs.to_vec());
+        self.read(move |conn| rollups_in(conn, &tenant, &id, &attrs, from, until))
+            .await
+    }
+
+    async fn history_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+    ) -> Result<Option<TemporalInstance>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
+        self.read(move |conn| {
+            let Some(found) = find_instance(conn, &tenant, &id, &attr, &instance_id)? else {
+                return Ok(None);
+            };
+            conn.prepare_cached(
+                "SELECT attr, instance_id, deleted_at, doc FROM temporal_instances
+                 WHERE seq = ?1",
+            )
+            .and_then(|mut s| s.query_row([found.seq], |row| row_to_instance(row, 0)))
+            .map(Some)
+            .map_err(StoreError::backend)
+        })
+        .await
+    }
+
+    async fn replace_history_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+        attribute: Attribute,
+    ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
+        self.writer
+            .run(move |tx| replace_in(tx, &tenant, &id, &attr, &instance_id, &attribute))
+            .await
+    }
+
+    async fn delete_history_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
+        self.writer
+            .run(move |tx| delete_instance_in(tx, &tenant, &id, &attr, &instance_id))
+            .await
+    }
+
+    async fn delete_attribute_history(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        dataset: &DatasetSelector,
+    ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        let (attr, dataset) = (attr.to_owned(), dataset.clone());
+        self.writer
+            .run(move |tx| delete_series_in(tx, &tenant, &id, &attr, &dataset))
+            .await
+    }
+
+    async fn delete_history(&self, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.writer
+            .run(move |tx| delete_history_in(tx, &tenant, &id))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query plan of `sql` (its parameters bound to NULL: SQLite plans without
+    /// looking at them), one detail line per step.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; statement.parameter_count()];
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(nulls), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// `sql` reads one range of `index` in the order asked for: no scan, no sort.
+    fn assert_searches(conn: &Connection, sql: &str, index: &str) {
+        let steps = plan(conn, sql);
+        assert!(
+            steps.len() == 1 && steps[0].starts_with("SEARCH") && steps[0].contains(index),
+            "{sql}\n{steps:?}"
+        );
+    }
+
+    #[test]
+    fn history_reads_are_index_ranges_in_time_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for column in ["observed_at", "created_at", "modified_at", "deleted_at"] {
+            let index = format!("temporal_instances_by_{}", column.trim_end_matches("_at"));
+            assert_searches(&conn, &history_sql(column), &index);
+        }
+        for step in SeriesStep::ALL {
+            assert_searches(&conn, &series_sql(step), "INDEX temporal_instances_by_");
+        }
+    }
+}
