@@ -90,7 +90,10 @@ pub struct Modification {
     /// What the write adds to the entity's history: `None` records what changed
     /// between the stored entity and the one written
     /// ([`ngsi_ld::temporal::instances_of_change`]); `Some` records exactly these
-    /// instances (the temporal API's writes, which send the history itself).
+    /// instances (the temporal API's writes, which send the history itself); each of
+    /// them with an `observedAt` replaces any stored instance of the same attribute,
+    /// dataset id and `observedAt`, so that sending an observation again corrects it
+    /// rather than duplicating it.
     pub history: Option<Vec<ngsi_ld::temporal::TemporalInstance>>,
 }
 

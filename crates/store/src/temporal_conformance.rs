@@ -77,6 +77,7 @@ macro_rules! temporal_conformance_suite {
             deleting_a_history_leaves_other_entities_and_tenants_alone,
             heads_are_listed_in_id_order,
             rollups_follow_every_write_replacement_and_deletion,
+            given_instances_replace_those_observed_at_the_same_instant,
         );
     };
     (@cases $new_store:expr; $($case:ident),* $(,)?) => {
@@ -624,4 +625,50 @@ pub async fn rollups_follow_every_write_replacement_and_deletion(store: &Tempora
         "delete_history"
     ));
     assert_rollups_match_history(store, tenant, "after the history is deleted").await;
+}
+
+pub async fn given_instances_replace_those_observed_at_the_same_instant(store: &TemporalTestStore) {
+    let tenant = &yaizu();
+    seeded(store, tenant, 3).await; // 10, 20, 30 at seconds 1, 2, 3
+                                    // Sent again: second 2 with a new value, second 3 unchanged, second 4 new, and
+                                    // second 2 of another dataset id, which is another series.
+    let again = vec![
+        observed(21, 2, None),
+        observed(30, 3, None),
+        observed(40, 4, None),
+        observed(22, 2, Some("urn:d:a")),
+    ];
+    let latest = vehicle(ID, &[(SPEED, speed(40))]);
+    write(store, tenant, put(latest).with_history(again.clone())).await;
+    let history = expect(
+        store.history(tenant, ID, &HistoryRead::default()).await,
+        "history",
+    );
+    let mut seen: Vec<(i64, Option<String>, serde_json::Value)> = history
+        .iter()
+        .map(|i| {
+            let second = (i.attribute.observed_at.unwrap_or_default() - at(0)).num_seconds();
+            (
+                second,
+                i.attribute.dataset_id.clone(),
+                values(std::slice::from_ref(i))[0].clone(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    assert_eq!(
+        seen,
+        vec![
+            (1, None, json!(10)),
+            (2, None, json!(21)),
+            (2, Some("urn:d:a".to_owned()), json!(22)),
+            (3, None, json!(30)),
+            (4, None, json!(40)),
+        ]
+    );
+    // The replacing instances are the ones sent (their ids), and rollups follow.
+    assert!(history
+        .iter()
+        .any(|i| i.instance_id == again[0].instance_id));
+    assert_rollups_match_history(store, tenant, "after replacing instances").await;
 }
