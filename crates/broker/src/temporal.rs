@@ -44,6 +44,9 @@ pub enum TemporalBody {
 pub struct TemporalView {
     pub head: TemporalHead,
     pub body: TemporalBody,
+    /// Attributes (expanded) whose every instance fell beyond the cut of a paginated
+    /// answer: shown with no instances, so the client knows to ask for the next page.
+    pub emptied: Vec<String>,
 }
 
 /// A page of a temporal query: the entities, their total when asked for, and the
@@ -294,15 +297,22 @@ impl History {
             return Err(not_found(id));
         }
         let body = self.read_body(tenant, &head.id, attrs, query).await?;
-        let mut views = vec![TemporalView { head, body }];
+        let mut views = vec![TemporalView {
+            head,
+            body,
+            emptied: Vec::new(),
+        }];
         let range = self.cut(&mut views, query);
+        // The cut keeps the instances up to the cut instant, so one entity stays.
         let view = views.pop().ok_or_else(|| not_found(id))?;
         Ok((view, range))
     }
 
     /// Query temporal evolution of entities (clause 5.7.4): the entities whose
     /// history matches the entity query (its `q`, `geoQ` and `attrs` on the latest
-    /// values within the time window), a page at a time in id order.
+    /// values within the time window), a page at a time in id order. Entities without
+    /// history in the window, or whose history this page's cut leaves empty, are not
+    /// listed.
     pub async fn query(
         &self,
         tenant: &Tenant,
@@ -316,9 +326,6 @@ impl History {
             .await
             .map_err(store_error)?;
         let matcher = Matcher::new(entity_query);
-        let by_values = entity_query.q.is_some()
-            || entity_query.geo_q.is_some()
-            || !entity_query.attrs.is_empty();
         let latest = HistoryRead {
             attrs: Vec::new(),
             time_property: query.time_property,
@@ -330,17 +337,17 @@ impl History {
             if !visible(visibility, &head) {
                 continue;
             }
+            // An entity with no history in the window is no part of the answer; the
+            // latest instances in it are what `q`, `geoQ` and `attrs` look at.
+            let instances = self
+                .history
+                .history(tenant, &head.id, &latest)
+                .await
+                .map_err(store_error)?;
             let mut snapshot = Entity::new(head.id.clone(), head.types.clone());
             snapshot.scopes = head.scopes.clone();
-            if by_values {
-                let instances = self
-                    .history
-                    .history(tenant, &head.id, &latest)
-                    .await
-                    .map_err(store_error)?;
-                snapshot.attributes = latest_attributes(&instances);
-            }
-            if matcher.matches(&snapshot) {
+            snapshot.attributes = latest_attributes(&instances);
+            if !snapshot.attributes.is_empty() && matcher.matches(&snapshot) {
                 matched.push(head);
             }
         }
@@ -354,7 +361,11 @@ impl History {
             let body = self
                 .read_body(tenant, &head.id, &entity_query.attrs, query)
                 .await?;
-            entities.push(TemporalView { head, body });
+            entities.push(TemporalView {
+                head,
+                body,
+                emptied: Vec::new(),
+            });
         }
         let range = self.cut(&mut entities, query);
         Ok(TemporalPage {
@@ -454,8 +465,9 @@ impl History {
         Ok(Some(series))
     }
 
-    /// Cuts the instance histories of an answer to the instance limit.
-    fn cut(&self, views: &mut [TemporalView], query: &TemporalQuery) -> Option<ContentRange> {
+    /// Cuts the instance histories of an answer to the instance limit, noting the
+    /// attributes the cut left without instances and dropping entities it left empty.
+    fn cut(&self, views: &mut Vec<TemporalView>, query: &TemporalQuery) -> Option<ContentRange> {
         let mut histories: Vec<Vec<TemporalInstance>> = views
             .iter_mut()
             .map(|v| match &mut v.body {
@@ -463,11 +475,27 @@ impl History {
                 TemporalBody::Aggregated(_) => Vec::new(),
             })
             .collect();
+        let names = |history: &[TemporalInstance]| -> Vec<String> {
+            let mut names: Vec<String> = history.iter().map(|i| i.name.clone()).collect();
+            names.dedup();
+            names.sort_unstable();
+            names.dedup();
+            names
+        };
+        let before: Vec<Vec<String>> = histories.iter().map(|h| names(h)).collect();
         let range = paginate(&mut histories, query, self.instance_limit);
-        for (view, history) in views.iter_mut().zip(histories) {
+        for ((view, history), had) in views.iter_mut().zip(histories).zip(before) {
             if let TemporalBody::Instances(instances) = &mut view.body {
+                let has = names(&history);
+                view.emptied = had.into_iter().filter(|n| !has.contains(n)).collect();
                 *instances = history;
             }
+        }
+        if range.is_some() {
+            views.retain(|v| match &v.body {
+                TemporalBody::Instances(instances) => !instances.is_empty(),
+                TemporalBody::Aggregated(_) => true,
+            });
         }
         range
     }

@@ -132,6 +132,11 @@ async fn temporal_entities_are_created_edited_and_deleted() {
         ok(&s, Method::PATCH, &instance, Some(change)).await;
         let history = ok(&s, Method::GET, &format!("/temporal/entities/{RIVER}"), None).await;
         assert_eq!(values(&history.body), vec![1.0, 2.25, 3.0]);
+        // The instance may also be sent bare, without the attribute's name around it.
+        let bare = json!({"type": "Property", "value": 2.5, "observedAt": "2026-06-01T01:00:00Z"});
+        ok(&s, Method::PATCH, &instance, Some(bare)).await;
+        let history = ok(&s, Method::GET, &format!("/temporal/entities/{RIVER}"), None).await;
+        assert_eq!(values(&history.body), vec![1.0, 2.5, 3.0]);
         ok(&s, Method::DELETE, &instance, None).await;
         assert_eq!(call(&s, Method::DELETE, &instance, None).await.status, StatusCode::NOT_FOUND);
         ok(&s, Method::DELETE, &format!("/temporal/entities/{RIVER}/attrs/flow"), None).await;
@@ -277,8 +282,17 @@ async fn temporal_queries_select_entities_by_type_id_and_q() {
         let query = json!({"type": "Query", "entities": [{"type": "Shelter"}], "temporalQ": {"timerel": "before", "timeAt": "2026-07-01T00:00:00Z"}});
         let shelters = ok(&s, Method::POST, "/temporal/entityOperations/query", Some(query)).await;
         assert_eq!(ids(&shelters), vec!["urn:ngsi-ld:Shelter:1"]);
-        let unselective = call(&s, Method::GET, "/temporal/entities", None).await;
-        assert_eq!(unselective.status, StatusCode::BAD_REQUEST);
+        // Entities without history in the window are not listed.
+        let later = ok(&s, Method::GET, "/temporal/entities?type=RiverLevel,Shelter&timerel=after&timeAt=2026-06-02T00:00:00Z", None).await;
+        assert_eq!(ids(&later), Vec::<String>::new());
+        // Ids only narrow a query; alone they select nothing (as for /entities).
+        for path in ["/temporal/entities", "/temporal/entities?id=urn:ngsi-ld:RiverLevel:a"] {
+            let unselective = call(&s, Method::GET, path, None).await;
+            assert_eq!(unselective.status, StatusCode::BAD_REQUEST, "{path}");
+        }
+        // `format` names the form and wins over `options`, aggregation parameters and all.
+        let simplified = ok(&s, Method::GET, "/temporal/entities?type=RiverLevel&format=temporalValues&options=aggregatedValues&aggrMethods=sum", None).await;
+        assert_eq!(simplified.body[0]["level"]["values"], json!([[1.0, "2026-06-01T00:00:00Z"]]));
     })
     .await;
 }

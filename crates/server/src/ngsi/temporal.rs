@@ -100,10 +100,15 @@ fn temporal_query(params: &Params) -> Result<(TemporalQuery, TemporalRender), Ng
             .collect(),
     };
     let form = form.join(",");
+    // The aggregation parameters belong to the form `format` overrode, if it did.
+    let overridden = format.is_some() && form != "aggregatedValues";
     let pairs = params
         .pairs()
         .iter()
         .filter(|(name, _)| name != "options" && name != "format")
+        .filter(|(name, _)| {
+            !(overridden && (name == "aggrMethods" || name == "aggrPeriodDuration"))
+        })
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .chain(std::iter::once(("options", form.as_str())));
     Ok((TemporalQuery::from_params(pairs)?, render))
@@ -118,6 +123,7 @@ fn render(
     render: &TemporalRender,
 ) -> Value {
     let head = &view.head;
+    let emptied = view.emptied;
     let mut rendered = match view.body {
         TemporalBody::Instances(mut instances) => {
             instances.retain(|i| filter.shows(&i.name, i.attribute.dataset_id.as_deref()));
@@ -136,8 +142,25 @@ fn render(
             encode_aggregated(&head.id, &head.types, &head.scopes, &series, ctx)
         }
     };
+    if let Value::Object(map) = &mut rendered {
+        for name in emptied.iter().filter(|n| filter.shows(n, None)) {
+            map.insert(ctx.compact_iri(name, true), Value::Array(Vec::new()));
+        }
+    }
     filter.finish(&mut rendered);
     rendered
+}
+
+/// Whether an entity's answer holds any instance or series the filter shows.
+fn shows_anything(view: &TemporalView, filter: &AttributeFilter) -> bool {
+    match &view.body {
+        TemporalBody::Instances(instances) => instances
+            .iter()
+            .any(|i| filter.shows(&i.name, i.attribute.dataset_id.as_deref())),
+        TemporalBody::Aggregated(series) => series
+            .iter()
+            .any(|s| filter.shows(&s.name, s.dataset_id.as_deref())),
+    }
 }
 
 /// The answer: 200, or 206 with `Content-Range` when the histories were cut.
@@ -182,15 +205,9 @@ pub async fn retrieve(
             &request.visibility,
         )
         .await?;
-    let empty = match &view.body {
-        TemporalBody::Instances(instances) => !instances
-            .iter()
-            .any(|i| filter.shows(&i.name, i.attribute.dataset_id.as_deref())),
-        TemporalBody::Aggregated(series) => !series
-            .iter()
-            .any(|s| filter.shows(&s.name, s.dataset_id.as_deref())),
-    };
-    if empty && (!filter.attribute_names().is_empty() || filter.hides_core()) {
+    if !shows_anything(&view, &filter)
+        && (!filter.attribute_names().is_empty() || filter.hides_core())
+    {
         return Err(NgsiError::not_found(format!(
             "entity {id} has no history of the requested attributes or members"
         ))
@@ -212,9 +229,9 @@ pub async fn query(
     let entity_query = query::entity_query(&selection, &ctx)?;
     // As for entities (clause 6.18.3.1): without a selector, only a local query lists all.
     let local = request.params.bool("local")?;
-    if !query::selects_something(&entity_query) && entity_query.ids.is_empty() && !local {
+    if !query::selects_something(&entity_query) && !local {
         return Err(NgsiError::bad_request_data(
-            "a temporal query needs at least one of id, type, attrs, q, geoQ or scopeQ, or local=true",
+            "a temporal query needs at least one of type, attrs, q, geoQ or scopeQ (id and idPattern only narrow them), or local=true",
         )
         .into());
     }
@@ -269,8 +286,10 @@ async fn answer_query(
     let rendered: Vec<Value> = page
         .entities
         .into_iter()
+        // An entity whose history in the window has none of the attributes or
+        // dataset ids asked for is no part of the answer.
+        .filter(|view| shows_anything(view, filter))
         .map(|view| render(view, filter, ctx, temporal, choices))
-        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
         .collect();
     let mut response = respond(request, media, Value::Array(rendered), page.range);
     if let Some(total) = page.total {
@@ -427,16 +446,20 @@ pub async fn modify_instance(
         .value
         .as_object()
         .ok_or_else(|| NgsiError::bad_request_data("the body must be a JSON object"))?;
-    // The body is a fragment holding the attribute, by the name in the path.
+    // The body is the instance itself, or a fragment holding it by the attribute's name.
     let member = obj
         .iter()
         .find(|(key, _)| key.as_str() != "@context" && ctx.expand_iri(key, true) == name)
-        .map(|(_, value)| value)
-        .ok_or_else(|| {
-            NgsiError::bad_request_data(format!("the body holds no instance of attribute {attr}"))
-        })?;
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| {
+            let mut bare = body.value.clone();
+            if let Some(members) = bare.as_object_mut() {
+                members.remove("@context");
+            }
+            bare
+        });
     check_attribute_name(&attr)?;
-    let mut decoded = decode_attribute(&name, member, &ctx)?;
+    let mut decoded = decode_attribute(&name, &member, &ctx)?;
     if decoded.len() != 1 {
         return Err(NgsiError::bad_request_data(
             "an attribute instance is modified with exactly one instance",
