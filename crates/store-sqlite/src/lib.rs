@@ -441,7 +441,7 @@ impl EntityStore for SqliteStore {
         let modifications: Vec<_> = modifications
             .into_iter()
             .map(|m| {
-                let given = m.history.as_deref().map(temporal::HistoryRows::new);
+                let given = m.history.as_deref().map(temporal::HistoryRows::given);
                 (m.entity_id, m.apply, given)
             })
             .collect();
