@@ -297,6 +297,7 @@ async fn record_deletions(
             scopes: entity.scopes.clone(),
             deleted: true,
             instances: instances_of_change(Some(entity), None, now),
+            replaces: false,
         })
         .collect();
     temporal::record(tx, tenant, now, history).await
@@ -393,6 +394,7 @@ impl EntityStore for PostgresStore {
             scopes: entity.scopes.clone(),
             deleted: false,
             instances: instances_of_change(None, Some(&entity), now),
+            replaces: false,
         };
         temporal::record(&tx, tenant, now, vec![history]).await?;
         if subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
@@ -454,6 +456,8 @@ impl EntityStore for PostgresStore {
                 None => current.clone(),
                 Some(_) => None,
             };
+            // Given instances replace those observed at the same instant.
+            let replaces = modification.history.is_some();
             let write = match (modification.apply)(current) {
                 Ok(write) => write,
                 Err(refusal) => {
@@ -476,6 +480,7 @@ impl EntityStore for PostgresStore {
                         instances: modification.history.unwrap_or_else(|| {
                             instances_of_change(previous.as_ref(), Some(entity), now)
                         }),
+                        replaces,
                     });
                     written.push((modification.entity_id, before, results.len()));
                 }
@@ -497,6 +502,7 @@ impl EntityStore for PostgresStore {
                             instances: modification.history.unwrap_or_else(|| {
                                 instances_of_change(previous.as_ref(), None, now)
                             }),
+                            replaces,
                         });
                         written.push((modification.entity_id, before, results.len()));
                     }

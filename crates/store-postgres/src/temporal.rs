@@ -6,10 +6,12 @@
 //! `temporal_series`, and the hourly rollups in `temporal_rollups`.
 //!
 //! The entity writes of `lib.rs` call [`record`] in their own transaction, one
-//! statement per write however many instances and entities it records. Rollups grow
-//! by upsert as instances are recorded; the edits that remove or change instances
-//! recompute the series-hours they touch from the instances left, in the edit's
-//! transaction, so the rollups always equal [`HourlyRollup::of_all`] of the history.
+//! statement per write however many instances and entities it records (given
+//! instances that replace observations add one set-based delete, and a recount of
+//! the series-hours that lost an instance). Rollups grow by upsert as instances are
+//! recorded; the edits that remove or change instances recompute the series-hours
+//! they touch from the instances left, in the edit's transaction, so the rollups
+//! always equal [`HourlyRollup::of_all`] of the history.
 //! A missing dataset id is stored as `''` in the key columns (the document keeps the
 //! attribute as it was).
 
@@ -18,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use ngsi_ld::model::Attribute;
 use ngsi_ld::temporal::{hour_of, HourlyRollup, TemporalInstance, TimeProperty, TimeRel};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use store::doc::{attribute_to_doc, doc_to_attribute};
 use store::temporal::{DatasetSelector, HistoryRead, TemporalHead, TemporalStore};
 use store::{StoreError, Tenant};
@@ -40,6 +42,24 @@ pub(crate) struct Recorded {
     /// Whether the write deleted the entity.
     pub deleted: bool,
     pub instances: Vec<TemporalInstance>,
+    /// Whether the instances were given by the write (`Modification::history`) rather
+    /// than computed from a diff: then each of them with an `observedAt` replaces any
+    /// instance of the same attribute, dataset id and `observedAt`.
+    pub replaces: bool,
+}
+
+/// What a given instance replaces by: (entity id, attribute, dataset key, observedAt).
+type ObservationKey = (String, String, String, DateTime<Utc>);
+
+fn observation_key(id: &str, instance: &TemporalInstance) -> Option<ObservationKey> {
+    instance.attribute.observed_at.map(|observed| {
+        (
+            id.to_owned(),
+            instance.name.clone(),
+            dataset_key(instance.attribute.dataset_id.as_deref()).to_owned(),
+            observed,
+        )
+    })
 }
 
 /// The key column value of a dataset id.
@@ -132,10 +152,13 @@ fn upsert_rollups_sql(first: usize) -> String {
     )
 }
 
-/// Records the history of entity writes, all in one statement: the instances (in
-/// the order given), their series, their rollups and each entity's head (created on
-/// its first write, its types, scopes and `deletedAt` those of the latest write, its
-/// `modifiedAt` moved only when the write recorded instances).
+/// Records the history of entity writes: the instances (in the order given), their
+/// series, their rollups and each entity's head (created on its first write, its
+/// types, scopes and `deletedAt` those of the latest write, its `modifiedAt` moved
+/// only when the write recorded instances), all in one statement. Given instances
+/// (see [`Recorded::replaces`]) first remove those they replace, stored or earlier in
+/// `writes`, in one more statement; the series-hours that lost an instance are then
+/// recomputed from what is held.
 pub(crate) async fn record(
     tx: &Transaction<'_>,
     tenant: &Tenant,
@@ -145,34 +168,63 @@ pub(crate) async fn record(
     if writes.is_empty() {
         return Ok(());
     }
-    // One head per entity (the latest write's), and its instances together: an
-    // upsert may not touch one row twice, and rollups of one entity merge first.
+    // Key bookkeeping only when some write gives its instances: diff-recorded
+    // batches (most entity writes) pay nothing for replacement.
+    let any_given = writes.iter().any(|w| w.replaces);
+    // One head per entity (the latest write's); the instances in write order, with
+    // those replaced by a later given instance of the same batch marked dead.
     let mut heads: BTreeMap<String, (Vec<String>, Vec<String>, bool)> = BTreeMap::new();
+    let mut pending: Vec<(String, TemporalInstance, bool)> = Vec::new();
+    let mut by_key: HashMap<ObservationKey, Vec<usize>> = HashMap::new();
+    let mut replacing: BTreeSet<ObservationKey> = BTreeSet::new();
+    let mut grown: BTreeSet<String> = BTreeSet::new();
+    for write in writes {
+        if !write.instances.is_empty() {
+            grown.insert(write.id.clone());
+        }
+        for instance in write.instances {
+            if any_given {
+                if let Some(key) = observation_key(&write.id, &instance) {
+                    let earlier = by_key.entry(key.clone()).or_default();
+                    if write.replaces {
+                        for k in earlier.drain(..) {
+                            if let Some(dead) = pending.get_mut(k) {
+                                dead.2 = false;
+                            }
+                        }
+                        replacing.insert(key);
+                    }
+                    earlier.push(pending.len());
+                }
+            }
+            pending.push((write.id.clone(), instance, true));
+        }
+        heads.insert(write.id, (write.types, write.scopes, write.deleted));
+    }
+    // Before the insert, so that only instances stored before this write go.
+    let touched = delete_replaced(tx, tenant, replacing).await?;
+    // Each entity's instances together: an upsert may not touch one row twice, and
+    // rollups of one entity merge first.
     let mut per_entity: BTreeMap<String, Vec<TemporalInstance>> = BTreeMap::new();
     let (mut entity_ids, mut attrs, mut datasets, mut instance_ids) =
         (vec![], vec![], vec![], vec![]);
     let (mut observed, mut created, mut modified, mut deleted, mut docs) =
         (vec![], vec![], vec![], vec![], vec![]);
-    for write in writes {
-        for instance in &write.instances {
-            let a = &instance.attribute;
-            entity_ids.push(write.id.clone());
-            attrs.push(instance.name.clone());
-            datasets.push(dataset_key(a.dataset_id.as_deref()).to_owned());
-            instance_ids.push(instance.instance_id.clone());
-            observed.push(a.observed_at);
-            created.push(a.created_at);
-            modified.push(a.modified_at);
-            deleted.push(instance.deleted_at);
-            docs.push(attribute_to_doc(a));
+    for (id, instance, alive) in pending {
+        if !alive {
+            continue;
         }
-        if !write.instances.is_empty() {
-            per_entity
-                .entry(write.id.clone())
-                .or_default()
-                .extend(write.instances);
-        }
-        heads.insert(write.id, (write.types, write.scopes, write.deleted));
+        let a = &instance.attribute;
+        entity_ids.push(id.clone());
+        attrs.push(instance.name.clone());
+        datasets.push(dataset_key(a.dataset_id.as_deref()).to_owned());
+        instance_ids.push(instance.instance_id.clone());
+        observed.push(a.observed_at);
+        created.push(a.created_at);
+        modified.push(a.modified_at);
+        deleted.push(instance.deleted_at);
+        docs.push(attribute_to_doc(a));
+        per_entity.entry(id).or_default().push(instance);
     }
     let mut rollups = RollupColumns::default();
     for (id, instances) in &per_entity {
@@ -180,7 +232,7 @@ pub(crate) async fn record(
             rollups.push(id, rollup);
         }
     }
-    let grown: Vec<&String> = per_entity.keys().collect();
+    let grown: Vec<String> = grown.into_iter().collect();
     let mut head_ids = Vec::with_capacity(heads.len());
     let mut head_types = Vec::with_capacity(heads.len());
     let mut head_scopes = Vec::with_capacity(heads.len());
@@ -246,7 +298,57 @@ pub(crate) async fn record(
     params.push(&head_deleted);
     params.push(&grown);
     tx.execute(&sql, &params).await.map_err(backend)?;
-    Ok(())
+    // After the insert: the hours recomputed count the replacing instances too, in
+    // time order as `of_all` sums them.
+    recompute_rollups(tx, tenant, touched).await
+}
+
+/// Deletes the stored instances that given instances replace (one statement for the
+/// whole write) and returns the series-hours whose rollups counted them.
+async fn delete_replaced(
+    tx: &Transaction<'_>,
+    tenant: &Tenant,
+    keys: BTreeSet<ObservationKey>,
+) -> Result<BTreeSet<SeriesHour>, StoreError> {
+    let mut touched = BTreeSet::new();
+    if keys.is_empty() {
+        return Ok(touched);
+    }
+    let mut entity_ids = Vec::with_capacity(keys.len());
+    let mut attrs = Vec::with_capacity(keys.len());
+    let mut datasets = Vec::with_capacity(keys.len());
+    let mut observed = Vec::with_capacity(keys.len());
+    for (id, attr, dataset, at) in keys {
+        entity_ids.push(id);
+        attrs.push(attr);
+        datasets.push(dataset);
+        observed.push(at);
+    }
+    // Each key is a range probe of the (tenant, entity_id, attr, observed_at) index.
+    let rows = tx
+        .query(
+            "DELETE FROM temporal_instances i
+             USING unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                 AS k (entity_id, attr, dataset_id, observed_at)
+             WHERE i.tenant = $1 AND i.entity_id = k.entity_id AND i.attr = k.attr
+                 AND i.observed_at = k.observed_at AND i.dataset_id = k.dataset_id
+             RETURNING i.entity_id, i.attr, i.dataset_id, i.observed_at, i.deleted_at",
+            &[&tenant.name(), &entity_ids, &attrs, &datasets, &observed],
+        )
+        .await
+        .map_err(backend)?;
+    for row in &rows {
+        let id: String = row.try_get("entity_id").map_err(backend)?;
+        let attr: String = row.try_get("attr").map_err(backend)?;
+        touched.extend(series_hour(
+            &id,
+            &attr,
+            row.try_get("dataset_id").map_err(backend)?,
+            row.try_get("observed_at").map_err(backend)?,
+            row.try_get("deleted_at").map_err(backend)?,
+        ));
+    }
+    Ok(touched)
 }
 
 /// The column of a time property.
@@ -288,19 +390,24 @@ fn head_of(row: &Row) -> Result<TemporalHead, StoreError> {
     })
 }
 
-/// A series-hour whose rollup an edit must recompute: (attribute, dataset key, hour).
-type SeriesHour = (String, String, DateTime<Utc>);
+/// A series-hour whose rollup an edit must recompute: (entity id, attribute, dataset
+/// key, hour).
+type SeriesHour = (String, String, String, DateTime<Utc>);
 
 /// The series-hour an instance counts in, if it counts in any (see
-/// [`HourlyRollup::of`]): given its dataset key, `observedAt` and `deletedAt`.
+/// [`HourlyRollup::of`]): given its entity, attribute, dataset key, `observedAt` and
+/// `deletedAt`.
 fn series_hour(
+    id: &str,
     attr: &str,
     dataset: String,
     observed_at: Option<DateTime<Utc>>,
     deleted_at: Option<DateTime<Utc>>,
 ) -> Option<SeriesHour> {
     match (observed_at, deleted_at) {
-        (Some(observed), None) => Some((attr.to_owned(), dataset, hour_of(observed))),
+        (Some(observed), None) => {
+            Some((id.to_owned(), attr.to_owned(), dataset, hour_of(observed)))
+        }
         _ => None,
     }
 }
@@ -319,56 +426,65 @@ async fn lock_entity(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<
     .map_err(backend)
 }
 
-/// Recomputes the rollups of the given series-hours of an entity from the instances
-/// left, in time order as [`HourlyRollup::of_all`] sums them over the history.
+/// Recomputes the rollups of the given series-hours (of any entities) from the
+/// instances left, in time order as [`HourlyRollup::of_all`] sums them over each
+/// entity's history.
 async fn recompute_rollups(
     tx: &Transaction<'_>,
     tenant: &Tenant,
-    id: &str,
     keys: BTreeSet<SeriesHour>,
 ) -> Result<(), StoreError> {
     if keys.is_empty() {
         return Ok(());
     }
+    let mut entity_ids = Vec::with_capacity(keys.len());
     let mut attrs = Vec::with_capacity(keys.len());
     let mut datasets = Vec::with_capacity(keys.len());
     let mut hours = Vec::with_capacity(keys.len());
-    for (attr, dataset, hour) in keys {
+    for (id, attr, dataset, hour) in keys {
+        entity_ids.push(id);
         attrs.push(attr);
         datasets.push(dataset);
         hours.push(hour);
     }
     let name = tenant.name();
-    let key_params: [&(dyn ToSql + Sync); 5] = [&name, &id, &attrs, &datasets, &hours];
+    let key_params: [&(dyn ToSql + Sync); 5] = [&name, &entity_ids, &attrs, &datasets, &hours];
     tx.execute(
         "DELETE FROM temporal_rollups r
-         USING unnest($3::text[], $4::text[], $5::timestamptz[]) AS k (attr, dataset_id, hour)
-         WHERE r.tenant = $1 AND r.entity_id = $2 AND r.attr = k.attr
+         USING unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+             AS k (entity_id, attr, dataset_id, hour)
+         WHERE r.tenant = $1 AND r.entity_id = k.entity_id AND r.attr = k.attr
              AND r.dataset_id = k.dataset_id AND r.hour = k.hour",
         &key_params,
     )
     .await
     .map_err(backend)?;
+    // Grouped by entity (the keys are distinct, so no instance comes twice).
     let rows = tx
         .query(
-            "SELECT i.attr, i.instance_id, i.deleted_at, i.doc
-             FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS k (attr, dataset_id, hour)
-             JOIN temporal_instances i ON i.tenant = $1 AND i.entity_id = $2
+            "SELECT i.entity_id, i.attr, i.instance_id, i.deleted_at, i.doc
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                 AS k (entity_id, attr, dataset_id, hour)
+             JOIN temporal_instances i ON i.tenant = $1 AND i.entity_id = k.entity_id
                  AND i.attr = k.attr AND i.dataset_id = k.dataset_id
                  AND i.observed_at >= k.hour AND i.observed_at < k.hour + interval '1 hour'
              WHERE i.deleted_at IS NULL
-             ORDER BY i.observed_at, i.seq",
+             ORDER BY i.entity_id, i.observed_at, i.seq",
             &key_params,
         )
         .await
         .map_err(backend)?;
-    let instances = rows
-        .iter()
-        .map(|row| instance_of(tenant, id, row))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut per_entity: BTreeMap<String, Vec<TemporalInstance>> = BTreeMap::new();
+    for row in &rows {
+        let id: String = row.try_get("entity_id").map_err(backend)?;
+        let instance = instance_of(tenant, &id, row)?;
+        per_entity.entry(id).or_default().push(instance);
+    }
     let mut rollups = RollupColumns::default();
-    for rollup in HourlyRollup::of_all(&instances) {
-        rollups.push(id, rollup);
+    for (id, instances) in &per_entity {
+        for rollup in HourlyRollup::of_all(instances) {
+            rollups.push(id, rollup);
+        }
     }
     if rollups.is_empty() {
         return Ok(());
@@ -626,8 +742,9 @@ impl TemporalStore for PostgresStore {
             let deleted_at: Option<DateTime<Utc>> = row.try_get("deleted_at").map_err(backend)?;
             let old_dataset: String = row.try_get("old_dataset").map_err(backend)?;
             let old_observed = row.try_get("old_observed").map_err(backend)?;
-            keys.extend(series_hour(attr, old_dataset, old_observed, deleted_at));
+            keys.extend(series_hour(id, attr, old_dataset, old_observed, deleted_at));
             keys.extend(series_hour(
+                id,
                 attr,
                 dataset.clone(),
                 attribute.observed_at,
@@ -642,7 +759,7 @@ impl TemporalStore for PostgresStore {
         )
         .await
         .map_err(backend)?;
-        recompute_rollups(&tx, tenant, id, keys).await?;
+        recompute_rollups(&tx, tenant, keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -672,13 +789,14 @@ impl TemporalStore for PostgresStore {
         let mut keys = BTreeSet::new();
         for row in &rows {
             keys.extend(series_hour(
+                id,
                 attr,
                 row.try_get("dataset_id").map_err(backend)?,
                 row.try_get("observed_at").map_err(backend)?,
                 row.try_get("deleted_at").map_err(backend)?,
             ));
         }
-        recompute_rollups(&tx, tenant, id, keys).await?;
+        recompute_rollups(&tx, tenant, keys).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
