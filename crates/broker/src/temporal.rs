@@ -468,6 +468,10 @@ impl History {
     /// Cuts the instance histories of an answer to the instance limit, noting the
     /// attributes the cut left without instances and dropping entities it left empty.
     fn cut(&self, views: &mut Vec<TemporalView>, query: &TemporalQuery) -> Option<ContentRange> {
+        // Aggregated answers hold a value per period, however many instances made it.
+        if matches!(query.form, TemporalForm::Aggregated(_)) {
+            return None;
+        }
         let mut histories: Vec<Vec<TemporalInstance>> = views
             .iter_mut()
             .map(|v| match &mut v.body {
