@@ -1,9 +1,10 @@
 //! The background work of subscriptions: the dispatcher loop (changes → queued
-//! notifications, see `broker::notifications`) and the delivery loop, which claims the
-//! oldest due notification of each subscription and sends it on a task of its own, so
-//! one slow or dead endpoint never delays another subscription's notifications. A
-//! failed attempt is retried with exponential backoff; the queue is in the database,
-//! so a restart resumes where the last node stopped.
+//! notifications, see `broker::notifications`), the delivery loop, which claims the
+//! oldest due notifications of each subscription and sends them in order on a task of
+//! the subscription's own, so one slow or dead endpoint never delays another
+//! subscription's notifications, and the recorder, which writes the outcomes in
+//! batches. A failed attempt is retried with exponential backoff; the queue is in the
+//! database, so a restart resumes where the last node stopped.
 
 use crate::AppState;
 use broker::notifications::Dispatcher;
@@ -11,25 +12,32 @@ use chrono::{DateTime, Utc};
 use ngsi_ld::subscription::Subscription;
 use notifier::{Accept, Endpoint, Notifier, Outgoing};
 use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use store::subscriptions::{DeliveryOutcome, QueuedNotification, SharedSubscriptionStore};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-/// How often an idle loop looks for work: the delay a quiet system adds to a
-/// notification, twice (dispatch, then delivery). Measured: 10 ms made things worse
-/// (each dispatch round reads every subscription, so more, smaller rounds cost more);
-/// caching the decoded subscriptions, then waking the loops on commit, come first.
+/// How often an idle loop looks for work that this process was not told of (changes
+/// committed by other nodes, retries coming due). Work done here wakes the loops at
+/// once: a committed change wakes the dispatcher, queued notifications and recorded
+/// outcomes wake the delivery loop.
 const IDLE_POLL: Duration = Duration::from_millis(50);
-/// How long a claimed notification stays ours: longer than any delivery attempt (the
-/// HTTP and MQTT time-outs are 10 s), and the longest a notification in flight when a
-/// node dies waits before another node (or the restarted one) sends it again.
+/// How long a claimed notification stays ours: longer than any attempt (the HTTP and
+/// MQTT time-outs are 10 s), and the longest a notification in flight when a node
+/// dies waits before another node (or the restarted one) sends it again. A claim
+/// still unsent when half of it is gone is released rather than sent late.
 const LEASE: Duration = Duration::from_secs(20);
-/// Deliveries in flight at once, over all subscriptions.
+/// Subscriptions being delivered to at once.
 const MAX_IN_FLIGHT: usize = 256;
+/// Notifications of one subscription claimed and sent together, in order: a backlog
+/// drains in few claims instead of one claim per notification.
+const PER_SUBSCRIPTION: usize = 32;
 /// After this many failed attempts (about a day of backoff) a notification is dropped.
 const MAX_ATTEMPTS: u32 = 20;
+/// Outcomes recorded in one transaction at most.
+const FINISH_BATCH: usize = 2048;
 
 /// The running loops; dropping this value stops them.
 pub struct Background {
@@ -51,23 +59,35 @@ pub fn start(state: &AppState) -> anyhow::Result<Background> {
         state.broker.store().clone(),
         state.broker.contexts_handle(),
     ));
-    let node = format!("renkei-{}", uuid::Uuid::new_v4());
+    let wake = Arc::new(Notify::new());
+    let (outcomes, finished) = mpsc::unbounded_channel();
     let deliveries = Deliveries {
         store: state.subscriptions.clone(),
         notifier: Notifier::new(Default::default())?,
-        node,
-        in_flight: Arc::new(Mutex::new(HashSet::new())),
+        node: format!("renkei-{}", uuid::Uuid::new_v4()),
         slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        outcomes,
+        wake: wake.clone(),
     };
+    let activity = state.subscriptions.activity();
     Ok(Background {
         tasks: vec![
-            tokio::spawn(dispatch_loop(dispatcher)),
+            tokio::spawn(dispatch_loop(dispatcher, activity, wake.clone())),
+            tokio::spawn(record_outcomes(state.subscriptions.clone(), finished, wake)),
             tokio::spawn(deliveries.run()),
         ],
     })
 }
 
-async fn dispatch_loop(dispatcher: Arc<Dispatcher>) {
+/// Sleeps until `signal` is given or the idle poll comes round.
+async fn idle(signal: &Notify) {
+    tokio::select! {
+        () = signal.notified() => {}
+        () = tokio::time::sleep(IDLE_POLL) => {}
+    }
+}
+
+async fn dispatch_loop(dispatcher: Arc<Dispatcher>, activity: Arc<Notify>, wake: Arc<Notify>) {
     let mut next_periodic = Utc::now();
     loop {
         if Utc::now() >= next_periodic {
@@ -77,8 +97,8 @@ async fn dispatch_loop(dispatcher: Arc<Dispatcher>) {
             next_periodic = Utc::now() + chrono::Duration::seconds(1);
         }
         match dispatcher.dispatch_once(Utc::now()).await {
-            Ok(0) => tokio::time::sleep(IDLE_POLL).await,
-            Ok(_) => {}
+            Ok(0) => idle(&activity).await,
+            Ok(_) => wake.notify_one(),
             Err(error) => {
                 tracing::error!(%error, "dispatching notifications failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -87,22 +107,50 @@ async fn dispatch_loop(dispatcher: Arc<Dispatcher>) {
     }
 }
 
+/// Records delivery outcomes in batches, one transaction for all that are waiting,
+/// and wakes the delivery loop: the subscriptions they free have more to send.
+async fn record_outcomes(
+    store: SharedSubscriptionStore,
+    mut finished: mpsc::UnboundedReceiver<(i64, DeliveryOutcome)>,
+    wake: Arc<Notify>,
+) {
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FINISH_BATCH {
+            match finished.try_recv() {
+                Ok(outcome) => batch.push(outcome),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = store.finish_notifications(batch).await {
+            // The leases run out and another round delivers them again (at least once).
+            tracing::error!(%error, "recording delivery outcomes failed");
+        }
+        wake.notify_one();
+    }
+}
+
 #[derive(Clone)]
 struct Deliveries {
     store: SharedSubscriptionStore,
     notifier: Notifier,
     node: String,
-    /// Notifications this node is sending now, so a claim round never starts them twice.
-    in_flight: Arc<Mutex<HashSet<i64>>>,
     slots: Arc<tokio::sync::Semaphore>,
+    outcomes: mpsc::UnboundedSender<(i64, DeliveryOutcome)>,
+    wake: Arc<Notify>,
 }
 
 impl Deliveries {
     async fn run(self) {
         loop {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                idle(&self.wake).await;
+                continue;
+            }
             let claimed = self
                 .store
-                .claim_due_notifications(&self.node, Utc::now(), LEASE, MAX_IN_FLIGHT)
+                .claim_due_notifications(&self.node, Utc::now(), LEASE, free, PER_SUBSCRIPTION)
                 .await;
             let due = match claimed {
                 Ok(due) => due,
@@ -112,55 +160,80 @@ impl Deliveries {
                     continue;
                 }
             };
-            let mut started = 0;
-            for queued in due {
-                if !self.lock().insert(queued.id) {
-                    continue;
-                }
+            if due.is_empty() {
+                idle(&self.wake).await;
+                continue;
+            }
+            for claim in by_subscription(due) {
                 let Ok(slot) = self.slots.clone().acquire_owned().await else {
                     return;
                 };
-                started += 1;
                 let this = self.clone();
                 tokio::spawn(async move {
-                    let id = queued.id;
-                    this.deliver(queued).await;
-                    this.lock().remove(&id);
+                    for outcome in this.deliver(claim).await {
+                        // The recorder outlives the loops; if it is gone, so are we.
+                        let _ = this.outcomes.send(outcome);
+                    }
                     drop(slot);
                 });
-            }
-            if started == 0 {
-                tokio::time::sleep(IDLE_POLL).await;
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    /// Sends one subscription's claim in order, stopping at the first failure (the
+    /// rest are released to wait behind the failed one, so the order holds) or when
+    /// half the lease is spent (so that a slow endpoint never has its notifications
+    /// claimed by another node while this one still sends them).
+    async fn deliver(&self, claim: Vec<QueuedNotification>) -> Vec<(i64, DeliveryOutcome)> {
+        let Some(first) = claim.first() else {
+            return Vec::new();
+        };
+        let target = match self.target(first).await {
+            Ok(target) => target,
+            Err(failure) => {
+                let mut outcomes = vec![(first.id, self.failed(first, failure))];
+                outcomes.extend(claim[1..].iter().map(|q| (q.id, DeliveryOutcome::Released)));
+                return outcomes;
+            }
+        };
+        let mut outcomes = Vec::with_capacity(claim.len());
+        let mut failed = false;
+        let deadline = tokio::time::Instant::now() + LEASE / 2;
+        for queued in &claim {
+            if failed || tokio::time::Instant::now() >= deadline {
+                outcomes.push((queued.id, DeliveryOutcome::Released));
+                continue;
+            }
+            let outcome = match self.send(&target, queued).await {
+                Ok(()) => DeliveryOutcome::Delivered { at: Utc::now() },
+                Err(failure) => {
+                    failed = true;
+                    self.failed(queued, failure)
+                }
+            };
+            outcomes.push((queued.id, outcome));
+        }
+        outcomes
     }
 
-    async fn deliver(&self, queued: QueuedNotification) {
-        let outcome = match self.attempt(&queued).await {
-            Ok(()) => DeliveryOutcome::Delivered { at: Utc::now() },
-            Err(Failure::Gone) => DeliveryOutcome::Failed {
-                at: Utc::now(),
+    fn failed(&self, queued: &QueuedNotification, failure: Failure) -> DeliveryOutcome {
+        let now = Utc::now();
+        match failure {
+            Failure::Gone => DeliveryOutcome::Failed {
+                at: now,
                 retry_at: None,
             },
-            Err(Failure::Retry(reason)) => {
+            Failure::Retry(reason) => {
                 tracing::info!(subscription = %queued.subscription_id, attempt = queued.attempts + 1, %reason, "notification not delivered");
-                let now = Utc::now();
                 let retry_at =
                     (queued.attempts + 1 < MAX_ATTEMPTS).then(|| retry_time(now, queued.attempts));
                 DeliveryOutcome::Failed { at: now, retry_at }
             }
-        };
-        if let Err(error) = self.store.finish_notification(queued.id, outcome).await {
-            // The lease runs out and another round delivers it again (at least once).
-            tracing::error!(%error, "recording a delivery failed");
         }
     }
 
-    async fn attempt(&self, queued: &QueuedNotification) -> Result<(), Failure> {
+    /// Where and how a subscription's notifications go, read once per claim.
+    async fn target(&self, queued: &QueuedNotification) -> Result<Target, Failure> {
         let stored = self
             .store
             .get_subscription(&queued.tenant, &queued.subscription_id)
@@ -173,17 +246,46 @@ impl Deliveries {
             Some(url) => url.clone(),
             None => context_url(&subscription.context),
         };
+        Ok(Target { endpoint, context })
+    }
+
+    async fn send(&self, target: &Target, queued: &QueuedNotification) -> Result<(), Failure> {
         let tenant = (!queued.tenant.is_default()).then(|| queued.tenant.name());
         let outgoing = Outgoing {
             notification: &queued.payload,
-            context_url: &context,
+            context_url: &target.context,
             tenant,
         };
         self.notifier
-            .deliver(&endpoint, outgoing)
+            .deliver(&target.endpoint, outgoing)
             .await
             .map_err(|e| Failure::Retry(e.to_string()))
     }
+}
+
+struct Target {
+    endpoint: Endpoint,
+    context: String,
+}
+
+/// A claim split per subscription, each part in id order (the claim's own order).
+fn by_subscription(claimed: Vec<QueuedNotification>) -> Vec<Vec<QueuedNotification>> {
+    let mut groups: Vec<Vec<QueuedNotification>> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for queued in claimed {
+        let key = (
+            queued.tenant.name().to_owned(),
+            queued.subscription_id.clone(),
+        );
+        match index.get(&key) {
+            Some(&i) => groups[i].push(queued),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![queued]);
+            }
+        }
+    }
+    groups
 }
 
 enum Failure {

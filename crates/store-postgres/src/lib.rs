@@ -54,6 +54,9 @@ const MAX_CHUNK: usize = 4096;
 pub struct PostgresStore {
     pool: Pool,
     upkeep: Arc<upkeep::Upkeep>,
+    /// Woken after a commit that logged entity changes or queued notifications
+    /// (`SubscriptionStore::activity`); shared by every clone of the store.
+    activity: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -121,6 +124,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             upkeep: upkeep::Upkeep::new(),
+            activity: Arc::new(tokio::sync::Notify::new()),
         };
         let mut client = store.client().await?;
         migrations::run(&mut client).await?;
@@ -397,11 +401,16 @@ impl EntityStore for PostgresStore {
             replaces: false,
         };
         temporal::record(&tx, tenant, now, vec![history]).await?;
-        if subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+        let logged = subscriptions::tenant_has_subscriptions(&*tx, tenant).await?;
+        if logged {
             let change = (entity.id.clone(), None, Some(entity_to_doc(&entity)));
             subscriptions::log_changes(&tx, tenant, vec![change]).await?;
         }
         tx.commit().await.map_err(backend)?;
+        // Only once committed: a woken dispatcher must find the change.
+        if logged {
+            self.activity.notify_one();
+        }
         self.upkeep.note_writes(&self.pool, 1);
         Ok(())
     }
@@ -513,7 +522,9 @@ impl EntityStore for PostgresStore {
             results.push(Ok(write));
         }
         temporal::record(&tx, tenant, now, history).await?;
-        if !written.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+        let logged =
+            !written.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await?;
+        if logged {
             let changes = written
                 .into_iter()
                 .map(|(id, before, index)| {
@@ -527,6 +538,9 @@ impl EntityStore for PostgresStore {
             subscriptions::log_changes(&tx, tenant, changes).await?;
         }
         tx.commit().await.map_err(backend)?;
+        if logged {
+            self.activity.notify_one();
+        }
         let written = results
             .iter()
             .filter(|r| matches!(r, Ok(Write::Put(_))))
@@ -667,6 +681,9 @@ impl EntityStore for PostgresStore {
             }
             record_deletions(&tx, tenant, &gone).await?;
             tx.commit().await.map_err(backend)?;
+            if logged && !gone.is_empty() {
+                self.activity.notify_one();
+            }
             return Ok(u64::try_from(gone.len()).unwrap_or(u64::MAX));
         }
         // Lock the candidates while deciding, so what is deleted is what matched.
@@ -703,7 +720,9 @@ impl EntityStore for PostgresStore {
             .map_err(backend)?;
         let (entities, docs): (Vec<Entity>, Vec<serde_json::Value>) = doomed.into_iter().unzip();
         record_deletions(&tx, tenant, &entities).await?;
-        if !entities.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await? {
+        let logged =
+            !entities.is_empty() && subscriptions::tenant_has_subscriptions(&*tx, tenant).await?;
+        if logged {
             let changes = entities
                 .into_iter()
                 .zip(docs)
@@ -712,6 +731,9 @@ impl EntityStore for PostgresStore {
             subscriptions::log_changes(&tx, tenant, changes).await?;
         }
         tx.commit().await.map_err(backend)?;
+        if logged {
+            self.activity.notify_one();
+        }
         Ok(deleted)
     }
 

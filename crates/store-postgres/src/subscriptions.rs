@@ -9,15 +9,24 @@
 //! commit order. Only writes of tenants with subscriptions take it, at the end of
 //! their transaction; the others pay one `EXISTS` query.
 //!
-//! Claims are safe with any number of nodes: one statement picks each
-//! subscription's oldest notification, locks the picked rows `FOR UPDATE SKIP
-//! LOCKED` (a row another claimer is taking is skipped; one it has taken is looked at
-//! again, now claimed, and left out) and marks them claimed.
+//! Claims are safe with any number of nodes: one statement finds each
+//! subscription's oldest notification by skipping through the queue's index (one
+//! probe per subscription with a queue, however long the queue), locks the due and
+//! free ones `FOR UPDATE SKIP LOCKED` (a row another claimer is taking is skipped;
+//! one it has taken is looked at again, now claimed, and left out), then locks the
+//! free run right behind each head it got and marks them all claimed. Holding a
+//! subscription's head is what entitles a claimer to the rows behind it, so two
+//! claimers never hold notifications of one subscription. Outcomes are recorded
+//! many at a time, in one set-based statement.
+//!
+//! [`SubscriptionStore::activity`] is woken only after a commit that logged changes
+//! or queued notifications, so that whoever wakes finds them.
 
 use crate::{backend, ensure_tenant, to_i64, PostgresError, PostgresStore};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use store::doc::doc_to_entity;
 use store::subscriptions::{
@@ -175,59 +184,136 @@ fn notification_from_row(row: &Row) -> Result<QueuedNotification, StoreError> {
     })
 }
 
-/// Claims each subscription's oldest notification if it is due and free (see the
-/// module documentation for why two claimers never share one).
+/// Claims each subscription's oldest notification if it is due and free, and the
+/// free notifications right behind it (see the module documentation for why two
+/// claimers never share a subscription).
+///
+/// `$1` node, `$2` now, `$3` end of the lease, `$4` how many subscriptions, `$5` how
+/// many notifications behind each head at most.
 const CLAIM_SQL: &str = "
-    WITH heads AS (
-        SELECT DISTINCT ON (tenant, subscription_id) id
-        FROM notification_queue
-        ORDER BY tenant, subscription_id, id
-    ), picked AS (
-        SELECT q.id FROM notification_queue q
-        WHERE q.id IN (SELECT id FROM heads)
+    WITH RECURSIVE subs AS (
+        -- Each queued subscription's oldest notification, found by skipping through
+        -- the (tenant, subscription_id, id) index one subscription at a time: the
+        -- cost grows with the subscriptions that have a queue, not with its length.
+        (SELECT tenant, subscription_id, id FROM notification_queue
+         ORDER BY tenant, subscription_id, id LIMIT 1)
+        UNION ALL
+        SELECT n.tenant, n.subscription_id, n.id FROM subs s
+        CROSS JOIN LATERAL (
+            SELECT q.tenant, q.subscription_id, q.id FROM notification_queue q
+            WHERE (q.tenant, q.subscription_id) > (s.tenant, s.subscription_id)
+            ORDER BY q.tenant, q.subscription_id, q.id LIMIT 1
+        ) n
+    ), heads AS (
+        SELECT q.id, q.tenant, q.subscription_id FROM notification_queue q
+        WHERE q.id IN (SELECT id FROM subs)
           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= $2)
           AND (q.claimed_by IS NULL OR q.claim_until <= $2)
         ORDER BY q.id
         LIMIT $4
         FOR UPDATE SKIP LOCKED
+    ), candidates AS (
+        -- The notifications right behind each head, numbered from 1. Nobody else can
+        -- be claiming them: a claim of this subscription needs its head, locked above.
+        SELECT f.id, h.id AS head,
+            row_number() OVER (PARTITION BY h.id ORDER BY f.id) AS n
+        FROM heads h
+        CROSS JOIN LATERAL (
+            SELECT q.id FROM notification_queue q
+            WHERE q.tenant = h.tenant AND q.subscription_id = h.subscription_id
+              AND q.id > h.id
+            ORDER BY q.id LIMIT $5
+        ) f
+    ), locked AS (
+        -- Those still free once locked (one a late deliverer is finishing is skipped
+        -- rather than waited for: waiting could deadlock with it).
+        SELECT q.id FROM notification_queue q
+        WHERE q.id IN (SELECT id FROM candidates)
+          AND (q.claimed_by IS NULL OR q.claim_until <= $2)
+        FOR UPDATE SKIP LOCKED
+    ), runs AS (
+        -- Consecutive: the run behind each head ends at the first one not taken.
+        SELECT c.id, count(*) FILTER (WHERE l.id IS NULL)
+            OVER (PARTITION BY c.head ORDER BY c.n) AS gaps
+        FROM candidates c LEFT JOIN locked l ON l.id = c.id
+    ), followers AS (
+        SELECT id FROM runs WHERE gaps = 0
     ), claimed AS (
         UPDATE notification_queue q SET claimed_by = $1, claim_until = $3
-        FROM picked WHERE q.id = picked.id
+        WHERE q.id IN (SELECT id FROM heads UNION ALL SELECT id FROM followers)
         RETURNING q.id, q.tenant, q.subscription_id, q.payload, q.attempts, q.created_at
     ), sent AS (
         -- A claimed notification is being sent: timesSent counts attempts (failed ones
         -- too, as the specification says), counted before the send so that a receiver
         -- asking at once already sees it.
-        UPDATE subscriptions s SET times_sent = s.times_sent + 1, last_notification = $2
-        FROM claimed WHERE s.tenant = claimed.tenant AND s.id = claimed.subscription_id
+        UPDATE subscriptions s SET times_sent = s.times_sent + c.n, last_notification = $2
+        FROM (SELECT tenant, subscription_id, count(*) AS n FROM claimed
+              GROUP BY tenant, subscription_id) c
+        WHERE s.tenant = c.tenant AND s.id = c.subscription_id
     )
     SELECT id, tenant, subscription_id, payload, attempts, created_at FROM claimed";
 
-/// The status update of an outcome, applied to the subscription of the queue row
-/// the `touched` part of the statement returns.
-const DELIVERED_SQL: &str = "
-    WITH touched AS (
-        DELETE FROM notification_queue WHERE id = $1 RETURNING tenant, subscription_id
-    )
-    UPDATE subscriptions s SET last_success = $2, consecutive_failures = 0
-    FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
+/// The outcome kinds as [`FINISH_SQL`] reads them.
+const DELIVERED: &str = "delivered";
+const RETRY: &str = "retry";
+const DROPPED: &str = "dropped";
+const RELEASED: &str = "released";
 
-const FAILED_SQL: &str = "
-    UPDATE subscriptions s SET times_failed = s.times_failed + 1,
-        last_failure = $2, consecutive_failures = s.consecutive_failures + 1
-    FROM touched WHERE s.tenant = touched.tenant AND s.id = touched.subscription_id";
-
-const RETRY_SQL: &str = "
-    WITH touched AS (
-        UPDATE notification_queue SET attempts = attempts + 1, next_attempt_at = $3,
+/// Records many outcomes in one statement: `$1` ids, `$2` kinds, `$3` times of the
+/// attempts, `$4` retry times, in the order given, which is the order the status
+/// changes apply in (a delivery resets the consecutive failures, a failure after it
+/// counts again). An id given twice counts once; an id no longer queued not at all.
+const FINISH_SQL: &str = "
+    WITH given AS (
+        SELECT DISTINCT ON (u.id) u.id, u.kind, u.at, u.retry_at, u.n
+        FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+            WITH ORDINALITY AS u (id, kind, at, retry_at, n)
+        ORDER BY u.id, u.n
+    ), removed AS (
+        DELETE FROM notification_queue q USING given g
+        WHERE q.id = g.id AND g.kind IN ('delivered', 'dropped')
+        RETURNING q.id, q.tenant, q.subscription_id
+    ), kept AS (
+        -- A retry counts the attempt and waits; a release leaves both as they were.
+        UPDATE notification_queue q SET
+            attempts = CASE WHEN g.kind = 'retry' THEN q.attempts + 1 ELSE q.attempts END,
+            next_attempt_at = CASE WHEN g.kind = 'retry' THEN g.retry_at
+                                   ELSE q.next_attempt_at END,
             claimed_by = NULL, claim_until = NULL
-        WHERE id = $1 RETURNING tenant, subscription_id
-    )";
-
-const DROP_SQL: &str = "
-    WITH touched AS (
-        DELETE FROM notification_queue WHERE id = $1 RETURNING tenant, subscription_id
-    )";
+        FROM given g
+        WHERE q.id = g.id AND g.kind IN ('retry', 'released')
+        RETURNING q.id, q.tenant, q.subscription_id
+    ), touched AS (
+        SELECT t.tenant, t.subscription_id, g.kind, g.at, g.n
+        FROM (SELECT * FROM removed UNION ALL SELECT * FROM kept) t
+        JOIN given g ON g.id = t.id
+    ), per_subscription AS (
+        SELECT tenant, subscription_id,
+            count(*) FILTER (WHERE kind = 'released') AS released,
+            count(*) FILTER (WHERE kind IN ('retry', 'dropped')) AS failed,
+            (array_agg(at ORDER BY n DESC) FILTER (WHERE kind = 'delivered'))[1]
+                AS last_success,
+            (array_agg(at ORDER BY n DESC) FILTER (WHERE kind IN ('retry', 'dropped')))[1]
+                AS last_failure,
+            max(n) FILTER (WHERE kind = 'delivered') AS last_delivered
+        FROM touched GROUP BY tenant, subscription_id
+    ), failures_after AS (
+        SELECT p.*, (SELECT count(*) FROM touched t
+                     WHERE t.tenant = p.tenant AND t.subscription_id = p.subscription_id
+                       AND t.kind IN ('retry', 'dropped')
+                       AND t.n > coalesce(p.last_delivered, 0)) AS trailing
+        FROM per_subscription p
+    )
+    UPDATE subscriptions s SET
+        times_sent = greatest(s.times_sent - f.released, 0),
+        times_failed = s.times_failed + f.failed,
+        last_success = coalesce(f.last_success, s.last_success),
+        last_failure = coalesce(f.last_failure, s.last_failure),
+        consecutive_failures = CASE WHEN f.last_delivered IS NULL
+            THEN s.consecutive_failures + f.trailing::integer
+            ELSE f.trailing::integer END
+    FROM failures_after f
+    WHERE s.tenant = f.tenant AND s.id = f.subscription_id";
 
 #[async_trait]
 impl SubscriptionStore for PostgresStore {
@@ -427,6 +513,8 @@ impl SubscriptionStore for PostgresStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
+        // Only once committed: a woken delivery worker must find the notifications.
+        self.activity.notify_one();
         Ok(true)
     }
 
@@ -436,11 +524,14 @@ impl SubscriptionStore for PostgresStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        per_subscription: usize,
     ) -> Result<Vec<QueuedNotification>, StoreError> {
         let client = self.client().await?;
         let until = lease_end(now, lease);
+        // The head is always claimed; these are the ones behind it.
+        let behind = to_i64(per_subscription.saturating_sub(1));
         let mut claimed = client
-            .query(CLAIM_SQL, &[&node, &now, &until, &to_i64(limit)])
+            .query(CLAIM_SQL, &[&node, &now, &until, &to_i64(limit), &behind])
             .await
             .map_err(backend)?
             .iter()
@@ -451,28 +542,44 @@ impl SubscriptionStore for PostgresStore {
         Ok(claimed)
     }
 
-    async fn finish_notification(
+    async fn finish_notifications(
         &self,
-        id: i64,
-        outcome: DeliveryOutcome,
+        outcomes: Vec<(i64, DeliveryOutcome)>,
     ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(outcomes.len());
+        let mut kinds = Vec::with_capacity(outcomes.len());
+        let mut ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(outcomes.len());
+        let mut retries: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            let (kind, at, retry_at) = match outcome {
+                DeliveryOutcome::Delivered { at } => (DELIVERED, Some(at), None),
+                DeliveryOutcome::Failed {
+                    at,
+                    retry_at: Some(retry_at),
+                } => (RETRY, Some(at), Some(retry_at)),
+                DeliveryOutcome::Failed { at, retry_at: None } => (DROPPED, Some(at), None),
+                DeliveryOutcome::Released => (RELEASED, None, None),
+            };
+            ids.push(id);
+            kinds.push(kind);
+            ats.push(at);
+            retries.push(retry_at);
+        }
+        // One statement, so one transaction: the queue rows and the status changes
+        // together, and rows already gone (finished twice, subscription deleted)
+        // change nothing.
         let client = self.client().await?;
-        // One statement each: the queue row and the status change together, and a
-        // row already gone (finished twice, subscription deleted) changes nothing.
-        let done = match outcome {
-            DeliveryOutcome::Delivered { at } => client.execute(DELIVERED_SQL, &[&id, &at]).await,
-            DeliveryOutcome::Failed {
-                at,
-                retry_at: Some(retry_at),
-            } => {
-                let sql = format!("{RETRY_SQL} {FAILED_SQL}");
-                client.execute(&sql, &[&id, &at, &retry_at]).await
-            }
-            DeliveryOutcome::Failed { at, retry_at: None } => {
-                let sql = format!("{DROP_SQL} {FAILED_SQL}");
-                client.execute(&sql, &[&id, &at]).await
-            }
-        };
-        done.map(drop).map_err(backend)
+        client
+            .execute(FINISH_SQL, &[&ids, &kinds, &ats, &retries])
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn activity(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.activity)
     }
 }

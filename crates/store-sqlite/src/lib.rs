@@ -409,17 +409,18 @@ impl EntityStore for SqliteStore {
         let history = temporal::HistoryRows::new(&instances_of_change(None, Some(&entity), now));
         let subscribed = self.writer.subscribed_tenants();
         self.writer
-            .run(move |tx| {
+            .run_signalling(move |tx| {
                 if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
                 writer::ensure_tenant(tx, &tenant)?;
                 writer::put_entity(tx, &tenant, &rows)?;
                 temporal::record(tx, &tenant, &head, &history, now)?;
-                if subscribed.check(tx, &tenant)? {
+                let logged = subscribed.check(tx, &tenant)?;
+                if logged {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;
                 }
-                Ok(())
+                Ok(((), logged))
             })
             .await
     }
@@ -446,10 +447,12 @@ impl EntityStore for SqliteStore {
             })
             .collect();
         self.writer
-            .run(move |tx| {
+            .run_signalling(move |tx| {
                 let now = temporal::now();
                 let mut results = Vec::with_capacity(modifications.len());
                 let mut wrote = false;
+                // Whether a change row was logged: the dispatcher is then woken.
+                let mut logged = false;
                 for (id, apply, given) in modifications {
                     let id = &id;
                     // The stored text is kept as the change log's `before`.
@@ -469,6 +472,7 @@ impl EntityStore for SqliteStore {
                             let rows = writer::EntityRows::new(entity);
                             writer::put_entity(tx, &tenant, &rows)?;
                             if subscribed.check(tx, &tenant)? {
+                                logged = true;
                                 let before = stored.as_deref();
                                 writer::log_change(tx, &tenant, id, before, Some(rows.doc()))?;
                             }
@@ -484,6 +488,7 @@ impl EntityStore for SqliteStore {
                             wrote = true;
                             if writer::delete_entity(tx, &tenant, id)? {
                                 if subscribed.check(tx, &tenant)? {
+                                    logged = true;
                                     writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;
                                 }
                                 // Deleted, so it was stored: `before` is it, unless a
@@ -511,7 +516,7 @@ impl EntityStore for SqliteStore {
                 if wrote {
                     writer::ensure_tenant(tx, &tenant)?;
                 }
-                Ok(results)
+                Ok((results, logged))
             })
             .await
     }
@@ -550,7 +555,7 @@ impl EntityStore for SqliteStore {
         let (tenant, query) = (tenant.clone(), query.clone());
         let subscribed = self.writer.subscribed_tenants();
         self.writer
-            .run(move |tx| {
+            .run_signalling(move |tx| {
                 let logged = subscribed.check(tx, &tenant)?;
                 let now = temporal::now();
                 // The entities are kept for their deletion records and the change log.
@@ -575,7 +580,7 @@ impl EntityStore for SqliteStore {
                         now,
                     )?;
                 }
-                Ok(doomed.len() as u64)
+                Ok((doomed.len() as u64, logged && !doomed.is_empty()))
             })
             .await
     }

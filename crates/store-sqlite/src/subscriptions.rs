@@ -10,14 +10,16 @@ use crate::columns::{json_at, opt_time_at, stamp, time_at, unreadable};
 use crate::{decode, writer, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use store::subscriptions::{
     DeliveryOutcome, DeliveryStatus, EntityChange, NewNotification, QueuedNotification,
     StoredSubscription, SubscriptionStore,
 };
 use store::{StoreError, Tenant};
+use tokio::sync::Notify;
 
 fn count_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let n: i64 = row.get(index)?;
@@ -120,6 +122,182 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
         rusqlite::Error::SqliteFailure(e, _)
             if e.code == rusqlite::ErrorCode::ConstraintViolation
     )
+}
+
+/// The head (oldest notification) of every subscription with something queued, kept
+/// when it is due and free at `?1`, oldest first, at most `?2`. The heads are found
+/// by skipping through the `(tenant, subscription_id, id)` index one subscription at
+/// a time (a seek each), so the cost follows the number of subscriptions with queued
+/// notifications, not the length of the queue: a `GROUP BY` would read every entry
+/// of the index at every claim, and a backlog would make each claim slower still.
+/// The next subscription is looked for in the same tenant first, then in the next
+/// tenants, each a range of the index (a row-value comparison over both columns is
+/// not used as a range by SQLite here). `coalesce` evaluates its second argument
+/// only when the first is NULL.
+const DUE_HEADS: &str = "
+    WITH RECURSIVE heads(id) AS (
+        SELECT (SELECT id FROM notification_queue
+                ORDER BY tenant, subscription_id, id LIMIT 1)
+        UNION ALL
+        SELECT coalesce(
+            (SELECT q.id FROM notification_queue q
+             WHERE q.tenant = h.tenant AND q.subscription_id > h.subscription_id
+             ORDER BY q.subscription_id, q.id LIMIT 1),
+            (SELECT q.id FROM notification_queue q
+             WHERE q.tenant > h.tenant
+             ORDER BY q.tenant, q.subscription_id, q.id LIMIT 1))
+        FROM heads JOIN notification_queue h ON h.id = heads.id
+    )
+    SELECT q.id, q.tenant, q.subscription_id
+    FROM heads JOIN notification_queue q ON q.id = heads.id
+    WHERE (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1)
+      AND (q.claimed_by IS NULL OR q.claim_until <= ?1)
+    ORDER BY q.id LIMIT ?2";
+
+/// A subscription's notifications from its head on, in order, each with whether it
+/// may be claimed at `?4` (due and free); the claim stops at the first that may not.
+const RUN_FROM_HEAD: &str = "
+    SELECT id, tenant, subscription_id, payload, attempts, created_at,
+           (next_attempt_at IS NULL OR next_attempt_at <= ?4)
+               AND (claimed_by IS NULL OR claim_until <= ?4)
+    FROM notification_queue
+    WHERE tenant = ?1 AND subscription_id = ?2 AND id >= ?3
+    ORDER BY id LIMIT ?5";
+
+/// Claims, inside the writer's transaction, what
+/// [`SubscriptionStore::claim_due_notifications`] describes.
+fn claim_in(
+    tx: &Transaction<'_>,
+    node: &str,
+    now: &str,
+    until: &str,
+    limit: usize,
+    per_subscription: usize,
+) -> Result<Vec<QueuedNotification>, StoreError> {
+    // Asking for none after the head still hands out the head: a claim of nothing
+    // would leave the queue stuck.
+    let per_subscription = to_i64(per_subscription.max(1));
+    let heads: Vec<(i64, String, String)> = {
+        let mut statement = tx.prepare_cached(DUE_HEADS).map_err(StoreError::backend)?;
+        let rows = statement
+            .query_map(params![now, to_i64(limit)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(StoreError::backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::backend);
+        rows?
+    };
+    let mut run = tx
+        .prepare_cached(RUN_FROM_HEAD)
+        .map_err(StoreError::backend)?;
+    // A run is consecutive in the subscription's queue: one range of its index.
+    let mut hold = tx
+        .prepare_cached(
+            "UPDATE notification_queue SET claimed_by = ?1, claim_until = ?2
+             WHERE tenant = ?3 AND subscription_id = ?4 AND id BETWEEN ?5 AND ?6",
+        )
+        .map_err(StoreError::backend)?;
+    // A claimed notification is being sent: `timesSent` counts attempts (the
+    // specification counts failed ones too), and counting before the send means a
+    // receiver that asks at once already sees it.
+    let mut sent = tx
+        .prepare_cached(
+            "UPDATE subscriptions SET times_sent = times_sent + ?3, last_notification = ?4
+             WHERE tenant = ?1 AND id = ?2",
+        )
+        .map_err(StoreError::backend)?;
+    let mut claimed = Vec::new();
+    for (head, tenant, subscription_id) in heads {
+        let mut rows = run
+            .query(params![
+                tenant,
+                subscription_id,
+                head,
+                now,
+                per_subscription
+            ])
+            .map_err(StoreError::backend)?;
+        let start = claimed.len();
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let ready: bool = row.get(6).map_err(StoreError::backend)?;
+            if !ready {
+                break;
+            }
+            claimed.push(row_to_notification(row).map_err(StoreError::backend)?);
+        }
+        drop(rows);
+        let Some(last) = claimed.last().filter(|_| claimed.len() > start) else {
+            continue;
+        };
+        hold.execute(params![node, until, tenant, subscription_id, head, last.id])
+            .map_err(StoreError::backend)?;
+        let count = to_i64(claimed.len() - start);
+        sent.execute(params![tenant, subscription_id, count, now])
+            .map_err(StoreError::backend)?;
+    }
+    // Each subscription's run is in order; the runs are merged into id order.
+    claimed.sort_by_key(|n| n.id);
+    Ok(claimed)
+}
+
+/// Records one outcome inside the writer's transaction; an id no longer queued
+/// (finished twice, or its subscription deleted) leaves nothing to record.
+fn finish_in(tx: &Transaction<'_>, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError> {
+    let (queue_sql, status_sql, at, retry_at) = match outcome {
+        DeliveryOutcome::Delivered { at } => (
+            "DELETE FROM notification_queue WHERE id = ?1 RETURNING tenant, subscription_id",
+            "UPDATE subscriptions SET last_success = ?3, consecutive_failures = 0
+             WHERE tenant = ?1 AND id = ?2",
+            Some(at),
+            None,
+        ),
+        DeliveryOutcome::Failed { at, retry_at } => (
+            if retry_at.is_some() {
+                "UPDATE notification_queue SET attempts = attempts + 1,
+                     next_attempt_at = ?2, claimed_by = NULL, claim_until = NULL
+                 WHERE id = ?1
+                 RETURNING tenant, subscription_id"
+            } else {
+                "DELETE FROM notification_queue WHERE id = ?1 RETURNING tenant, subscription_id"
+            },
+            "UPDATE subscriptions SET times_failed = times_failed + 1,
+                 last_failure = ?3,
+                 consecutive_failures = consecutive_failures + 1
+             WHERE tenant = ?1 AND id = ?2",
+            Some(at),
+            retry_at,
+        ),
+        // Not attempted: free again, due as it was, and no longer counted as sent
+        // (its claim counted it).
+        DeliveryOutcome::Released => (
+            "UPDATE notification_queue SET claimed_by = NULL, claim_until = NULL
+             WHERE id = ?1
+             RETURNING tenant, subscription_id",
+            "UPDATE subscriptions SET times_sent = max(times_sent - 1, 0)
+             WHERE tenant = ?1 AND id = ?2",
+            None,
+            None,
+        ),
+    };
+    let owner: Option<(String, String)> = {
+        let mut statement = tx.prepare_cached(queue_sql).map_err(StoreError::backend)?;
+        let owner = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let found = match retry_at {
+            Some(retry_at) => statement.query_row(params![id, stamp(retry_at)], owner),
+            None => statement.query_row([id], owner),
+        };
+        found.optional().map_err(StoreError::backend)?
+    };
+    if let Some((tenant, subscription_id)) = owner {
+        let mut statement = tx.prepare_cached(status_sql).map_err(StoreError::backend)?;
+        match at {
+            Some(at) => statement.execute(params![tenant, subscription_id, stamp(at)]),
+            None => statement.execute(params![tenant, subscription_id]),
+        }
+        .map_err(StoreError::backend)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -282,13 +460,13 @@ impl SubscriptionStore for SqliteStore {
         to: i64,
     ) -> Result<bool, StoreError> {
         self.writer
-            .run(move |tx| {
+            .run_signalling(move |tx| {
                 let current: i64 = tx
                     .prepare_cached("SELECT seq FROM dispatch_cursor")
                     .and_then(|mut s| s.query_row([], |row| row.get(0)))
                     .map_err(StoreError::backend)?;
                 if current != from {
-                    return Ok(false);
+                    return Ok((false, false));
                 }
                 let now = stamp(Utc::now());
                 // A notification for a subscription deleted since it was matched is
@@ -316,7 +494,8 @@ impl SubscriptionStore for SqliteStore {
                 tx.prepare_cached("DELETE FROM entity_changes WHERE seq <= ?1")
                     .and_then(|mut s| s.execute([to]))
                     .map_err(StoreError::backend)?;
-                Ok(true)
+                // The delivery workers are woken once this commits.
+                Ok((true, true))
             })
             .await
     }
@@ -327,119 +506,115 @@ impl SubscriptionStore for SqliteStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        per_subscription: usize,
     ) -> Result<Vec<QueuedNotification>, StoreError> {
         let node = node.to_owned();
-        let (now_text, until) = (stamp(now), stamp(lease_end(now, lease)));
+        let (now, until) = (stamp(now), stamp(lease_end(now, lease)));
         self.writer
-            .run(move |tx| {
-                // The head of each subscription's queue, if it is due and free: a
-                // later notification waits behind it whatever its own state.
-                let claimed = {
-                    let mut statement = tx
-                        .prepare_cached(
-                            "UPDATE notification_queue
-                             SET claimed_by = ?1, claim_until = ?3
-                             WHERE id IN (
-                                 SELECT q.id FROM notification_queue q
-                                 WHERE q.id IN (SELECT min(id) FROM notification_queue
-                                                GROUP BY tenant, subscription_id)
-                                   AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?2)
-                                   AND (q.claimed_by IS NULL OR q.claim_until <= ?2)
-                                 ORDER BY q.id LIMIT ?4)
-                             RETURNING id, tenant, subscription_id, payload, attempts, created_at",
-                        )
-                        .map_err(StoreError::backend)?;
-                    let rows = statement
-                        .query_map(
-                            params![node, now_text, until, to_i64(limit)],
-                            row_to_notification,
-                        )
-                        .map_err(StoreError::backend)?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(StoreError::backend);
-                    rows
-                };
-                let mut claimed = claimed?;
-                // RETURNING gives rows in no promised order.
-                claimed.sort_by_key(|n| n.id);
-                // A claimed notification is being sent: `timesSent` counts attempts
-                // (the specification counts failed ones too), and counting before the
-                // send means a receiver that asks at once already sees it.
-                let mut sent = tx
-                    .prepare_cached(
-                        "UPDATE subscriptions SET times_sent = times_sent + 1,
-                             last_notification = ?3
-                         WHERE tenant = ?1 AND id = ?2",
-                    )
-                    .map_err(StoreError::backend)?;
-                for notification in &claimed {
-                    sent.execute(params![
-                        notification.tenant.name(),
-                        notification.subscription_id,
-                        now_text
-                    ])
-                    .map_err(StoreError::backend)?;
-                }
-                Ok(claimed)
-            })
+            .run(move |tx| claim_in(tx, &node, &now, &until, limit, per_subscription))
             .await
     }
 
-    async fn finish_notification(
+    async fn finish_notifications(
         &self,
-        id: i64,
-        outcome: DeliveryOutcome,
+        outcomes: Vec<(i64, DeliveryOutcome)>,
     ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         self.writer
             .run(move |tx| {
-                let (queue_sql, status_sql, at, retry_at) = match outcome {
-                    DeliveryOutcome::Delivered { at } => (
-                        "DELETE FROM notification_queue WHERE id = ?1
-                         RETURNING tenant, subscription_id",
-                        "UPDATE subscriptions SET last_success = ?3, consecutive_failures = 0
-                         WHERE tenant = ?1 AND id = ?2",
-                        at,
-                        None,
-                    ),
-                    DeliveryOutcome::Failed { at, retry_at } => (
-                        if retry_at.is_some() {
-                            "UPDATE notification_queue SET attempts = attempts + 1,
-                                 next_attempt_at = ?2, claimed_by = NULL, claim_until = NULL
-                             WHERE id = ?1
-                             RETURNING tenant, subscription_id"
-                        } else {
-                            "DELETE FROM notification_queue WHERE id = ?1
-                             RETURNING tenant, subscription_id"
-                        },
-                        "UPDATE subscriptions SET times_failed = times_failed + 1,
-                             last_failure = ?3,
-                             consecutive_failures = consecutive_failures + 1
-                         WHERE tenant = ?1 AND id = ?2",
-                        at,
-                        retry_at,
-                    ),
-                };
-                let owner: Option<(String, String)> = {
-                    let mut statement =
-                        tx.prepare_cached(queue_sql).map_err(StoreError::backend)?;
-                    let found = match retry_at {
-                        Some(retry_at) => statement
-                            .query_row(params![id, stamp(retry_at)], |row| {
-                                Ok((row.get(0)?, row.get(1)?))
-                            }),
-                        None => statement.query_row([id], |row| Ok((row.get(0)?, row.get(1)?))),
-                    };
-                    found.optional().map_err(StoreError::backend)?
-                };
-                // Gone already (finished twice, or its subscription was deleted):
-                // there is nothing left to record.
-                if let Some((tenant, subscription_id)) = owner {
-                    tx.prepare_cached(status_sql)
-                        .and_then(|mut s| s.execute(params![tenant, subscription_id, stamp(at)]))
-                        .map_err(StoreError::backend)?;
+                for (id, outcome) in outcomes {
+                    finish_in(tx, id, outcome)?;
                 }
                 Ok(())
             })
             .await
+    }
+
+    fn activity(&self) -> Arc<Notify> {
+        self.writer.activity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ngsi_ld::model::Entity;
+    use store::EntityStore;
+
+    fn plan(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = statement
+            .query_map(args, |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        details.join("\n")
+    }
+
+    /// The claim runs at every delivery round: it must seek through the index, never
+    /// read the whole queue (which a backlog makes long).
+    #[test]
+    fn claims_seek_through_the_queue_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let heads = plan(&conn, DUE_HEADS, params!["now", 10]);
+        assert!(
+            heads.contains("(tenant=? AND subscription_id>?)") && heads.contains("(tenant>?)"),
+            "{heads}"
+        );
+        let run = plan(&conn, RUN_FROM_HEAD, params!["t", "s", 1, "now", 3]);
+        assert!(
+            run.contains("(tenant=? AND subscription_id=? AND id>?)"),
+            "{run}"
+        );
+    }
+
+    #[tokio::test]
+    async fn activity_is_woken_after_commits_that_log_changes_or_queue_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("renkei.db"))
+            .await
+            .unwrap();
+        let activity = store.activity();
+        let woken = || async {
+            tokio::time::timeout(Duration::from_millis(100), activity.notified())
+                .await
+                .is_ok()
+        };
+        let (quiet, watched) = (Tenant::named("quiet"), Tenant::named("watched"));
+        let entity = |id: &str| Entity::new(id, vec!["https://example.org/T".into()]);
+        store
+            .create_entity(&quiet, entity("urn:e:1"))
+            .await
+            .unwrap();
+        assert!(!woken().await, "no subscription, no change logged");
+        store
+            .create_subscription(&watched, "urn:s:1", &serde_json::json!({}))
+            .await
+            .unwrap();
+        assert!(!woken().await, "a subscription alone logs no change");
+        store
+            .create_entity(&watched, entity("urn:e:1"))
+            .await
+            .unwrap();
+        assert!(woken().await, "a logged change wakes");
+        assert!(store
+            .create_entity(&watched, entity("urn:e:1"))
+            .await
+            .is_err());
+        assert!(!woken().await, "a failed write logs nothing");
+        let cursor = store.dispatch_cursor().await.unwrap();
+        let queued = store
+            .enqueue_notifications(Vec::new(), cursor, cursor + 1)
+            .await
+            .unwrap();
+        assert!(queued && woken().await, "queued notifications wake");
+        assert!(!store
+            .enqueue_notifications(Vec::new(), cursor, cursor + 1)
+            .await
+            .unwrap());
+        assert!(!woken().await, "a stale cursor queues nothing");
     }
 }

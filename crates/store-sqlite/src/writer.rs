@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use store::{StoreError, StoredContext, Tenant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How many queued jobs one transaction takes at most: enough to amortise the commit,
 /// few enough that the first caller in a burst does not wait long.
@@ -29,6 +29,9 @@ pub type Job = Box<dyn FnOnce(&Transaction<'_>) -> Box<dyn FnOnce(bool) + Send> 
 pub struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
     subscribed: Arc<SubscribedTenants>,
+    /// Woken after a commit that logged entity changes or queued notifications (see
+    /// [`run_signalling`](Self::run_signalling)); every handle shares the one.
+    activity: Arc<Notify>,
 }
 
 impl Writer {
@@ -46,7 +49,13 @@ impl Writer {
         Writer {
             jobs,
             subscribed: Arc::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// What the subscription loops wait on between polls.
+    pub fn activity(&self) -> Arc<Notify> {
+        Arc::clone(&self.activity)
     }
 
     /// Which tenants have subscriptions, as the writer's jobs know it (see
@@ -80,6 +89,22 @@ impl Writer {
             .send(job)
             .map_err(|_| StoreError::backend(WriterGone))?;
         answer.await.map_err(|_| StoreError::backend(WriterGone))?
+    }
+
+    /// [`run`](Self::run) for work that says, beside its result, whether it wrote
+    /// something the subscription loops act on (a change row, queued notifications):
+    /// if so, [`activity`](Self::activity) is woken once the transaction is committed.
+    /// Only a successful answer from `run` means committed, so neither a failed job
+    /// nor a failed commit wakes anyone.
+    pub async fn run_signalling<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<(T, bool), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (value, active) = self.run(work).await?;
+        if active {
+            self.activity.notify_one();
+        }
+        Ok(value)
     }
 }
 

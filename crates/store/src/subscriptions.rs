@@ -84,6 +84,9 @@ pub enum DeliveryOutcome {
         at: DateTime<Utc>,
         retry_at: Option<DateTime<Utc>>,
     },
+    /// Not attempted (a notification before it in the same claim failed): the claim
+    /// is dropped, and the claim's count in `timesSent` taken back.
+    Released,
 }
 
 #[async_trait]
@@ -134,23 +137,42 @@ pub trait SubscriptionStore: Send + Sync {
         from: i64,
         to: i64,
     ) -> Result<bool, StoreError>;
-    /// Claims, for `lease`, the oldest undelivered notification of each subscription
-    /// whose next attempt is due and that nobody holds (the claiming node included:
-    /// what it holds may be in flight); at most `limit`.
-    /// Delivering only the oldest of each subscription keeps their order.
+    /// Claims, for `lease`, the oldest undelivered notifications of each subscription
+    /// whose oldest one is due and held by nobody (the claiming node included: what
+    /// it holds may be in flight): that one and up to `per_subscription - 1` after
+    /// it, consecutive and free; for at most `limit` subscriptions, oldest heads
+    /// first. Returned in id order. Delivering a subscription's claim in order, and
+    /// nothing behind a held head, keeps its order. Each claimed notification counts
+    /// in `timesSent` and sets `lastNotification`.
     async fn claim_due_notifications(
         &self,
         node: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        per_subscription: usize,
     ) -> Result<Vec<QueuedNotification>, StoreError>;
-    /// Records the outcome of an attempt and updates the subscription's status.
+
+    /// Records the outcomes of attempts (and releases) and updates the subscriptions'
+    /// status, all in one transaction; an id no longer queued is skipped.
+    async fn finish_notifications(
+        &self,
+        outcomes: Vec<(i64, DeliveryOutcome)>,
+    ) -> Result<(), StoreError>;
+
+    /// Records the outcome of one attempt ([`finish_notifications`](Self::finish_notifications)).
     async fn finish_notification(
         &self,
         id: i64,
         outcome: DeliveryOutcome,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.finish_notifications(vec![(id, outcome)]).await
+    }
+
+    /// Woken after this process commits a change to a tenant with subscriptions (or
+    /// queues notifications), so that the loops need not wait for their next poll.
+    /// Changes committed by other nodes are found by polling alone.
+    fn activity(&self) -> Arc<tokio::sync::Notify>;
 }
 
 pub type SharedSubscriptionStore = Arc<dyn SubscriptionStore>;

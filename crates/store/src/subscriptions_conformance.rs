@@ -97,6 +97,8 @@ macro_rules! subscriptions_conformance_suite {
             deleting_a_subscription_drops_its_queue,
             concurrent_claimers_never_share_a_subscription,
             changes_become_visible_in_sequence_order,
+            claims_take_consecutive_notifications_of_each_subscription,
+            released_notifications_are_claimed_again_and_not_counted_as_sent,
         );
     };
     (@cases $new_store:expr; $($case:ident),* $(,)?) => {
@@ -229,7 +231,9 @@ async fn claim(
     now: DateTime<Utc>,
 ) -> Vec<QueuedNotification> {
     expect(
-        store.claim_due_notifications(node, now, LEASE, 100).await,
+        store
+            .claim_due_notifications(node, now, LEASE, 100, 1)
+            .await,
         "claim_due_notifications",
     )
 }
@@ -739,7 +743,9 @@ pub async fn claims_give_only_the_oldest_due_notification_of_each_subscription(
         "finish_notification",
     );
     let limited = expect(
-        store.claim_due_notifications(NODE_A, at(3), LEASE, 1).await,
+        store
+            .claim_due_notifications(NODE_A, at(3), LEASE, 1, 1)
+            .await,
         "claim_due_notifications",
     );
     assert_eq!(numbers(&limited), [("urn:s:1".to_owned(), 2)]);
@@ -1055,7 +1061,7 @@ pub async fn concurrent_claimers_never_share_a_subscription(store: &Subscription
                 assert!(rounds < 100_000, "{node} made no progress");
                 // A fixed `now` well inside every lease: a claim never expires here.
                 let claimed = store
-                    .claim_due_notifications(node, at(1), LEASE, 3)
+                    .claim_due_notifications(node, at(1), LEASE, 3, 1)
                     .await
                     .unwrap_or_else(|e| panic!("{node}: claim failed: {e}"));
                 for q in &claimed {
@@ -1173,4 +1179,132 @@ pub async fn changes_become_visible_in_sequence_order(store: &SubscriptionTestSt
             .unwrap_or_else(|e| panic!("a writer failed: {e}"));
     }
     assert_eq!(seen.len(), WRITERS * WRITES);
+}
+
+pub async fn claims_take_consecutive_notifications_of_each_subscription(
+    store: &SubscriptionTestStore,
+) {
+    let tenant = yaizu();
+    for id in ["urn:s:1", "urn:s:2"] {
+        subscribe(store, &tenant, id).await;
+    }
+    let mut queued: Vec<_> = (1..=5)
+        .map(|n| notification(&tenant, "urn:s:1", n))
+        .collect();
+    queued.extend((1..=2).map(|n| notification(&tenant, "urn:s:2", n)));
+    enqueue(store, queued).await;
+    let claimed = expect(
+        store
+            .claim_due_notifications(NODE_A, at(1), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    let mut ids: Vec<i64> = claimed.iter().map(|q| q.id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        claimed.iter().map(|q| q.id).collect::<Vec<_>>(),
+        ids,
+        "in id order"
+    );
+    let mut got = numbers(&claimed);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("urn:s:1".to_owned(), 1),
+            ("urn:s:1".to_owned(), 2),
+            ("urn:s:1".to_owned(), 3),
+            ("urn:s:2".to_owned(), 1),
+            ("urn:s:2".to_owned(), 2),
+        ]
+    );
+    assert_eq!(status_of(store, &tenant, "urn:s:1").await.times_sent, 3);
+    // Nothing behind a held head is handed out, to anyone.
+    let behind = expect(
+        store
+            .claim_due_notifications(NODE_B, at(2), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    assert!(behind.is_empty(), "{behind:?}");
+    // All outcomes recorded in one call; the rest of the queue comes next.
+    let outcomes = claimed
+        .iter()
+        .map(|q| (q.id, DeliveryOutcome::Delivered { at: at(2) }))
+        .collect();
+    expect(
+        store.finish_notifications(outcomes).await,
+        "finish_notifications",
+    );
+    let rest = expect(
+        store
+            .claim_due_notifications(NODE_B, at(3), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    assert_eq!(
+        numbers(&rest),
+        [("urn:s:1".to_owned(), 4), ("urn:s:1".to_owned(), 5)]
+    );
+    let status = status_of(store, &tenant, "urn:s:2").await;
+    assert_eq!((status.times_sent, status.last_success), (2, Some(at(2))));
+}
+
+pub async fn released_notifications_are_claimed_again_and_not_counted_as_sent(
+    store: &SubscriptionTestStore,
+) {
+    let tenant = yaizu();
+    subscribe(store, &tenant, "urn:s:1").await;
+    enqueue(
+        store,
+        (1..=3)
+            .map(|n| notification(&tenant, "urn:s:1", n))
+            .collect(),
+    )
+    .await;
+    let claimed = expect(
+        store
+            .claim_due_notifications(NODE_A, at(1), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    assert_eq!(claimed.len(), 3);
+    // The first delivered, the second failed, the third not attempted.
+    let outcomes = vec![
+        (claimed[0].id, DeliveryOutcome::Delivered { at: at(2) }),
+        (
+            claimed[1].id,
+            DeliveryOutcome::Failed {
+                at: at(2),
+                retry_at: Some(at(5)),
+            },
+        ),
+        (claimed[2].id, DeliveryOutcome::Released),
+    ];
+    expect(
+        store.finish_notifications(outcomes).await,
+        "finish_notifications",
+    );
+    let status = status_of(store, &tenant, "urn:s:1").await;
+    assert_eq!((status.times_sent, status.times_failed), (2, 1));
+    // The failed head waits for its retry; the released one waits behind it.
+    let early = expect(
+        store
+            .claim_due_notifications(NODE_B, at(4), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    assert!(early.is_empty(), "{early:?}");
+    let retried = expect(
+        store
+            .claim_due_notifications(NODE_B, at(5), LEASE, 100, 3)
+            .await,
+        "claim_due_notifications",
+    );
+    assert_eq!(
+        numbers(&retried),
+        [("urn:s:1".to_owned(), 2), ("urn:s:1".to_owned(), 3)]
+    );
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(retried[1].attempts, 0);
 }
