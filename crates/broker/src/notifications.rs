@@ -30,6 +30,9 @@ pub struct Dispatcher {
     /// and `timeInterval`.
     last_sent: Mutex<HashMap<(Tenant, String), DateTime<Utc>>>,
     decoded: Mutex<HashMap<(Tenant, String), Arc<Decoded>>>,
+    /// Every subscription as the last dispatch round read it, with the epoch it was
+    /// read at: reused while the epoch stays (see `SubscriptionStore::subscriptions_epoch`).
+    for_dispatch: Mutex<Option<(i64, Arc<Vec<Active>>)>>,
 }
 
 /// A stored subscription decoded, with the context its conditions are read in (the
@@ -64,6 +67,7 @@ impl Dispatcher {
             contexts,
             last_sent: Mutex::new(HashMap::new()),
             decoded: Mutex::new(HashMap::new()),
+            for_dispatch: Mutex::new(None),
         }
     }
 
@@ -83,12 +87,12 @@ impl Dispatcher {
         let Some(last) = changes.last().map(|c| c.seq) else {
             return Ok(0);
         };
-        let subscriptions = self.active_subscriptions(now).await?;
+        let subscriptions = self.dispatch_subscriptions().await?;
         let mut queued = Vec::new();
         for change in &changes {
             for active in subscriptions
                 .iter()
-                .filter(|a| a.stored.tenant == change.tenant)
+                .filter(|a| a.stored.tenant == change.tenant && a.subscription.is_active_at(now))
             {
                 let sub = &active.subscription;
                 // A change committed before the subscription existed is not its news
@@ -291,10 +295,43 @@ impl Dispatcher {
         false
     }
 
+    /// Every subscription for a dispatch round: read again only when the epoch moved,
+    /// else those the last round read. The epoch is read after the changes, so any
+    /// subscription committed before a change being dispatched is among them. (Their
+    /// delivery status, which only throttling across nodes looks at, may be as old as
+    /// the last read.)
+    async fn dispatch_subscriptions(&self) -> Result<Arc<Vec<Active>>, NgsiError> {
+        let epoch = self
+            .store
+            .subscriptions_epoch()
+            .await
+            .map_err(crate::store_error)?;
+        let cached = self
+            .for_dispatch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((seen, subscriptions)) = cached {
+            if seen == epoch {
+                return Ok(subscriptions);
+            }
+        }
+        let subscriptions = Arc::new(self.all_decoded().await?);
+        *self.for_dispatch.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((epoch, subscriptions.clone()));
+        Ok(subscriptions)
+    }
+
     /// The subscriptions that may notify now, decoded, with their contexts resolved.
-    /// A subscription whose document or context cannot be read is skipped and logged,
-    /// never allowed to stop the others.
     async fn active_subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Active>, NgsiError> {
+        let mut all = self.all_decoded().await?;
+        all.retain(|a| a.subscription.is_active_at(now));
+        Ok(all)
+    }
+
+    /// Every stored subscription, decoded. A subscription whose document or context
+    /// cannot be read is skipped and logged, never allowed to stop the others.
+    async fn all_decoded(&self) -> Result<Vec<Active>, NgsiError> {
         let all = self
             .store
             .all_subscriptions()
@@ -319,9 +356,6 @@ impl Dispatcher {
                 },
             };
             kept.insert(key, decoded.clone());
-            if !decoded.subscription.is_active_at(now) {
-                continue;
-            }
             active.push(Active {
                 stored,
                 subscription: decoded.subscription.clone(),

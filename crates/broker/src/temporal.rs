@@ -326,6 +326,15 @@ impl History {
             .await
             .map_err(store_error)?;
         let matcher = Matcher::new(entity_query);
+        // What a head alone decides (types, ids, scopes) is checked before any history
+        // is read for it.
+        let by_head = Matcher::new(&EntityQuery {
+            types: entity_query.types.clone(),
+            ids: entity_query.ids.clone(),
+            id_pattern: entity_query.id_pattern.clone(),
+            scope_q: entity_query.scope_q.clone(),
+            ..EntityQuery::default()
+        });
         let latest = HistoryRead {
             attrs: Vec::new(),
             time_property: query.time_property,
@@ -334,7 +343,9 @@ impl History {
         };
         let mut matched = Vec::new();
         for head in heads {
-            if !visible(visibility, &head) {
+            let mut snapshot = Entity::new(head.id.clone(), head.types.clone());
+            snapshot.scopes = head.scopes.clone();
+            if !visible(visibility, &head) || !by_head.matches(&snapshot) {
                 continue;
             }
             // An entity with no history in the window is no part of the answer; the
@@ -344,8 +355,6 @@ impl History {
                 .history(tenant, &head.id, &latest)
                 .await
                 .map_err(store_error)?;
-            let mut snapshot = Entity::new(head.id.clone(), head.types.clone());
-            snapshot.scopes = head.scopes.clone();
             snapshot.attributes = latest_attributes(&instances);
             if !snapshot.attributes.is_empty() && matcher.matches(&snapshot) {
                 matched.push(head);

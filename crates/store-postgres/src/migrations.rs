@@ -366,6 +366,22 @@ CREATE TABLE temporal_rollups (
 "#,
         then: None,
     },
+    Migration {
+        version: 7,
+        name: "subscriptions epoch",
+        // One number, moved by every creation, replacement and deletion of a
+        // subscription in that write's transaction (see `subscriptions`), so that a
+        // dispatcher on any node can tell whether the subscriptions it holds are still
+        // the current ones with one cheap read instead of reading them all again.
+        sql: r#"
+CREATE TABLE subscription_epoch (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    n bigint NOT NULL
+);
+INSERT INTO subscription_epoch (only_row, n) VALUES (true, 0);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

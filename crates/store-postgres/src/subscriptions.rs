@@ -1,5 +1,5 @@
-//! [`SubscriptionStore`] on PostgreSQL, in the tables of schema version 5, and the
-//! outbox the entity writes of `lib.rs` append to.
+//! [`SubscriptionStore`] on PostgreSQL, in the tables of schema versions 5 and 7,
+//! and the outbox the entity writes of `lib.rs` append to.
 //!
 //! Commit order: the dispatcher reads the change log after a cursor, so a change
 //! must never become visible after one with a higher number. Sequence numbers are
@@ -18,6 +18,11 @@
 //! subscription's head is what entitles a claimer to the rows behind it, so two
 //! claimers never hold notifications of one subscription. Outcomes are recorded
 //! many at a time, in one set-based statement.
+//!
+//! The subscriptions epoch is the one row of `subscription_epoch`, incremented by
+//! each creation, replacement and deletion in its own transaction, after the
+//! subscription row is written: subscription writes therefore serialise on that
+//! row (they are rare), and every node reads the same number once they commit.
 //!
 //! [`SubscriptionStore::activity`] is woken only after a commit that logged changes
 //! or queued notifications, so that whoever wakes finds them.
@@ -61,6 +66,15 @@ pub(crate) async fn lock_change_log(
     tx: &tokio_postgres::Transaction<'_>,
 ) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK_KEY])
+        .await
+        .map(drop)
+        .map_err(backend)
+}
+
+/// Moves the subscriptions epoch, in the caller's transaction (the row stays locked
+/// until it ends, so concurrent subscription writes queue behind it).
+async fn bump_epoch(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("UPDATE subscription_epoch SET n = n + 1", &[])
         .await
         .map(drop)
         .map_err(backend)
@@ -338,6 +352,7 @@ impl SubscriptionStore for PostgresStore {
             }
             other => other.map_err(backend)?,
         };
+        bump_epoch(&tx).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -347,8 +362,9 @@ impl SubscriptionStore for PostgresStore {
         id: &str,
         doc: &Value,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let replaced = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let replaced = tx
             .execute(
                 "UPDATE subscriptions SET doc = $3 WHERE tenant = $1 AND id = $2",
                 &[&tenant.name(), &id, doc],
@@ -356,9 +372,11 @@ impl SubscriptionStore for PostgresStore {
             .await
             .map_err(backend)?;
         if replaced == 0 {
+            // Nothing written: the transaction rolls back when dropped.
             return Err(StoreError::NotFound(id.to_owned()));
         }
-        Ok(())
+        bump_epoch(&tx).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn get_subscription(
@@ -423,6 +441,10 @@ impl SubscriptionStore for PostgresStore {
         )
         .await
         .map_err(backend)?;
+        // Deleting a missing subscription changes nothing, the epoch included.
+        if deleted > 0 {
+            bump_epoch(&tx).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(deleted > 0)
     }
@@ -437,6 +459,15 @@ impl SubscriptionStore for PostgresStore {
             .iter()
             .map(subscription_from_row)
             .collect()
+    }
+
+    async fn subscriptions_epoch(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_one("SELECT n FROM subscription_epoch", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)
     }
 
     async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError> {

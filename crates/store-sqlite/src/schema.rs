@@ -36,6 +36,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V6,
         then: None,
     },
+    Migration {
+        sql: V7,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -289,6 +293,17 @@ const V6: &str = "
         max_value REAL,
         PRIMARY KEY (hid, attr, dataset_id, hour)
     ) WITHOUT ROWID;";
+
+/// 7: the subscriptions epoch: one number, moved in the transaction of every
+/// subscription creation, replacement and deletion (see `subscriptions`), so the
+/// dispatcher can tell with one cheap read whether the subscriptions it holds are
+/// still the ones in force. One row, like `dispatch_cursor`.
+const V7: &str = "
+    CREATE TABLE subscription_epoch (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        n INTEGER NOT NULL
+    );
+    INSERT INTO subscription_epoch (only_row, n) VALUES (1, 0);";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

@@ -1,4 +1,4 @@
-//! [`SubscriptionStore`] on SQLite, in the tables of schema version 5.
+//! [`SubscriptionStore`] on SQLite, in the tables of schema versions 5 and 7.
 //!
 //! Every write goes through the one writer thread, which is what makes the outbox
 //! simple here: the change rows an entity write appends (see `writer::log_change`)
@@ -241,6 +241,15 @@ fn claim_in(
     Ok(claimed)
 }
 
+/// Moves the subscriptions epoch inside the writer's transaction of a subscription
+/// write, so a reader sees the new number exactly when it sees the write.
+fn bump_epoch(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE subscription_epoch SET n = n + 1")
+        .and_then(|mut s| s.execute([]))
+        .map_err(StoreError::backend)?;
+    Ok(())
+}
+
 /// Records one outcome inside the writer's transaction; an id no longer queued
 /// (finished twice, or its subscription deleted) leaves nothing to record.
 fn finish_in(tx: &Transaction<'_>, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError> {
@@ -325,6 +334,7 @@ impl SubscriptionStore for SqliteStore {
                         StoreError::backend(e)
                     }
                 })?;
+                bump_epoch(tx)?;
                 subscribed.forget(&tenant);
                 Ok(())
             })
@@ -349,7 +359,7 @@ impl SubscriptionStore for SqliteStore {
                 if replaced == 0 {
                     return Err(StoreError::NotFound(id));
                 }
-                Ok(())
+                bump_epoch(tx)
             })
             .await
     }
@@ -407,6 +417,10 @@ impl SubscriptionStore for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![tenant.name(), id]))
                 .map_err(StoreError::backend)?;
+                // Deleting a missing subscription changes nothing, the epoch included.
+                if deleted > 0 {
+                    bump_epoch(tx)?;
+                }
                 subscribed.forget(&tenant);
                 Ok(deleted > 0)
             })
@@ -416,6 +430,15 @@ impl SubscriptionStore for SqliteStore {
     async fn all_subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
         self.read(|conn| subscriptions_where(conn, "ORDER BY seq", []))
             .await
+    }
+
+    async fn subscriptions_epoch(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT n FROM subscription_epoch")
+                .and_then(|mut s| s.query_row([], |row| row.get(0)))
+                .map_err(StoreError::backend)
+        })
+        .await
     }
 
     async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError> {

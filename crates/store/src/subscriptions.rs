@@ -123,6 +123,13 @@ pub trait SubscriptionStore: Send + Sync {
     /// Every subscription of every tenant (the dispatcher matches changes against them).
     async fn all_subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError>;
 
+    /// A number that moves whenever a subscription is created, replaced or deleted,
+    /// on any node, in the same transaction (delivery status updates leave it alone).
+    /// Read after [`changes_after`](Self::changes_after), an epoch equal to the one
+    /// read with the subscriptions says those subscriptions are the ones every change
+    /// read was committed under, so the dispatcher need not read them again.
+    async fn subscriptions_epoch(&self) -> Result<i64, StoreError>;
+
     /// Committed changes with a sequence number above `seq`, oldest first.
     async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<EntityChange>, StoreError>;
     /// The sequence number of the last change dispatched (0 at first).

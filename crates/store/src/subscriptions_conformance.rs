@@ -99,6 +99,7 @@ macro_rules! subscriptions_conformance_suite {
             changes_become_visible_in_sequence_order,
             claims_take_consecutive_notifications_of_each_subscription,
             released_notifications_are_claimed_again_and_not_counted_as_sent,
+            the_epoch_moves_with_subscription_writes_only,
         );
     };
     (@cases $new_store:expr; $($case:ident),* $(,)?) => {
@@ -1307,4 +1308,44 @@ pub async fn released_notifications_are_claimed_again_and_not_counted_as_sent(
     );
     assert_eq!(retried[0].attempts, 1);
     assert_eq!(retried[1].attempts, 0);
+}
+
+pub async fn the_epoch_moves_with_subscription_writes_only(store: &SubscriptionTestStore) {
+    let tenant = yaizu();
+    let epoch = || async { expect(store.subscriptions_epoch().await, "subscriptions_epoch") };
+    let start = epoch().await;
+    subscribe(store, &tenant, "urn:s:1").await;
+    let created = epoch().await;
+    assert_ne!(created, start, "a creation moves the epoch");
+    // Entity writes, queued notifications, claims and outcomes do not.
+    create(store, &tenant, shelter("urn:ngsi-ld:Shelter:1", 5)).await;
+    enqueue(store, vec![notification(&tenant, "urn:s:1", 1)]).await;
+    let claimed = claim(store, NODE_A, at(1)).await;
+    finish(
+        store,
+        claimed[0].id,
+        DeliveryOutcome::Delivered { at: at(2) },
+    )
+    .await;
+    assert_eq!(epoch().await, created);
+    expect(
+        store
+            .replace_subscription(&tenant, "urn:s:1", &subscription_doc("urn:s:1"))
+            .await,
+        "replace_subscription",
+    );
+    let replaced = epoch().await;
+    assert_ne!(replaced, created, "a replacement moves the epoch");
+    assert!(expect(
+        store.delete_subscription(&tenant, "urn:s:1").await,
+        "delete"
+    ));
+    let deleted = epoch().await;
+    assert_ne!(deleted, replaced, "a deletion moves the epoch");
+    // Deleting what is not there changes nothing.
+    assert!(!expect(
+        store.delete_subscription(&tenant, "urn:s:1").await,
+        "delete again"
+    ));
+    assert_eq!(epoch().await, deleted);
 }
