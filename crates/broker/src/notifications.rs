@@ -16,7 +16,9 @@ use ngsi_ld::subscription::{notification, Subscription};
 use ngsi_ld::NgsiError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use store::subscriptions::{NewNotification, SharedSubscriptionStore, StoredSubscription};
+use store::subscriptions::{
+    EntityChange, NewNotification, SharedSubscriptionStore, StoredSubscription,
+};
 use store::{SharedStore, Tenant};
 
 /// How many changes one round reads.
@@ -32,7 +34,7 @@ pub struct Dispatcher {
     decoded: Mutex<HashMap<(Tenant, String), Arc<Decoded>>>,
     /// Every subscription as the last dispatch round read it, with the epoch it was
     /// read at: reused while the epoch stays (see `SubscriptionStore::subscriptions_epoch`).
-    for_dispatch: Mutex<Option<(i64, Arc<Vec<Active>>)>>,
+    for_dispatch: Mutex<Option<(i64, Arc<ForDispatch>)>>,
 }
 
 /// A stored subscription decoded, with the context its conditions are read in (the
@@ -53,6 +55,67 @@ struct Decoded {
     subscription: Arc<Subscription>,
     ctx: Arc<ActiveContext>,
     render: Arc<ActiveContext>,
+}
+
+/// The subscriptions of a dispatch round, indexed by the entity ids and types their
+/// selectors name, so that a change is matched against the few subscriptions that
+/// can concern it rather than against all of them.
+struct ForDispatch {
+    all: Vec<Active>,
+    by_id: HashMap<String, Vec<usize>>,
+    by_type: HashMap<String, Vec<usize>>,
+    /// Subscriptions without entity selectors, or with a type expression: tried
+    /// against every change.
+    always: Vec<usize>,
+}
+
+impl ForDispatch {
+    fn new(all: Vec<Active>) -> ForDispatch {
+        let mut index = ForDispatch {
+            all: Vec::new(),
+            by_id: HashMap::new(),
+            by_type: HashMap::new(),
+            always: Vec::new(),
+        };
+        for (i, active) in all.iter().enumerate() {
+            let selectors = &active.subscription.entities;
+            let expression = |t: &str| t.contains([',', ';', '|', '(', ')']);
+            if selectors.is_empty() || selectors.iter().any(|s| expression(&s.type_iri)) {
+                index.always.push(i);
+                continue;
+            }
+            for selector in selectors {
+                match &selector.id {
+                    Some(id) => index.by_id.entry(id.clone()).or_default().push(i),
+                    None => index
+                        .by_type
+                        .entry(selector.type_iri.clone())
+                        .or_default()
+                        .push(i),
+                }
+            }
+        }
+        index.all = all;
+        index
+    }
+
+    /// The subscriptions that may concern `change`, each once, in stored order.
+    fn candidates<'a>(&'a self, change: &EntityChange) -> impl Iterator<Item = &'a Active> {
+        let mut picked: Vec<usize> = self.always.clone();
+        if let Some(found) = self.by_id.get(&change.entity_id) {
+            picked.extend(found);
+        }
+        for entity in [&change.before, &change.after].into_iter().flatten() {
+            for t in &entity.types {
+                if let Some(found) = self.by_type.get(t) {
+                    picked.extend(found);
+                }
+            }
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        picked.into_iter().filter_map(|i| self.all.get(i))
+    }
 }
 
 impl Dispatcher {
@@ -91,7 +154,7 @@ impl Dispatcher {
         let mut queued = Vec::new();
         for change in &changes {
             for active in subscriptions
-                .iter()
+                .candidates(change)
                 .filter(|a| a.stored.tenant == change.tenant && a.subscription.is_active_at(now))
             {
                 let sub = &active.subscription;
@@ -300,7 +363,7 @@ impl Dispatcher {
     /// subscription committed before a change being dispatched is among them. (Their
     /// delivery status, which only throttling across nodes looks at, may be as old as
     /// the last read.)
-    async fn dispatch_subscriptions(&self) -> Result<Arc<Vec<Active>>, NgsiError> {
+    async fn dispatch_subscriptions(&self) -> Result<Arc<ForDispatch>, NgsiError> {
         let epoch = self
             .store
             .subscriptions_epoch()
@@ -316,7 +379,7 @@ impl Dispatcher {
                 return Ok(subscriptions);
             }
         }
-        let subscriptions = Arc::new(self.all_decoded().await?);
+        let subscriptions = Arc::new(ForDispatch::new(self.all_decoded().await?));
         *self.for_dispatch.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((epoch, subscriptions.clone()));
         Ok(subscriptions)
