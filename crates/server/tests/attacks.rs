@@ -296,6 +296,7 @@ on_both_backends!(
     injection_in_entity_bodies_is_refused_or_stored_verbatim,
     path_traversal_never_reads_files,
     oversize_payloads_are_refused_and_the_server_goes_on,
+    history_shows_only_what_the_reader_may_see_and_takes_writes_from_the_tenant_only,
 );
 
 async fn another_tenants_entity_by_id_looks_missing(backend: Backend) {
@@ -2252,4 +2253,69 @@ async fn sqlite_unfetchable_context_urls() {
 #[tokio::test]
 async fn postgres_unfetchable_context_urls() {
     unfetchable_context_urls_are_bad_requests(Backend::Postgres).await
+}
+
+/// The temporal API follows the same rules as the entities: a reader without a role
+/// sees the history of public types only, a hidden entity's history looks missing,
+/// and only the tenant's own publisher writes history.
+async fn history_shows_only_what_the_reader_may_see_and_takes_writes_from_the_tenant_only(
+    backend: Backend,
+) {
+    let w = world(backend).await;
+    let history = |id: &str| format!("{NGSI}/temporal/entities/{id}");
+    let public = w.get(&history(YAIZU_SHELTER), None, Some(YAIZU)).await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.body);
+    for (auth, tenant) in [(None, YAIZU), (Some(w.hamamatsu.as_str()), YAIZU)] {
+        let hidden = w.get(&history(YAIZU_CASE), auth, Some(tenant)).await;
+        assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+        assert!(!hidden.body.to_string().contains(YAIZU_SECRET));
+        let query = format!(
+            "{NGSI}/temporal/entities?type=WelfareCase,EvacuationSpace&timeproperty=createdAt"
+        );
+        let listed = w.get(&query, auth, Some(tenant)).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        assert_eq!(ids_in(&listed), vec![YAIZU_SHELTER.to_owned()]);
+    }
+    let own = w
+        .get(&history(YAIZU_CASE), Some(&w.yaizu), Some(YAIZU))
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    let forged = json!({
+        "id": YAIZU_CASE, "type": "WelfareCase",
+        "careLevel": [{"type": "Property", "value": 5, "observedAt": "2026-01-01T00:00:00Z"}]
+    });
+    let path = format!("{NGSI}/temporal/entities");
+    let anonymous = w
+        .call(Method::POST, &path, None, Some(YAIZU), Some(forged.clone()))
+        .await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.body
+    );
+    let other = w
+        .call(
+            Method::POST,
+            &path,
+            Some(&w.hamamatsu),
+            Some(YAIZU),
+            Some(forged),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.body);
+    let delete = w
+        .call(
+            Method::DELETE,
+            &history(YAIZU_CASE),
+            Some(&w.hamamatsu),
+            Some(YAIZU),
+            None,
+        )
+        .await;
+    assert_eq!(delete.status, StatusCode::FORBIDDEN, "{}", delete.body);
+    let kept = w
+        .get(&history(YAIZU_CASE), Some(&w.yaizu), Some(YAIZU))
+        .await;
+    assert_eq!(kept.body, own.body, "refused writes changed the history");
 }
