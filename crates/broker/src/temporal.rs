@@ -311,8 +311,7 @@ impl History {
     /// Query temporal evolution of entities (clause 5.7.4): the entities whose
     /// history matches the entity query (its `q`, `geoQ` and `attrs` on the latest
     /// values within the time window), a page at a time in id order. Entities without
-    /// history in the window, or whose history this page's cut leaves empty, are not
-    /// listed.
+    /// history in the window are not listed.
     pub async fn query(
         &self,
         tenant: &Tenant,
@@ -475,8 +474,8 @@ impl History {
     }
 
     /// Cuts the instance histories of an answer to the instance limit, noting the
-    /// attributes the cut left without instances and dropping entities it left empty.
-    fn cut(&self, views: &mut Vec<TemporalView>, query: &TemporalQuery) -> Option<ContentRange> {
+    /// attributes the cut left without instances (they are shown empty).
+    fn cut(&self, views: &mut [TemporalView], query: &TemporalQuery) -> Option<ContentRange> {
         // Aggregated answers hold a value per period, however many instances made it.
         if matches!(query.form, TemporalForm::Aggregated(_)) {
             return None;
@@ -503,12 +502,6 @@ impl History {
                 view.emptied = had.into_iter().filter(|n| !has.contains(n)).collect();
                 *instances = history;
             }
-        }
-        if range.is_some() {
-            views.retain(|v| match &v.body {
-                TemporalBody::Instances(instances) => !instances.is_empty(),
-                TemporalBody::Aggregated(_) => true,
-            });
         }
         range
     }

@@ -249,6 +249,26 @@ async fn long_histories_come_in_pages_with_content_range() {
             last.header("content-range"),
             Some("date-time 2026-06-01T11:00:00Z-2026-06-01T07:00:00Z/8")
         );
+        // An aggregation is never cut, however many instances it reads.
+        let path = format!("/temporal/entities/{RIVER}?options=aggregatedValues&aggrMethods=totalCount");
+        let aggregated = ok(&s, Method::GET, &path, None).await;
+        assert_eq!(aggregated.status, StatusCode::OK);
+        assert_eq!(aggregated.body["level"]["totalCount"][0][0], 12);
+        // A series entirely beyond the cut is shown empty, not left out.
+        let late = json!({"flow": [{"type": "Property", "value": 1, "observedAt": "2026-06-02T00:00:00Z"}]});
+        ok(&s, Method::POST, &format!("/temporal/entities/{RIVER}/attrs"), Some(late)).await;
+        let cut = ok(&s, Method::GET, &format!("/temporal/entities/{RIVER}"), None).await;
+        assert_eq!(cut.body["flow"], json!([]), "{}", cut.body);
+        // In a query the cut holds for every entity: one whose history lies beyond it
+        // is listed with its attributes empty.
+        let later = json!({"id": "urn:ngsi-ld:RiverLevel:later", "type": "RiverLevel", "level": [level(9.0, "2026-06-03T00:00:00Z")]});
+        ok(&s, Method::POST, "/temporal/entities", Some(later)).await;
+        let both = ok(&s, Method::GET, "/temporal/entities?type=RiverLevel", None).await;
+        assert_eq!(both.status, StatusCode::PARTIAL_CONTENT);
+        let listed = both.body.as_array().unwrap();
+        assert_eq!(listed.len(), 2, "{}", both.body);
+        assert_eq!(listed[0]["level"], json!([]), "{}", both.body);
+        assert_eq!(values(&listed[1]), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
         let whole = ok(
             &s,
             Method::GET,

@@ -294,6 +294,12 @@ impl AttributeFilter {
                 .is_none_or(|wanted| wanted.iter().any(|d| d.as_deref() == dataset_id))
     }
 
+    /// Whether `attrs` or `datasetId` select instances (pick and omit only shape
+    /// what is shown).
+    pub fn selects_instances(&self) -> bool {
+        self.attrs.is_some() || self.dataset_ids.is_some()
+    }
+
     /// The expanded names of `attrs`, empty when every attribute is asked for.
     pub fn attribute_names(&self) -> &[String] {
         self.attrs.as_deref().unwrap_or(&[])

@@ -286,9 +286,12 @@ async fn answer_query(
     let rendered: Vec<Value> = page
         .entities
         .into_iter()
-        // An entity whose history in the window has none of the attributes or
-        // dataset ids asked for is no part of the answer.
-        .filter(|view| shows_anything(view, filter))
+        // An entity whose history in the window has none of the attributes or dataset
+        // ids asked for is no part of the answer; one the page's cut emptied is (its
+        // attributes show empty), and so is one pick or omit leave bare.
+        .filter(|view| {
+            !filter.selects_instances() || shows_anything(view, filter) || !view.emptied.is_empty()
+        })
         .map(|view| render(view, filter, ctx, temporal, choices))
         .collect();
     let mut response = respond(request, media, Value::Array(rendered), page.range);
