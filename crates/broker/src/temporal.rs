@@ -44,9 +44,10 @@ pub enum TemporalBody {
 pub struct TemporalView {
     pub head: TemporalHead,
     pub body: TemporalBody,
-    /// Attributes (expanded) whose every instance fell beyond the cut of a paginated
-    /// answer: shown with no instances, so the client knows to ask for the next page.
-    pub emptied: Vec<String>,
+    /// Attributes (expanded name and kind) whose every instance fell beyond the cut
+    /// of a paginated answer: shown with no instances, so the client knows to ask for
+    /// the next page.
+    pub emptied: Vec<(String, &'static str)>,
 }
 
 /// A page of a temporal query: the entities, their total when asked for, and the
@@ -487,19 +488,24 @@ impl History {
                 TemporalBody::Aggregated(_) => Vec::new(),
             })
             .collect();
-        let names = |history: &[TemporalInstance]| -> Vec<String> {
-            let mut names: Vec<String> = history.iter().map(|i| i.name.clone()).collect();
-            names.dedup();
+        let names = |history: &[TemporalInstance]| -> Vec<(String, &'static str)> {
+            let mut names: Vec<_> = history
+                .iter()
+                .map(|i| (i.name.clone(), i.attribute.value.kind_name()))
+                .collect();
             names.sort_unstable();
-            names.dedup();
+            names.dedup_by(|a, b| a.0 == b.0);
             names
         };
-        let before: Vec<Vec<String>> = histories.iter().map(|h| names(h)).collect();
+        let before: Vec<Vec<_>> = histories.iter().map(|h| names(h)).collect();
         let range = paginate(&mut histories, query, self.instance_limit);
         for ((view, history), had) in views.iter_mut().zip(histories).zip(before) {
             if let TemporalBody::Instances(instances) = &mut view.body {
                 let has = names(&history);
-                view.emptied = had.into_iter().filter(|n| !has.contains(n)).collect();
+                view.emptied = had
+                    .into_iter()
+                    .filter(|(name, _)| !has.iter().any(|(n, _)| n == name))
+                    .collect();
                 *instances = history;
             }
         }

@@ -267,14 +267,28 @@ fn temporal_values(
 }
 
 fn plural_member(attribute: &Attribute) -> &'static str {
-    match attribute.value {
-        AttributeValue::Property(_) | AttributeValue::GeoProperty(_) => "values",
-        AttributeValue::Relationship { .. } => "objects",
-        AttributeValue::LanguageProperty(_) => "languageMaps",
-        AttributeValue::VocabProperty(_) => "vocabs",
-        AttributeValue::ListProperty(_) => "valueLists",
-        AttributeValue::ListRelationship(_) => "objectLists",
-        AttributeValue::JsonProperty(_) => "jsons",
+    plural_member_of(attribute.value.kind_name())
+}
+
+/// The member holding the `[value, time]` pairs of a kind in the simplified form.
+fn plural_member_of(kind: &str) -> &'static str {
+    match kind {
+        "Relationship" => "objects",
+        "LanguageProperty" => "languageMaps",
+        "VocabProperty" => "vocabs",
+        "ListProperty" => "valueLists",
+        "ListRelationship" => "objectLists",
+        "JsonProperty" => "jsons",
+        _ => "values",
+    }
+}
+
+/// An attribute of `kind` shown without instances (a page's cut left it none): an
+/// empty list, or in the simplified form an empty series.
+pub fn empty_series(kind: &str, form: &TemporalForm) -> Value {
+    match form {
+        TemporalForm::TemporalValues => json!({ "type": kind, plural_member_of(kind): [] }),
+        _ => Value::Array(Vec::new()),
     }
 }
 

@@ -30,7 +30,9 @@ pub use aggregate::{aggregate, AggregatedValue, AggregationWindow, Bucket};
 pub use change::{deletion_record, instances_of_change, latest_attributes, recorded, NGSI_LD_NULL};
 pub use decode::{decode_temporal_attributes, decode_temporal_entity, TemporalEntity};
 pub use duration::{DurationError, IsoDuration};
-pub use encode::{encode_aggregated, encode_temporal, AggregatedSeries, TemporalRender};
+pub use encode::{
+    empty_series, encode_aggregated, encode_temporal, AggregatedSeries, TemporalRender,
+};
 pub use pagination::{paginate, ContentRange};
 pub use query::{Aggregation, AggregationMethod, TemporalForm, TemporalQuery, TimeRel};
 pub use rollup::{aggregate_rollups, hour_of, HourlyRollup};

@@ -17,8 +17,8 @@ use ngsi_ld::context::codec::check_attribute_name;
 use ngsi_ld::context::{decode_attribute, ActiveContext};
 use ngsi_ld::query::attrs::Projection;
 use ngsi_ld::temporal::{
-    decode_temporal_attributes, decode_temporal_entity, encode_aggregated, encode_temporal,
-    ContentRange, TemporalQuery, TemporalRender,
+    decode_temporal_attributes, decode_temporal_entity, empty_series, encode_aggregated,
+    encode_temporal, ContentRange, TemporalQuery, TemporalRender,
 };
 use ngsi_ld::NgsiError;
 use serde_json::Value;
@@ -143,8 +143,8 @@ fn render(
         }
     };
     if let Value::Object(map) = &mut rendered {
-        for name in emptied.iter().filter(|n| filter.shows(n, None)) {
-            map.insert(ctx.compact_iri(name, true), Value::Array(Vec::new()));
+        for (name, kind) in emptied.iter().filter(|(n, _)| filter.shows(n, None)) {
+            map.insert(ctx.compact_iri(name, true), empty_series(kind, &query.form));
         }
     }
     filter.finish(&mut rendered);
