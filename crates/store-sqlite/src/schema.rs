@@ -40,6 +40,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V7,
         then: None,
     },
+    Migration {
+        sql: V8,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -305,6 +309,52 @@ const V7: &str = "
     );
     INSERT INTO subscription_epoch (only_row, n) VALUES (1, 0);";
 
+/// 8: cheaper history writes. Every recorded instance cost a table row and four index
+/// entries; the instances are now one clustered b-tree (`WITHOUT ROWID`) keyed by
+/// series, `createdAt` and recording order, so one insert stores an instance without
+/// an `observedAt` (two with one, for the partial `observedAt` index). A read of one
+/// series by `createdAt` is one range of the table itself. The `modifiedAt` and
+/// instance-id indexes are gone: those reads range over the attribute's rows in the
+/// table and filter, bounded by that attribute's history (`modifiedAt` equals
+/// `createdAt` unless an instance was replaced, and both reads are rare).
+///
+/// A clustered key has no NULL in it: a missing `createdAt` is stored as `''` (below
+/// every stamp, and outside every window). `seq`, no longer a rowid, is handed out per
+/// history by its head (`last_seq`, the last number given): recording order matters
+/// only within one history, and the head's row is written by every recording anyway.
+/// The per-series indexes end in `seq` explicitly, as the rowid ended them before.
+/// Rows keep their numbers; every head continues after the largest.
+const V8: &str = "
+    CREATE TABLE temporal_instances_v8 (
+        hid INTEGER NOT NULL,
+        attr TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        instance_id TEXT NOT NULL,
+        observed_at TEXT,
+        modified_at TEXT,
+        deleted_at TEXT,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (hid, attr, dataset_id, created_at, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO temporal_instances_v8 (hid, attr, dataset_id, created_at, seq,
+            instance_id, observed_at, modified_at, deleted_at, doc)
+        SELECT hid, attr, dataset_id, coalesce(created_at, ''), seq,
+            instance_id, observed_at, modified_at, deleted_at, doc
+        FROM temporal_instances;
+    DROP TABLE temporal_instances;
+    ALTER TABLE temporal_instances_v8 RENAME TO temporal_instances;
+    CREATE INDEX temporal_instances_by_observed
+        ON temporal_instances (hid, attr, dataset_id, observed_at, seq)
+        WHERE observed_at IS NOT NULL;
+    CREATE INDEX temporal_instances_by_deleted
+        ON temporal_instances (hid, attr, dataset_id, deleted_at, seq)
+        WHERE deleted_at IS NOT NULL;
+    ALTER TABLE temporal_heads ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE temporal_heads
+        SET last_seq = (SELECT coalesce(max(seq), 0) FROM temporal_instances);";
+
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {
         let mut statement = tx.prepare("SELECT seq, doc FROM entities")?;
@@ -461,6 +511,90 @@ mod tests {
             })
             .unwrap();
         assert_eq!(versions, MIGRATIONS.len() as i64);
+    }
+
+    /// A version-7 history keeps every row through version 8 (a missing `createdAt`
+    /// stored as `''`), and its head numbers new instances after every stored one.
+    #[test]
+    fn migrating_to_version_8_keeps_history_rows_and_their_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        for (index, migration) in MIGRATIONS[..7].iter().enumerate() {
+            conn.execute_batch(migration.sql).unwrap();
+            conn.execute(
+                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
+                [index as i64 + 1],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO temporal_heads (hid, tenant, id, types, scopes, created_at, modified_at)
+                 VALUES (1, '', 'urn:a', '[]', '[]', 't', 't'), (2, '', 'urn:b', '[]', '[]', 't', 't');
+             INSERT INTO temporal_instances (seq, hid, attr, dataset_id, instance_id,
+                     observed_at, created_at, modified_at, deleted_at, doc)
+                 VALUES (5, 1, 'p', '', 'i5', '2024-01-01T00:00:00.000000Z', NULL, NULL, NULL, '{}'),
+                        (9, 1, 'p', '', 'i9', NULL, '2024-01-02T00:00:00.000000Z', NULL, NULL, '{}'),
+                        (7, 2, 'q', 'd', 'i7', NULL, '2024-01-02T00:00:00.000000Z', NULL,
+                         '2024-01-03T00:00:00.000000Z', '{}');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, i64, String, String, String)> = conn
+            .prepare(
+                "SELECT seq, hid, attr, created_at, instance_id FROM temporal_instances
+                 ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let created = "2024-01-02T00:00:00.000000Z".to_owned();
+        assert_eq!(
+            rows,
+            [
+                (5, 1, "p".into(), String::new(), "i5".into()),
+                (7, 2, "q".into(), created.clone(), "i7".into()),
+                (9, 1, "p".into(), created, "i9".into()),
+            ]
+        );
+        let last: Vec<i64> = conn
+            .prepare("SELECT last_seq FROM temporal_heads ORDER BY hid")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(last, [9, 9]);
+        // The indexes that remain are the two partial ones.
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index'
+                 AND tbl_name = 'temporal_instances' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "temporal_instances_by_deleted",
+                "temporal_instances_by_observed"
+            ]
+        );
     }
 
     #[test]
