@@ -217,11 +217,16 @@ impl History {
             .await
             .map_err(store_error)?
             .ok_or_else(|| instance_not_found(id, attr, instance_id))?;
+        // A partial update: what the change leaves out stays as stored.
         let mut attribute = change;
-        attribute.created_at = stored.attribute.created_at;
+        let kept = stored.attribute;
+        attribute.created_at = kept.created_at;
         attribute.modified_at = Some(now());
-        if attribute.dataset_id.is_none() {
-            attribute.dataset_id = stored.attribute.dataset_id;
+        attribute.dataset_id = attribute.dataset_id.or(kept.dataset_id);
+        attribute.observed_at = attribute.observed_at.or(kept.observed_at);
+        attribute.unit_code = attribute.unit_code.or(kept.unit_code);
+        if attribute.sub_attributes.is_empty() {
+            attribute.sub_attributes = kept.sub_attributes;
         }
         let replaced = self
             .history

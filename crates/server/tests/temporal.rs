@@ -137,6 +137,12 @@ async fn temporal_entities_are_created_edited_and_deleted() {
         ok(&s, Method::PATCH, &instance, Some(bare)).await;
         let history = ok(&s, Method::GET, &format!("/temporal/entities/{RIVER}"), None).await;
         assert_eq!(values(&history.body), vec![1.0, 2.5, 3.0]);
+        // What a patch leaves out stays: here the observation time.
+        let value_only = json!({"type": "Property", "value": 2.75});
+        ok(&s, Method::PATCH, &instance, Some(value_only)).await;
+        let history = ok(&s, Method::GET, &format!("/temporal/entities/{RIVER}"), None).await;
+        assert_eq!(values(&history.body), vec![1.0, 2.75, 3.0]);
+        assert_eq!(history.body["level"][1]["observedAt"], "2026-06-01T01:00:00Z");
         ok(&s, Method::DELETE, &instance, None).await;
         assert_eq!(call(&s, Method::DELETE, &instance, None).await.status, StatusCode::NOT_FOUND);
         ok(&s, Method::DELETE, &format!("/temporal/entities/{RIVER}/attrs/flow"), None).await;

@@ -13,7 +13,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use broker::temporal::{TemporalBody, TemporalView};
-use ngsi_ld::context::codec::check_attribute_name;
 use ngsi_ld::context::{decode_attribute, ActiveContext};
 use ngsi_ld::query::attrs::Projection;
 use ngsi_ld::temporal::{
@@ -461,7 +460,6 @@ pub async fn modify_instance(
             }
             bare
         });
-    check_attribute_name(&attr)?;
     let mut decoded = decode_attribute(&name, &member, &ctx)?;
     if decoded.len() != 1 {
         return Err(NgsiError::bad_request_data(
