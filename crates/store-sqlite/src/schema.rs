@@ -420,8 +420,8 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Checkpoint every 2000 pages (32 MiB) rather than 1000: fewer, larger copies of
     // the log into the database under sustained writes.
     conn.pragma_update(None, "wal_autocheckpoint", 2000)?;
-    // Each job of a group commit runs in a savepoint, whose undo pages go to a
-    // temporary journal: keep it in memory rather than in a file.
+    // Temporary b-trees (sorts, and the statement journals of multi-row writes) stay
+    // in memory rather than in files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
