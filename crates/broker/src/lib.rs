@@ -17,10 +17,10 @@ pub mod visibility;
 
 use chrono::Utc;
 use ngsi_ld::context::codec::AttributeFragment;
-use ngsi_ld::model::{Attribute, Entity};
+use ngsi_ld::model::{Attribute, DatasetSelector, Entity};
 use ngsi_ld::query::EntityQuery;
 use ngsi_ld::{NgsiError, ProblemType};
-use ops::{EntityPatch, InstanceSelector, UpdateReport};
+use ops::{EntityPatch, UpdateReport};
 use std::sync::{Arc, Mutex};
 use store::{EntityPage, Modification, SharedStore, StoreError, Tenant, Write};
 
@@ -306,7 +306,7 @@ impl Broker {
         tenant: &Tenant,
         id: &str,
         attribute: &str,
-        which: InstanceSelector,
+        which: DatasetSelector,
     ) -> Result<(), NgsiError> {
         self.edit_entity(tenant, id, attribute, move |entity, name| {
             ops::delete_attribute(entity, name, &which, Utc::now())

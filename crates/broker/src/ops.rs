@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use ngsi_ld::context::codec::AttributeFragment;
-use ngsi_ld::model::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
+use ngsi_ld::model::{
+    Attribute, AttributeValue, Attributes, DatasetSelector, Entity, RelationshipObject,
+};
 use ngsi_ld::NgsiError;
 
 /// NGSI-LD's Null (clause 4.5.0): in a merge, an attribute or member with this value is
@@ -341,19 +343,11 @@ pub fn replace_attribute(
     Ok(())
 }
 
-/// Which instances of an attribute a delete removes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InstanceSelector {
-    Default,
-    DatasetId(String),
-    All,
-}
-
 /// Delete attribute (clause 5.6.5).
 pub fn delete_attribute(
     entity: &mut Entity,
     name: &str,
-    which: &InstanceSelector,
+    which: &DatasetSelector,
     now: DateTime<Utc>,
 ) -> Result<(), NgsiError> {
     if name == SCOPE {
@@ -369,15 +363,13 @@ pub fn delete_attribute(
     };
     let before = instances.len();
     match which {
-        InstanceSelector::All => instances.clear(),
-        InstanceSelector::Default => instances.retain(|a| a.dataset_id.is_some()),
-        InstanceSelector::DatasetId(id) => {
-            instances.retain(|a| a.dataset_id.as_deref() != Some(id))
-        }
+        DatasetSelector::All => instances.clear(),
+        DatasetSelector::Default => instances.retain(|a| a.dataset_id.is_some()),
+        DatasetSelector::Id(id) => instances.retain(|a| a.dataset_id.as_deref() != Some(id)),
     }
     if instances.len() == before {
         let dataset = match which {
-            InstanceSelector::DatasetId(id) => Some(id.as_str()),
+            DatasetSelector::Id(id) => Some(id.as_str()),
             _ => None,
         };
         return Err(missing_attribute(name, dataset));
@@ -605,18 +597,18 @@ mod tests {
             t(1),
         );
         assert_eq!(e.attributes["capacity"].len(), 2);
-        delete_attribute(&mut e, "capacity", &InstanceSelector::Default, t(2)).unwrap();
+        delete_attribute(&mut e, "capacity", &DatasetSelector::Default, t(2)).unwrap();
         assert_eq!(e.attributes["capacity"].len(), 1);
-        assert!(delete_attribute(&mut e, "capacity", &InstanceSelector::Default, t(3)).is_err());
+        assert!(delete_attribute(&mut e, "capacity", &DatasetSelector::Default, t(3)).is_err());
         delete_attribute(
             &mut e,
             "capacity",
-            &InstanceSelector::DatasetId("urn:d".into()),
+            &DatasetSelector::Id("urn:d".into()),
             t(4),
         )
         .unwrap();
         assert!(!e.attributes.contains_key("capacity"));
-        assert!(delete_attribute(&mut e, "capacity", &InstanceSelector::All, t(5)).is_err());
+        assert!(delete_attribute(&mut e, "capacity", &DatasetSelector::All, t(5)).is_err());
     }
 
     #[test]
@@ -785,9 +777,9 @@ mod tests {
         assert!(report.is_complete());
         assert_eq!(e.scopes, vec!["/D"]);
 
-        delete_attribute(&mut e, SCOPE, &InstanceSelector::Default, t(6)).unwrap();
+        delete_attribute(&mut e, SCOPE, &DatasetSelector::Default, t(6)).unwrap();
         assert!(e.scopes.is_empty());
-        assert!(delete_attribute(&mut e, SCOPE, &InstanceSelector::Default, t(7)).is_err());
+        assert!(delete_attribute(&mut e, SCOPE, &DatasetSelector::Default, t(7)).is_err());
     }
 
     #[test]

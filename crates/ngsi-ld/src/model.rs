@@ -72,6 +72,17 @@ impl Attribute {
     }
 }
 
+/// Which instances of an attribute an operation takes (`datasetId`, `deleteAll`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetSelector {
+    /// The instance without a dataset id.
+    Default,
+    /// The instance with this dataset id.
+    Id(String),
+    /// Every instance (`deleteAll=true`).
+    All,
+}
+
 /// The kind of an attribute together with its value, as clause 4.5 defines them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeValue {

@@ -45,16 +45,7 @@ pub struct HistoryRead {
     pub last_n: Option<usize>,
 }
 
-/// Which instances of an attribute a deletion of its history removes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatasetSelector {
-    /// The instances without a dataset id.
-    Default,
-    /// The instances with this dataset id.
-    Id(String),
-    /// Every instance of the attribute (`deleteAll=true`).
-    All,
-}
+pub use ngsi_ld::model::DatasetSelector;
 
 /// Reading and editing entity history.
 #[async_trait]

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use broker::ops::{EntityPatch, InstanceSelector, UpdateReport, SCOPE};
+use broker::ops::{EntityPatch, UpdateReport, SCOPE};
 use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
 use ngsi_ld::NgsiError;
@@ -536,14 +536,7 @@ pub async fn delete_attr(
     check_iri("entity id", &id)?;
     let ctx = request.context(&state).await?;
     let name = attribute_name(&attr, &ctx)?;
-    let which = if request.params.bool("deleteAll")? {
-        InstanceSelector::All
-    } else if let Some(dataset) = request.params.get("datasetId")? {
-        check_iri("datasetId", dataset)?;
-        InstanceSelector::DatasetId(dataset.to_owned())
-    } else {
-        InstanceSelector::Default
-    };
+    let which = query::dataset_selector(&request.params)?;
     state
         .broker
         .delete_attribute(&request.tenant, &id, &name, which)

@@ -6,7 +6,7 @@
 use super::params::Params;
 use broker::linked::LinkedEntities;
 use ngsi_ld::context::{codec, ActiveContext, Format, RenderOptions};
-use ngsi_ld::model::{Attribute, AttributeValue, Entity, RelationshipObject};
+use ngsi_ld::model::{Attribute, AttributeValue, DatasetSelector, Entity, RelationshipObject};
 use ngsi_ld::query::attrs::Projection;
 use ngsi_ld::query::{geo, q, scope, types, EntityQuery};
 use ngsi_ld::NgsiError;
@@ -169,6 +169,21 @@ pub fn check_iri(what: &str, id: &str) -> Result<(), NgsiError> {
         Err(NgsiError::bad_request_data(format!(
             "{what} '{id}' is not an absolute IRI"
         )))
+    }
+}
+
+/// The instances of an attribute that `deleteAll` and `datasetId` name (clause
+/// 6.7.3.2): every one, the one of a dataset id, or the default one.
+pub fn dataset_selector(params: &Params) -> Result<DatasetSelector, NgsiError> {
+    if params.bool("deleteAll")? {
+        return Ok(DatasetSelector::All);
+    }
+    match params.get("datasetId")? {
+        Some(dataset) => {
+            check_iri("datasetId", dataset)?;
+            Ok(DatasetSelector::Id(dataset.to_owned()))
+        }
+        None => Ok(DatasetSelector::Default),
     }
 }
 

@@ -21,7 +21,6 @@ use ngsi_ld::temporal::{
 };
 use ngsi_ld::NgsiError;
 use serde_json::Value;
-use store::temporal::DatasetSelector;
 
 type Answer = Result<Response, ApiError>;
 
@@ -416,14 +415,7 @@ pub async fn delete_attr(
     check_iri("entity id", &id)?;
     let ctx = request.context(&state).await?;
     let name = super::entities::attribute_name(&attr, &ctx)?;
-    let dataset = if request.params.bool("deleteAll")? {
-        DatasetSelector::All
-    } else if let Some(dataset) = request.params.get("datasetId")? {
-        check_iri("datasetId", dataset)?;
-        DatasetSelector::Id(dataset.to_owned())
-    } else {
-        DatasetSelector::Default
-    };
+    let dataset = query::dataset_selector(&request.params)?;
     state
         .history
         .delete_attribute(&request.tenant, &id, &name, &dataset)
