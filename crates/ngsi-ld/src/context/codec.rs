@@ -81,10 +81,22 @@ pub fn decode_entity(value: &Value, ctx: &ActiveContext) -> Result<Entity, NgsiE
     for name in obj.keys() {
         refuse_keyword("entity member", name)?;
     }
+    let mut entity = decode_entity_head(obj, "entity", ctx)?;
+    entity.attributes = decode_attributes(value, ctx)?;
+    Ok(entity)
+}
+
+/// The `id`, `type` and `scope` of an entity body (`what` names it in errors: "entity",
+/// "temporal entity"), as an entity without attributes.
+pub fn decode_entity_head(
+    obj: &serde_json::Map<String, Value>,
+    what: &str,
+    ctx: &ActiveContext,
+) -> Result<Entity, NgsiError> {
     let id = match obj.get("id") {
         Some(Value::String(id)) => id.clone(),
         Some(_) => return Err(bad("entity member 'id' must be a string")),
-        None => return Err(bad("the entity has no 'id'")),
+        None => return Err(bad(format!("the {what} has no 'id'"))),
     };
     check_iri("entity id", &id)?;
     let types = match obj.get("type") {
@@ -95,7 +107,6 @@ pub fn decode_entity(value: &Value, ctx: &ActiveContext) -> Result<Entity, NgsiE
     if let Some(scope) = obj.get("scope") {
         entity.scopes = decode_scopes(scope)?;
     }
-    entity.attributes = decode_attributes(value, ctx)?;
     Ok(entity)
 }
 

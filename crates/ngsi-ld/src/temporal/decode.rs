@@ -5,8 +5,8 @@
 //! `instanceId`; an `instanceId` in the body is ignored, as the broker assigns them.
 
 use super::TemporalInstance;
-use crate::context::codec::check_attribute_name;
-use crate::context::{check_iri, decode_attribute, decode_scopes, decode_types, ActiveContext};
+use crate::context::codec::{check_attribute_name, decode_entity_head};
+use crate::context::{decode_attribute, ActiveContext};
 use crate::NgsiError;
 use serde_json::Value;
 
@@ -45,24 +45,11 @@ pub fn decode_temporal_entity(
     let obj = body
         .as_object()
         .ok_or_else(|| bad("a temporal entity must be a JSON object"))?;
-    let id = match obj.get("id") {
-        Some(Value::String(id)) => id.clone(),
-        Some(_) => return Err(bad("entity member 'id' must be a string")),
-        None => return Err(bad("the temporal entity has no 'id'")),
-    };
-    check_iri("entity id", &id)?;
-    let types = match obj.get("type") {
-        None => return Err(bad(format!("entity {id} has no 'type'"))),
-        Some(t) => decode_types(t, ctx).map_err(|why| bad(format!("entity {id}: {why}")))?,
-    };
-    let scopes = match obj.get("scope") {
-        Some(scope) => decode_scopes(scope)?,
-        None => Vec::new(),
-    };
+    let head = decode_entity_head(obj, "temporal entity", ctx)?;
     Ok(TemporalEntity {
-        id,
-        types,
-        scopes,
+        id: head.id,
+        types: head.types,
+        scopes: head.scopes,
         instances: decode_temporal_attributes(body, ctx)?,
     })
 }
