@@ -69,6 +69,10 @@ pub fn store_error(err: StoreError) -> NgsiError {
             NgsiError::already_exists(format!("entity {id} already exists"))
         }
         StoreError::NotFound(id) => NgsiError::not_found(format!("entity {id} not found")),
+        StoreError::Conflict(id) => NgsiError::new(
+            ProblemType::Conflict,
+            format!("entity {id} was changed by another write"),
+        ),
         StoreError::Backend(source) => {
             tracing::error!(error = %source, "storage backend failure");
             NgsiError::new(ProblemType::InternalError, "internal storage error")

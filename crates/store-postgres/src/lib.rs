@@ -10,7 +10,10 @@
 //! Read-modify-write runs under `SELECT … FOR UPDATE`, so concurrent modifications of
 //! one entity from any number of nodes serialise instead of losing updates.
 
+mod catalog;
+mod datastore;
 mod filter;
+mod harvest;
 mod identity;
 mod index;
 mod migrations;

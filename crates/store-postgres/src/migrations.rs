@@ -382,6 +382,83 @@ INSERT INTO subscription_epoch (only_row, n) VALUES (true, 0);
 "#,
         then: None,
     },
+    Migration {
+        version: 8,
+        name: "catalog packages and datastore tables",
+        // Packages as documents with the columns they are looked up by; the change
+        // counter the catalog's in-memory search index follows (catalog writes take
+        // an advisory lock so change numbers commit in order, see `catalog`); the
+        // datastore's tables live in their own schema, named by resource id, so that
+        // `datastore_search_sql` runs with only that schema on its search path.
+        sql: r#"
+CREATE TABLE catalog_packages (
+    id text PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    owner_org text NOT NULL,
+    private boolean NOT NULL,
+    state text NOT NULL,
+    metadata_modified timestamptz NOT NULL,
+    change bigint NOT NULL UNIQUE,
+    doc jsonb NOT NULL
+);
+CREATE TABLE catalog_resources (
+    resource_id text PRIMARY KEY,
+    package_id text NOT NULL REFERENCES catalog_packages (id) ON DELETE CASCADE
+);
+CREATE INDEX catalog_resources_by_package ON catalog_resources (package_id);
+CREATE TABLE catalog_state (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    last_change bigint NOT NULL,
+    purges bigint NOT NULL
+);
+INSERT INTO catalog_state (only_row, last_change, purges) VALUES (true, 0, 0);
+CREATE SCHEMA IF NOT EXISTS datastore;
+CREATE TABLE datastore_tables (
+    resource_id text PRIMARY KEY,
+    definition jsonb NOT NULL
+);
+"#,
+        then: None,
+    },
+    Migration {
+        version: 9,
+        name: "harvest sources and runs",
+        // A source's lease (holder and expiry) is what lets one node at a time run
+        // it: claims are conditional updates of these columns (see `harvest`).
+        sql: r#"
+CREATE TABLE harvest_sources (
+    id text PRIMARY KEY,
+    organization text NOT NULL,
+    url text NOT NULL,
+    title text NOT NULL,
+    remote_organization text,
+    interval_minutes integer,
+    enabled boolean NOT NULL,
+    created_at timestamptz NOT NULL,
+    next_run_at timestamptz,
+    lease_holder text,
+    lease_until timestamptz
+);
+CREATE INDEX harvest_sources_by_organization ON harvest_sources (organization, created_at);
+CREATE INDEX harvest_sources_by_next_run ON harvest_sources (next_run_at)
+    WHERE next_run_at IS NOT NULL;
+CREATE TABLE harvest_runs (
+    id text PRIMARY KEY,
+    source_id text NOT NULL REFERENCES harvest_sources (id) ON DELETE CASCADE,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    status text NOT NULL,
+    created bigint NOT NULL,
+    updated bigint NOT NULL,
+    unchanged bigint NOT NULL,
+    deleted bigint NOT NULL,
+    errored bigint NOT NULL,
+    errors jsonb NOT NULL
+);
+CREATE INDEX harvest_runs_by_source ON harvest_runs (source_id, started_at);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -7,7 +7,10 @@
 //! the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same
 //! one the PostgreSQL backend uses, so both answer alike.
 
+mod catalog;
 mod columns;
+mod datastore;
+mod harvest;
 mod identity;
 mod schema;
 mod subscriptions;

@@ -44,6 +44,14 @@ const MIGRATIONS: &[Migration] = &[
         sql: V8,
         then: None,
     },
+    Migration {
+        sql: V9,
+        then: None,
+    },
+    Migration {
+        sql: V10,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -354,6 +362,70 @@ const V8: &str = "
     ALTER TABLE temporal_heads ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
     UPDATE temporal_heads
         SET last_seq = (SELECT coalesce(max(seq), 0) FROM temporal_instances);";
+
+/// The catalog: packages as documents with the columns they are looked up by, the
+/// resource ids each holds, the change counter (see `store::catalog`), and the
+/// definitions of datastore tables (the tables themselves are created per resource).
+const V9: &str = "
+    CREATE TABLE catalog_packages (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        owner_org TEXT NOT NULL,
+        private INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        metadata_modified TEXT NOT NULL,
+        change INTEGER NOT NULL UNIQUE,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE catalog_resources (
+        resource_id TEXT PRIMARY KEY,
+        package_id TEXT NOT NULL REFERENCES catalog_packages (id) ON DELETE CASCADE
+    );
+    CREATE INDEX catalog_resources_by_package ON catalog_resources (package_id);
+    CREATE TABLE catalog_state (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        last_change INTEGER NOT NULL,
+        purges INTEGER NOT NULL
+    );
+    INSERT INTO catalog_state (only_row, last_change, purges) VALUES (1, 0, 0);
+    CREATE TABLE datastore_tables (
+        resource_id TEXT PRIMARY KEY,
+        definition TEXT NOT NULL
+    );";
+
+/// 10: harvest sources with the lease that lets one node at a time run each, and
+/// the record of every run (see `harvest`).
+const V10: &str = "
+    CREATE TABLE harvest_sources (
+        id TEXT PRIMARY KEY,
+        organization TEXT NOT NULL,
+        url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        remote_organization TEXT,
+        interval_minutes INTEGER,
+        enabled INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        next_run_at TEXT,
+        lease_holder TEXT,
+        lease_until TEXT
+    );
+    CREATE INDEX harvest_sources_by_organization ON harvest_sources (organization, created_at);
+    CREATE INDEX harvest_sources_by_next_run ON harvest_sources (next_run_at)
+        WHERE next_run_at IS NOT NULL;
+    CREATE TABLE harvest_runs (
+        id TEXT PRIMARY KEY,
+        source_id TEXT NOT NULL REFERENCES harvest_sources (id) ON DELETE CASCADE,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        unchanged INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        errored INTEGER NOT NULL,
+        errors TEXT NOT NULL
+    );
+    CREATE INDEX harvest_runs_by_source ON harvest_runs (source_id, started_at);";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

@@ -9,8 +9,15 @@
 //! (`q`, `scopeQ`, `geoQ`, `idPattern`), keeping only the page asked for; so both
 //! backends give the same answers, and no query holds every entity in memory.
 
+pub mod catalog;
+pub mod catalog_conformance;
 pub mod conformance;
+pub mod datastore;
+pub mod datastore_backend;
+pub mod datastore_conformance;
 pub mod doc;
+pub mod harvest;
+pub mod harvest_conformance;
 pub mod identity;
 pub mod identity_conformance;
 pub mod subscriptions;
@@ -57,6 +64,9 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("entity {0} not found")]
     NotFound(String),
+    /// Another write changed the thing first (optimistic concurrency).
+    #[error("{0} was changed by another write")]
+    Conflict(String),
     #[error("storage backend failure: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
