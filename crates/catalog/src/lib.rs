@@ -4,6 +4,15 @@
 //! and Japanese search that needs no search server (`search`). The CKAN Action API,
 //! storage and DCAT build on these.
 
+pub mod ckan;
+pub mod datastore;
+pub mod dcat;
+pub mod harvest;
+pub mod ingest;
+pub mod package;
+pub mod publish;
 pub mod search;
+pub mod service;
 pub mod standard;
 pub mod validate;
+pub mod vocabulary;

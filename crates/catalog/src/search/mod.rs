@@ -19,6 +19,7 @@
 pub mod document;
 pub mod facets;
 pub mod filter;
+pub mod index;
 pub mod query;
 pub mod score;
 pub mod tokenize;
@@ -26,6 +27,7 @@ pub mod tokenize;
 pub use document::{Document, Field, FoldedDocument};
 pub use facets::{FacetField, FacetItem, Facets};
 pub use filter::{matches_filters, parse_fq, Filter, FqError};
+pub use index::{SearchIndex, SearchRequest, SearchResult, Sort, SortKey};
 pub use query::{SearchQuery, Term};
 pub use score::{score, score_folded, EXACT_TITLE_BONUS, TITLE_PREFIX_BONUS};
 pub use tokenize::{candidate_terms, fold, index_terms};

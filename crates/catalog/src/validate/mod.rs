@@ -116,6 +116,11 @@ pub enum RejectKind {
     Empty,
     NoHeader,
     CsvSyntax,
+    /// Larger than the size limit the catalog accepts (see `ingest`).
+    TooLarge,
+    /// Announced or recognised as an Excel workbook but not readable as
+    /// one (truncated, corrupt, password-protected).
+    NotAWorkbook,
 }
 
 /// A file that cannot be used, with where and why in both languages.
@@ -138,7 +143,7 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
-fn reject(
+pub(crate) fn reject(
     kind: RejectKind,
     line: usize,
     byte: Option<usize>,
@@ -194,7 +199,7 @@ pub fn validate(bytes: &[u8], options: &Options) -> Result<Validated, Rejected> 
     validate_records(reader, decoded.encoding, unbalanced, options)
 }
 
-fn csv_error(e: &csv::Error) -> Rejected {
+pub(crate) fn csv_error(e: &csv::Error) -> Rejected {
     let line = e
         .position()
         .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
@@ -297,7 +302,7 @@ fn validate_records<R: io::Read>(
     })
 }
 
-fn match_header(header: &[String], options: &Options) -> HeaderMatch {
+pub(crate) fn match_header(header: &[String], options: &Options) -> HeaderMatch {
     match options.schema.as_deref().and_then(standard::schema) {
         Some(schema) => standard::match_schema(header, schema),
         None => standard::match_header(header, options.threshold),
@@ -306,7 +311,7 @@ fn match_header(header: &[String], options: &Options) -> HeaderMatch {
 
 /// A first row whose non-empty cells are mostly numbers is data, not a
 /// header: column names are words.
-fn looks_like_data(header: &[String]) -> bool {
+pub(crate) fn looks_like_data(header: &[String]) -> bool {
     let filled: Vec<&String> = header.iter().filter(|c| !c.trim().is_empty()).collect();
     if filled.is_empty() {
         return true;

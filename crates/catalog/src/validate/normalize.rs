@@ -4,6 +4,8 @@
 //! every change in the report: a municipality must be able to see exactly
 //! what the catalog did to its data.
 
+use std::borrow::Cow;
+
 use crate::standard::ColumnType;
 
 /// What became of a cell.
@@ -45,6 +47,25 @@ fn bilingual(code: &'static str, error: &dyn std::fmt::Display) -> Note {
 /// Trims white space, including the ideographic space U+3000, at both ends.
 fn trim(raw: &str) -> &str {
     raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
+}
+
+/// [`jp::width::normalize`] for a value already trimmed: NFKC leaves
+/// ASCII as it is, so the (costly) normalisation is skipped for it.
+fn width_normalize(value: &str) -> Cow<'_, str> {
+    if value.is_ascii() {
+        Cow::Borrowed(value.trim())
+    } else {
+        Cow::Owned(jp::width::normalize(value))
+    }
+}
+
+/// [`jp::width::normalize_digits`] changes only non-ASCII characters.
+fn digits_normalize(value: &str) -> Cow<'_, str> {
+    if value.is_ascii() {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(jp::width::normalize_digits(value))
+    }
 }
 
 /// Normalises one cell as `ty`.
@@ -166,6 +187,18 @@ fn is_half_width_kana(c: char) -> bool {
 /// meant to be (グロ―アップ → グローアップ). Full-width punctuation and
 /// brackets are left as written: they are normal in Japanese text.
 pub fn text(value: &str) -> Cell {
+    // Only full-width letters and digits, half-width katakana and dash
+    // look-alikes are rewritten; most cells have none.
+    if value.is_ascii()
+        || !value.chars().any(|c| {
+            matches!(
+                c,
+                '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FF0D}'..='\u{FF9F}'
+            )
+        })
+    {
+        return Cell::Ok(value.to_string());
+    }
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::with_capacity(value.len());
     let (mut wide, mut half_kana, mut dash) = (false, false, false);
@@ -225,7 +258,11 @@ pub fn text(value: &str) -> Cell {
 /// Digits in ASCII, full-width punctuation folded, thousands separators
 /// removed; the result is checked to be a plain decimal (or integer).
 fn number(value: &str, integer: bool) -> Cell {
-    let folded = jp::width::normalize(&jp::width::normalize_digits(value));
+    if is_plain_number(value, integer) {
+        return Cell::Ok(value.to_string());
+    }
+    let digits = digits_normalize(value);
+    let folded = width_normalize(&digits);
     let plain: String = folded.chars().filter(|&c| c != ',').collect();
     let (what_ja, what_en) = if integer {
         ("整数", "an integer")
@@ -253,6 +290,17 @@ fn number(value: &str, integer: bool) -> Cell {
         "数値を半角に",
         "number rewritten in ASCII",
     )
+}
+
+/// Already in the normal form [`number`] writes: `-?[0-9]+(\.[0-9]+)?`.
+fn is_plain_number(value: &str, integer: bool) -> bool {
+    let body = value.strip_prefix('-').unwrap_or(value);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && frac.is_none_or(digits) && !(integer && frac.is_some())
 }
 
 /// Japan lies within about lat 20–46, lng 122–154.
@@ -318,7 +366,7 @@ fn date(value: &str) -> Cell {
 /// hh:mm from 9:00, 09:00:00, ９時３０分, 0900. 24:00 is allowed as a
 /// closing time; seconds are dropped only when zero.
 fn time(value: &str) -> Cell {
-    let t: String = jp::width::normalize(value)
+    let t: String = width_normalize(value)
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
@@ -363,7 +411,7 @@ fn time(value: &str) -> Cell {
 }
 
 fn uri(value: &str) -> Cell {
-    let v = jp::width::normalize(value);
+    let v = width_normalize(value);
     let scheme_ok = v.split_once(':').is_some_and(|(scheme, rest)| {
         !scheme.is_empty()
             && scheme
@@ -378,13 +426,19 @@ fn uri(value: &str) -> Cell {
             format!("{value:?} is not a URI (e.g. https://www.city.yaizu.lg.jp/)"),
         ));
     }
-    fixed_if_changed(value, v, "uri", "URI を半角に", "URI rewritten in ASCII")
+    fixed_if_changed(
+        value,
+        v.into_owned(),
+        "uri",
+        "URI を半角に",
+        "URI rewritten in ASCII",
+    )
 }
 
 /// Hazard flags are "1" or empty; files write ○ and the like.
 fn flag(value: &str) -> Cell {
-    let v = jp::width::normalize(value);
-    let to = match v.as_str() {
+    let v = width_normalize(value);
+    let to = match v.as_ref() {
         "1" => "1",
         "○" | "◯" | "〇" | "●" | "◎" | "✓" | "✔" | "有" | "有り" | "あり" | "true" | "TRUE" => {
             "1"
@@ -408,8 +462,8 @@ fn flag(value: &str) -> Cell {
 }
 
 fn yes_no(value: &str) -> Cell {
-    let v = jp::width::normalize(value);
-    let to = match v.as_str() {
+    let v = width_normalize(value);
+    let to = match v.as_ref() {
         "有" | "有り" | "あり" | "○" | "◯" | "〇" | "1" | "はい" | "yes" | "Yes" | "YES" => {
             "有"
         }
@@ -435,7 +489,15 @@ fn yes_no(value: &str) -> Cell {
 /// leading zero a spreadsheet dropped (11002 for 札幌市 011002) or the old
 /// form without check digit; the former is recognised by its check digit.
 fn local_gov_code(value: &str) -> Cell {
-    let digits: String = jp::width::normalize_digits(value)
+    // Six ASCII digits with a valid check digit are already normal.
+    if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(code) = jp::localgov::LocalGovCode::parse(value) {
+            if code.as_str() == value {
+                return Cell::Ok(value.to_string());
+            }
+        }
+    }
+    let digits: String = digits_normalize(value)
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
@@ -477,7 +539,7 @@ fn local_gov_code(value: &str) -> Cell {
 /// 町字ID of the address base registry: seven digits, written 0008001 or
 /// 0008-001. Both are accepted as written.
 fn town_id(value: &str) -> Cell {
-    let v = jp::width::normalize_digits(value);
+    let v = digits_normalize(value);
     let b = v.as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     let ok = (b.len() == 7 && digits(b))
@@ -485,7 +547,7 @@ fn town_id(value: &str) -> Cell {
     if ok {
         fixed_if_changed(
             value,
-            v,
+            v.into_owned(),
             "town-id",
             "町字ID を半角に",
             "town ID rewritten in ASCII",

@@ -1,0 +1,313 @@
+//! Loading an uploaded resource file into a datastore table, what CKAN
+//! needs xloader for: CSV, TSV, xlsx and xls, streamed so that memory stays
+//! flat however large the file.
+//!
+//! The file is read from disk (uploads are saved first), so a CSV can be
+//! read twice: once to decide its encoding and reject what cannot be used
+//! before anything is loaded, once to decode and parse it a record at a
+//! time. An Excel workbook's first non-empty sheet is read with title rows
+//! above the header skipped and reported; its cells become text first, so
+//! CSV and Excel rows meet the same [`RowChecker`](crate::validate::RowChecker)
+//! and get the same normalisation and report as [`validate`](crate::validate).
+//!
+//! The caller's [`Sink`] receives the [`Plan`] (the table's fields) first,
+//! then rows in batches of at most [`Options::batch_size`], typed by the
+//! standard dataset the header was recognised as (see `columns` for why an
+//! unknown file is all text). [`ingest`] returns the [`IngestReport`] to
+//! keep with the resource. The calls are synchronous: an async caller runs
+//! ingest on a blocking thread and forwards batches over a channel. When
+//! ingest returns an error after batches were sent, the caller discards
+//! what it wrote (a table is loaded whole or not at all).
+
+mod columns;
+mod excel;
+mod loader;
+mod parallel;
+mod report;
+mod text;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use store::datastore::{Cell, Field};
+
+use crate::standard::{self, Schema};
+use crate::validate::{self, reject, RejectKind, Rejected};
+
+pub use columns::store_type;
+pub use report::{ColumnCounts, Counts, IngestReport, SchemaSummary};
+
+/// The formats a resource file is loaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Tsv,
+    Xlsx,
+    Xls,
+}
+
+impl Format {
+    /// A resource's declared format, by CKAN format name, media type or
+    /// file extension (`CSV`, `text/csv`, `.xlsx`).
+    pub fn from_name(name: &str) -> Option<Format> {
+        let n = name.trim().trim_start_matches('.').to_ascii_lowercase();
+        match n.as_str() {
+            "csv" | "text/csv" | "application/csv" => Some(Format::Csv),
+            "tsv" | "text/tab-separated-values" => Some(Format::Tsv),
+            "xlsx" | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+                Some(Format::Xlsx)
+            }
+            "xls" | "application/vnd.ms-excel" => Some(Format::Xls),
+            _ => None,
+        }
+    }
+
+    /// The format the first bytes show: a zip (`PK\x03\x04`) is xlsx, an
+    /// OLE2 compound file (`D0 CF 11 E0`) is xls; text shows nothing.
+    pub fn from_magic(head: &[u8]) -> Option<Format> {
+        if head.starts_with(b"PK\x03\x04") {
+            Some(Format::Xlsx)
+        } else if head.starts_with(b"\xD0\xCF\x11\xE0") {
+            Some(Format::Xls)
+        } else {
+            None
+        }
+    }
+
+    /// The format to read a file as: the magic bytes when they show a
+    /// workbook (a file declared CSV may really be one), else the declared
+    /// format when it is a text one, else CSV.
+    pub fn detect(path: &Path, declared: Option<&str>) -> io::Result<Format> {
+        let mut head = [0u8; 8];
+        let mut file = File::open(path)?;
+        let mut filled = 0;
+        while filled < head.len() {
+            match file.read(&mut head[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if let Some(format) = Format::from_magic(&head[..filled]) {
+            return Ok(format);
+        }
+        Ok(match declared.and_then(Format::from_name) {
+            Some(Format::Tsv) => Format::Tsv,
+            // A workbook without a workbook's bytes: text sent as Excel.
+            _ => Format::Csv,
+        })
+    }
+}
+
+/// How to ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Files larger than this are refused.
+    pub max_bytes: u64,
+    /// Load as this standard schema instead of recognising the header.
+    pub schema: Option<String>,
+    /// Minimum header match score (see [`standard::HeaderMatch::score`]).
+    pub threshold: f64,
+    /// Rows per batch handed to the sink.
+    pub batch_size: usize,
+    /// Issue details kept in the report; counts are always complete.
+    pub max_issue_details: usize,
+    /// Threads that check CSV rows while the calling thread reads: 0 picks
+    /// by the machine's cores for files of a few megabytes and more, 1
+    /// checks on the calling thread. The result is the same either way.
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_bytes: 100 * 1024 * 1024,
+            schema: None,
+            threshold: standard::DEFAULT_THRESHOLD,
+            batch_size: 5_000,
+            max_issue_details: 1_000,
+            threads: 0,
+        }
+    }
+}
+
+/// What the table will look like, sent before any row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// In the order of the cells of every row. `info` holds the header as
+    /// written (`label`, `original_header`), its 1-based `column`, and for
+    /// a recognised schema `standard_schema`, `standard_column` and the
+    /// standard type's names.
+    pub fields: Vec<Field>,
+    pub schema: Option<&'static Schema>,
+    pub format: Format,
+    /// CSV and TSV only.
+    pub encoding: Option<jp::encoding::Encoding>,
+    /// Excel only.
+    pub sheet: Option<String>,
+    /// As in [`IngestReport::header_row`].
+    pub header_row: usize,
+    /// The header cells as written.
+    pub header: Vec<String>,
+}
+
+/// Where ingested rows go.
+pub trait Sink {
+    type Error;
+    /// Called once, before any batch.
+    fn plan(&mut self, plan: &Plan) -> Result<(), Self::Error>;
+    /// Rows in file order, each with one cell per field. An error stops
+    /// the ingest and is returned as [`IngestError::Sink`].
+    fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error>;
+}
+
+/// Why an ingest stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError<E> {
+    /// The file cannot be used; the message is for whoever published it.
+    #[error("{0}")]
+    Rejected(Rejected),
+    /// Reading the saved upload failed: the platform's problem, not the
+    /// publisher's.
+    #[error("reading the uploaded file failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the sink failed: {0}")]
+    Sink(E),
+}
+
+impl<E> From<Rejected> for IngestError<E> {
+    fn from(r: Rejected) -> Self {
+        IngestError::Rejected(r)
+    }
+}
+
+impl<E> From<text::SniffError> for IngestError<E> {
+    fn from(e: text::SniffError) -> Self {
+        match e {
+            text::SniffError::Rejected(r) => IngestError::Rejected(r),
+            text::SniffError::Io(e) => IngestError::Io(e),
+        }
+    }
+}
+
+/// Loads the file at `path` as `format` into `sink`.
+pub fn ingest<S: Sink>(
+    path: &Path,
+    format: Format,
+    options: &Options,
+    sink: &mut S,
+) -> Result<IngestReport, IngestError<S::Error>> {
+    let size = std::fs::metadata(path)?.len();
+    if size > options.max_bytes {
+        let (mib, limit) = (megabytes(size), megabytes(options.max_bytes));
+        return Err(IngestError::Rejected(reject(
+            RejectKind::TooLarge,
+            0,
+            None,
+            format!("ファイルが大きすぎます ({mib} MB): 読み込めるのは {limit} MB までです"),
+            format!("the file is too large ({mib} MB): at most {limit} MB can be loaded"),
+        )));
+    }
+    match format {
+        Format::Csv => ingest_text(path, b',', Format::Csv, options, sink),
+        Format::Tsv => ingest_text(path, b'\t', Format::Tsv, options, sink),
+        Format::Xlsx => excel::ingest_xlsx(path, options, sink),
+        Format::Xls => excel::ingest_xls(path, options, sink),
+    }
+}
+
+/// One decimal, as people read file sizes.
+fn megabytes(bytes: u64) -> String {
+    // Precision: a size shown to one decimal.
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn ingest_text<S: Sink>(
+    path: &Path,
+    delimiter: u8,
+    format: Format,
+    options: &Options,
+    sink: &mut S,
+) -> Result<IngestReport, IngestError<S::Error>> {
+    let sniffed = text::sniff(path)?;
+    let reader = text::TextReader::open(path, sniffed.encoding)?;
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(256 * 1024)
+        .from_reader(reader);
+    let mut record = csv::StringRecord::new();
+    let read = |csv: &mut csv::Reader<text::TextReader>, record: &mut csv::StringRecord| {
+        csv.read_record(record).map_err(read_error)
+    };
+    if !read(&mut csv, &mut record)? {
+        return Err(IngestError::Rejected(reject(
+            RejectKind::Empty,
+            0,
+            None,
+            "ファイルが空です",
+            "the file is empty",
+        )));
+    }
+    let header: Vec<String> = record.iter().map(str::to_string).collect();
+    let header_line = line_of(&record).max(1);
+    let header_match = validate::match_header(
+        &header,
+        &validate::Options {
+            schema: options.schema.clone(),
+            threshold: options.threshold,
+        },
+    );
+    loader::check_header_is_not_data(&header, &header_match, header_line, true)?;
+    let outline = loader::outline(format, Some(sniffed.encoding), None, 1);
+    let mut loader = loader::Loader::start(
+        sink,
+        header,
+        header_match,
+        header_line,
+        outline,
+        Vec::new(),
+        options,
+    )?;
+    let workers = workers(options, std::fs::metadata(path)?.len());
+    if workers > 1 {
+        parallel::load_rows(&mut csv, &mut loader, workers)?;
+    } else {
+        let mut row = 1;
+        while read(&mut csv, &mut record)? {
+            row += 1;
+            let cells: Vec<&str> = record.iter().collect();
+            loader.row(row, line_of(&record), &cells)?;
+        }
+    }
+    loader.finish(sniffed.unbalanced_quotes)
+}
+
+/// Below this size threads cost more than they save.
+const PARALLEL_FROM_BYTES: u64 = 4 * 1024 * 1024;
+
+fn workers(options: &Options, size: u64) -> usize {
+    match options.threads {
+        0 if size >= PARALLEL_FROM_BYTES => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4),
+        0 => 1,
+        n => n,
+    }
+}
+
+fn read_error<E>(e: csv::Error) -> IngestError<E> {
+    let rejected = validate::csv_error(&e);
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => IngestError::Io(io),
+        _ => IngestError::Rejected(rejected),
+    }
+}
+
+fn line_of(record: &csv::StringRecord) -> usize {
+    record
+        .position()
+        .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX))
+}

@@ -1,0 +1,329 @@
+//! Reading a CSV or TSV file without holding it in memory. A first pass
+//! over the file decides the encoding the way `jp::encoding::decode` does
+//! (a BOM means UTF-8; a file valid as UTF-8 throughout is UTF-8;
+//! otherwise Shift_JIS in its Windows form, CP932) and finds what makes a
+//! file unusable — NUL bytes, bytes neither encoding reads, nothing but
+//! white space — so that a file is rejected before any row is loaded. The
+//! second pass decodes in large chunks as the CSV reader asks for text.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use encoding_rs::{Decoder, DecoderResult, SHIFT_JIS};
+use jp::encoding::{DecodeError, Encoding};
+
+use crate::validate::{reject, RejectKind, Rejected};
+
+const CHUNK: usize = 256 * 1024;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What the first pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sniffed {
+    pub(crate) encoding: Encoding,
+    /// An odd number of `"`: a quoted field is never closed. 0x22 is never
+    /// part of a multi-byte character in UTF-8 nor Shift_JIS, so counting
+    /// bytes is exact.
+    pub(crate) unbalanced_quotes: bool,
+}
+
+/// Why the first pass stopped: the file's fault, or the disk's.
+#[derive(Debug)]
+pub(crate) enum SniffError {
+    Rejected(Rejected),
+    Io(io::Error),
+}
+
+impl From<io::Error> for SniffError {
+    fn from(e: io::Error) -> Self {
+        SniffError::Io(e)
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// 1-based line of a byte offset, by reading the file again up to it
+/// (0x0A is never inside a multi-byte character in either encoding).
+fn line_of(path: &Path, offset: u64) -> io::Result<usize> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0; CHUNK];
+    let mut left = offset;
+    let mut lines = 1;
+    while left > 0 {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let take = usize::try_from(left).unwrap_or(usize::MAX).min(n);
+        lines += buf[..take].iter().filter(|&&b| b == b'\n').count();
+        left -= take as u64;
+    }
+    Ok(lines)
+}
+
+/// The first pass: decides the encoding and rejects unusable files.
+pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0; CHUNK + 4];
+    // Bytes of a UTF-8 character cut by the end of the previous chunk.
+    let mut carry = 0;
+    let mut offset: u64 = 0;
+    let mut utf8_error: Option<u64> = None;
+    let mut quotes = 0usize;
+    let mut blank = true;
+    let mut bom = false;
+    loop {
+        let n = read_full(&mut file, &mut buf[carry..carry + CHUNK])?;
+        let fresh = &buf[carry..carry + n];
+        if let Some(at) = fresh.iter().position(|&b| b == 0) {
+            let at = offset + at as u64;
+            return Err(SniffError::Rejected(reject(
+                RejectKind::NotText,
+                line_of(path, at)?,
+                usize::try_from(at).ok(),
+                "NUL バイトを含むため CSV テキストではありません (Excel ファイルなどでは?)",
+                "contains NUL bytes, so it is not CSV text (an Excel workbook or other binary file?)",
+            )));
+        }
+        let mut scan = fresh;
+        if offset == 0 && fresh.starts_with(UTF8_BOM) {
+            bom = true;
+            scan = &fresh[UTF8_BOM.len()..];
+        }
+        quotes += scan.iter().filter(|&&b| b == b'"').count();
+        if blank {
+            blank = scan.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0B);
+        }
+        let data_len = carry + n;
+        if utf8_error.is_none() {
+            let start_of_data = offset - carry as u64;
+            let (data, data_start) = if offset == 0 && bom {
+                (&buf[UTF8_BOM.len()..data_len], UTF8_BOM.len() as u64)
+            } else {
+                (&buf[..data_len], start_of_data)
+            };
+            carry = 0;
+            if let Err(e) = std::str::from_utf8(data) {
+                match e.error_len() {
+                    Some(_) => utf8_error = Some(data_start + e.valid_up_to() as u64),
+                    None if n == 0 => utf8_error = Some(data_start + e.valid_up_to() as u64),
+                    None => {
+                        let cut = e.valid_up_to();
+                        carry = data.len() - cut;
+                        let from = data_len - carry;
+                        buf.copy_within(from..data_len, 0);
+                    }
+                }
+            }
+        }
+        offset += n as u64;
+        if n == 0 {
+            break;
+        }
+    }
+    let unbalanced_quotes = quotes % 2 == 1;
+    let encoding = match (bom, utf8_error) {
+        (true, None) => Encoding::Utf8Bom,
+        (false, None) => Encoding::Utf8,
+        (true, Some(at)) => return Err(SniffError::Rejected(undecodable(path, at, true)?)),
+        (false, Some(utf8_at)) => match shift_jis_error(path)? {
+            None => Encoding::ShiftJis,
+            Some(sjis_at) => {
+                // As jp::encoding::decode: the encoding that got further is
+                // more likely the one meant, so its bad byte is shown.
+                return Err(SniffError::Rejected(undecodable(
+                    path,
+                    utf8_at.max(sjis_at),
+                    false,
+                )?));
+            }
+        },
+    };
+    if blank {
+        return Err(SniffError::Rejected(reject(
+            RejectKind::Empty,
+            0,
+            None,
+            "ファイルが空です",
+            "the file is empty",
+        )));
+    }
+    Ok(Sniffed {
+        encoding,
+        unbalanced_quotes,
+    })
+}
+
+fn undecodable(path: &Path, at: u64, after_bom: bool) -> io::Result<Rejected> {
+    let line = line_of(path, at)?;
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(at))?;
+    let mut one = [0u8; 1];
+    let byte = if read_full(&mut file, &mut one)? == 1 {
+        one[0]
+    } else {
+        0
+    };
+    let offset = usize::try_from(at).unwrap_or(usize::MAX);
+    let error = if after_bom {
+        DecodeError::InvalidUtf8AfterBom { line, offset, byte }
+    } else {
+        DecodeError::NeitherUtf8NorShiftJis { line, offset, byte }
+    };
+    let text = error.to_string();
+    let (ja, en) = text.split_once(" / ").unwrap_or((&text, &text));
+    Ok(reject(RejectKind::Undecodable, line, Some(offset), ja, en))
+}
+
+/// Decodes the whole file as Shift_JIS without keeping the text; the
+/// offset of the first malformed byte, if any.
+fn shift_jis_error(path: &Path) -> io::Result<Option<u64>> {
+    let mut file = File::open(path)?;
+    let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
+    let mut input = vec![0; CHUNK];
+    let mut output = vec![0; CHUNK * 3 + 16];
+    let mut consumed: u64 = 0;
+    loop {
+        let n = read_full(&mut file, &mut input)?;
+        let last = n == 0;
+        let mut pos = 0;
+        loop {
+            let (result, read, _) =
+                decoder.decode_to_utf8_without_replacement(&input[pos..n], &mut output, last);
+            pos += read;
+            match result {
+                DecoderResult::InputEmpty => break,
+                DecoderResult::OutputFull => {}
+                DecoderResult::Malformed(len, after) => {
+                    let end = consumed + pos as u64;
+                    return Ok(Some(end.saturating_sub(u64::from(len) + u64::from(after))));
+                }
+            }
+        }
+        consumed += n as u64;
+        if last {
+            return Ok(None);
+        }
+    }
+}
+
+/// UTF-8 text of a file, decoded as it is read.
+pub(crate) enum TextReader {
+    /// Already UTF-8: the bytes pass through (after any BOM).
+    Utf8(File),
+    ShiftJis(ShiftJisReader),
+}
+
+impl TextReader {
+    pub(crate) fn open(path: &Path, encoding: Encoding) -> io::Result<TextReader> {
+        let mut file = File::open(path)?;
+        Ok(match encoding {
+            Encoding::Utf8 => TextReader::Utf8(file),
+            Encoding::Utf8Bom => {
+                file.seek(SeekFrom::Start(UTF8_BOM.len() as u64))?;
+                TextReader::Utf8(file)
+            }
+            Encoding::ShiftJis => TextReader::ShiftJis(ShiftJisReader::new(file)),
+        })
+    }
+}
+
+impl Read for TextReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            TextReader::Utf8(file) => file.read(buf),
+            TextReader::ShiftJis(reader) => reader.read(buf),
+        }
+    }
+}
+
+/// Shift_JIS bytes in, UTF-8 out, a chunk at a time.
+pub(crate) struct ShiftJisReader {
+    file: File,
+    decoder: Decoder,
+    input: Vec<u8>,
+    input_start: usize,
+    input_end: usize,
+    input_done: bool,
+    output: Vec<u8>,
+    output_start: usize,
+    output_end: usize,
+    finished: bool,
+}
+
+impl ShiftJisReader {
+    fn new(file: File) -> ShiftJisReader {
+        ShiftJisReader {
+            file,
+            decoder: SHIFT_JIS.new_decoder_without_bom_handling(),
+            input: vec![0; CHUNK],
+            input_start: 0,
+            input_end: 0,
+            input_done: false,
+            // A Shift_JIS byte becomes at most 3 bytes of UTF-8.
+            output: vec![0; CHUNK * 3 + 16],
+            output_start: 0,
+            output_end: 0,
+            finished: false,
+        }
+    }
+
+    /// Decodes the next chunk into `output`; false at the end.
+    fn refill(&mut self) -> io::Result<bool> {
+        while !self.finished {
+            if self.input_start == self.input_end && !self.input_done {
+                self.input_end = read_full(&mut self.file, &mut self.input)?;
+                self.input_start = 0;
+                self.input_done = self.input_end == 0;
+            }
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.input[self.input_start..self.input_end],
+                &mut self.output,
+                self.input_done,
+            );
+            self.input_start += read;
+            self.output_start = 0;
+            self.output_end = written;
+            match result {
+                DecoderResult::InputEmpty if self.input_done => self.finished = true,
+                DecoderResult::InputEmpty | DecoderResult::OutputFull => {}
+                // The first pass decoded the whole file, so this means the
+                // file changed between the passes.
+                DecoderResult::Malformed(..) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the file is no longer valid Shift_JIS (changed while being read?)",
+                    ))
+                }
+            }
+            if written > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Read for ShiftJisReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.output_start == self.output_end && !self.refill()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.output_end - self.output_start);
+        buf[..n].copy_from_slice(&self.output[self.output_start..self.output_start + n]);
+        self.output_start += n;
+        Ok(n)
+    }
+}
