@@ -42,6 +42,12 @@ pub struct Config {
     /// The most instances of one attribute series a temporal answer holds before it
     /// is cut into pages (`RENKEI_TEMPORAL_INSTANCE_LIMIT`).
     pub temporal_instance_limit: usize,
+    /// Where uploaded catalog files are kept (`RENKEI_FILES_DIR`). Nodes sharing
+    /// one PostgreSQL must share this directory too (a network volume), as CKAN
+    /// nodes share their storage path.
+    pub files_dir: PathBuf,
+    /// The largest file a resource upload may be (`RENKEI_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: u64,
 }
 
 /// Where the field encryption keys come from (read when the server starts).
@@ -105,6 +111,8 @@ impl Default for Config {
             encryption_keys: None,
             rate_limits: Default::default(),
             temporal_instance_limit: broker::temporal::DEFAULT_INSTANCE_LIMIT,
+            files_dir: PathBuf::from("./data/files"),
+            max_upload_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -127,6 +135,8 @@ struct FileConfig {
     oidc: Option<OidcConfig>,
     encryption_keys_file: Option<PathBuf>,
     temporal_instance_limit: Option<usize>,
+    files_dir: Option<PathBuf>,
+    max_upload_bytes: Option<u64>,
 }
 
 impl Config {
@@ -168,6 +178,12 @@ impl Config {
         }
         if let Some(v) = file.temporal_instance_limit {
             self.temporal_instance_limit = v;
+        }
+        if let Some(v) = file.files_dir {
+            self.files_dir = v;
+        }
+        if let Some(v) = file.max_upload_bytes {
+            self.max_upload_bytes = v;
         }
         if let Some(v) = file.allow_anonymous_writes {
             self.allow_anonymous_writes = v;
@@ -215,6 +231,14 @@ impl Config {
         }
         if let Some(v) = var("RENKEI_ALLOW_ANONYMOUS_WRITES") {
             self.allow_anonymous_writes = parse_bool("RENKEI_ALLOW_ANONYMOUS_WRITES", &v)?;
+        }
+        if let Some(v) = var("RENKEI_FILES_DIR") {
+            self.files_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("RENKEI_MAX_UPLOAD_BYTES") {
+            self.max_upload_bytes = v
+                .parse()
+                .with_context(|| format!("RENKEI_MAX_UPLOAD_BYTES={v} is not a number"))?;
         }
         if let Some(v) = var("RENKEI_TLS_CERT") {
             self.tls_cert = Some(PathBuf::from(v));

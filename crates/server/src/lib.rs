@@ -10,6 +10,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog_cli;
+pub mod ckan;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -38,6 +40,11 @@ pub struct AppState {
     pub history: broker::temporal::History,
     pub identity: auth::Identity,
     pub subscriptions: store::subscriptions::SharedSubscriptionStore,
+    /// The open data catalog (CKAN Action API, DCAT).
+    pub catalog: catalog::service::Catalog,
+    pub datastore: store::datastore::SharedDatastoreStore,
+    /// Harvest sources and runs of the catalog (`harvest_*` actions, the scheduler).
+    pub harvester: catalog::harvest::Harvester,
     pub config: Arc<config::Config>,
 }
 
@@ -46,10 +53,15 @@ impl AppState {
     /// preloads and, unless disabled, a fetcher for remote contexts; and identity and
     /// access over the same database.
     pub fn new(stores: storage::Stores, config: config::Config) -> anyhow::Result<AppState> {
-        let preloaded = match &config.contexts_dir {
+        let mut preloaded = match &config.contexts_dir {
             Some(dir) => config::load_contexts_dir(dir)?,
             None => Default::default(),
         };
+        let opendata_context = catalog::publish::context_document().clone();
+        preloaded.insert(
+            catalog::publish::context_url(&config.public_url),
+            opendata_context,
+        );
         let fetcher: Option<Arc<dyn broker::ContextFetcher>> = if config.remote_contexts {
             Some(Arc::new(fetcher::HttpContextFetcher::new(
                 config.context_fetch_timeout,
@@ -70,6 +82,8 @@ impl AppState {
             )?),
             None => None,
         };
+        let catalog = catalog::service::Catalog::new(stores.catalog, stores.identity.clone());
+        let harvester = catalog::harvest::Harvester::new(catalog.clone(), stores.harvest)?;
         let identity = auth::Identity::new(stores.identity, &config, oidc);
         Ok(AppState {
             history: broker::temporal::History::new(
@@ -80,6 +94,9 @@ impl AppState {
             broker: Broker::new(stores.entities, Arc::new(contexts)),
             identity,
             subscriptions: stores.subscriptions,
+            catalog,
+            datastore: stores.datastore,
+            harvester,
             config: Arc::new(config),
         })
     }
@@ -95,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/ngsi-ld/v1", ngsi::router())
         .nest("/auth", auth::routes::router())
         .nest("/admin/v1", admin::router())
+        .merge(ckan::router())
         .route("/health", get(|| async { "ok" }))
         .layer(from_fn_with_state(
             state.clone(),

@@ -1,6 +1,7 @@
 //! `renkei`: the command line of the platform. `renkei serve` starts every face on one
 //! port (1026 unless configured); `renkei migrate` brings the database schema up to
-//! date; `renkei version` prints the version.
+//! date; `renkei version` prints the version; `renkei catalog import <folder>` loads a
+//! folder of files into the open data catalog.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -55,6 +56,25 @@ enum Command {
     /// Keys for the field-level encryption of personal data.
     #[command(subcommand, name = "encryption-key")]
     EncryptionKey(EncryptionKeyCommand),
+    /// The open data catalog from the console.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Load every CSV, TSV, XLSX and XLS file of a folder into datasets of one
+    /// organisation (one dataset per file, named after it; updated when it exists),
+    /// with a progress bar and a summary table at the end.
+    Import {
+        folder: PathBuf,
+        /// The organisation's 6-digit 全国地方公共団体コード (a registered tenant).
+        #[arg(long)]
+        organization: String,
+        /// Put before every dataset name.
+        #[arg(long)]
+        dataset_prefix: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +184,18 @@ async fn main() -> anyhow::Result<()> {
         Command::EncryptionKey(EncryptionKeyCommand::Generate { id }) => {
             cli::encryption_key_generate(&id)
         }
+        Command::Catalog(CatalogCommand::Import {
+            folder,
+            organization,
+            dataset_prefix,
+        }) => {
+            let request = server::catalog_cli::ImportRequest {
+                folder,
+                organization,
+                dataset_prefix,
+            };
+            server::catalog_cli::import_command(&config, &request).await
+        }
     }
 }
 
@@ -189,6 +221,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     // Dispatching and delivering notifications for as long as the server runs.
     let _background = server::delivery::start(&state)?;
+    // Harvesting the catalog's harvest sources when they are due.
+    let _harvesting = server::ckan::harvest::start_scheduler(&state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

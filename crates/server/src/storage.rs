@@ -4,6 +4,9 @@
 use anyhow::{bail, Context as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use store::catalog::{CatalogStore, SharedCatalogStore};
+use store::datastore::{DatastoreStore, SharedDatastoreStore};
+use store::harvest::{HarvestStore, SharedHarvestStore};
 use store::identity::{IdentityStore, SharedIdentityStore};
 use store::subscriptions::{SharedSubscriptionStore, SubscriptionStore};
 use store::temporal::{SharedTemporalStore, TemporalStore};
@@ -16,18 +19,31 @@ pub struct Stores {
     pub identity: SharedIdentityStore,
     pub subscriptions: SharedSubscriptionStore,
     pub temporal: SharedTemporalStore,
+    pub catalog: SharedCatalogStore,
+    pub datastore: SharedDatastoreStore,
+    pub harvest: SharedHarvestStore,
 }
 
 impl<S> From<Arc<S>> for Stores
 where
-    S: EntityStore + IdentityStore + SubscriptionStore + TemporalStore + 'static,
+    S: EntityStore
+        + IdentityStore
+        + SubscriptionStore
+        + TemporalStore
+        + CatalogStore
+        + DatastoreStore
+        + HarvestStore
+        + 'static,
 {
     fn from(store: Arc<S>) -> Stores {
         Stores {
             entities: store.clone(),
             identity: store.clone(),
             subscriptions: store.clone(),
-            temporal: store,
+            temporal: store.clone(),
+            catalog: store.clone(),
+            datastore: store.clone(),
+            harvest: store,
         }
     }
 }

@@ -101,6 +101,8 @@ pub async fn secured_server(backend: Backend) -> TestServer {
 /// tests must not depend on the network.
 pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
     config.remote_contexts = false;
+    let files = tempfile::tempdir().unwrap();
+    config.files_dir = files.path().to_owned();
     let mut postgres = None;
     let (stores, keep_alive): (server::storage::Stores, Box<dyn Send + Sync>) = match backend {
         Backend::Sqlite => {
@@ -129,7 +131,7 @@ pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
         state,
         background: None,
         postgres,
-        _keep_alive: keep_alive,
+        _keep_alive: Box::new((keep_alive, files)),
     }
 }
 
