@@ -718,6 +718,56 @@ async fn dcat_documents_validate_against_dcat_ap_3() {
     );
 }
 
+/// A file larger than axum's default 2 MB body limit loads whole: uploads are
+/// limited only by `max_upload_bytes` (a bug: the default limit refused them).
+#[tokio::test]
+async fn large_uploads_pass_the_default_body_limit() {
+    let w = world(Backend::Sqlite).await;
+    let package = w
+        .ok(
+            "package_create",
+            Some(&w.publisher),
+            json!({"name": "counts", "owner_org": YAIZU}),
+        )
+        .await;
+    let mut csv = String::from("地区,年,人口,世帯数,備考\n");
+    let rows = 90_000;
+    for n in 0..rows {
+        csv.push_str(&format!("地区{n},2026,{},{},特記事項なし\n", n * 3, n));
+    }
+    assert!(csv.len() > 3 * 1024 * 1024, "{} bytes", csv.len());
+    let (content_type, body) = multipart(
+        &[
+            ("package_id", package["id"].as_str().unwrap()),
+            ("format", "CSV"),
+        ],
+        "counts.csv",
+        csv.as_bytes(),
+    );
+    let reply = w
+        .server
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/3/action/resource_create")
+                .header("content-type", content_type)
+                .header("Authorization", w.publisher.as_str())
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let rid = reply.body["result"]["id"].as_str().unwrap().to_owned();
+    let all = w
+        .ok(
+            "datastore_search",
+            None,
+            json!({"resource_id": rid, "limit": 1}),
+        )
+        .await;
+    assert_eq!(all["total"], json!(rows));
+}
+
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

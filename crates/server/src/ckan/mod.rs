@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/3/action/{action}", any(dispatch))
         .route("/api/action/{action}", any(dispatch))
+        // Uploads stream to disk under `max_upload_bytes` and other bodies are read
+        // under `max_body_bytes` by `Params::read`; axum's own 2 MB default would
+        // refuse real files first.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .route(
             "/dataset/resource/{resource_id}/download/{file_name}",
             axum::routing::get(upload::download),
