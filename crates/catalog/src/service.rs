@@ -101,7 +101,7 @@ struct IndexState {
 pub struct Catalog {
     store: SharedCatalogStore,
     tenants: SharedIdentityStore,
-    index: Arc<tokio::sync::Mutex<IndexState>>,
+    index: Arc<tokio::sync::RwLock<IndexState>>,
     organizations: Arc<Mutex<Option<(Instant, Organizations)>>>,
 }
 
@@ -165,9 +165,16 @@ impl Catalog {
         &self,
         f: impl FnOnce(&SearchIndex) -> T,
     ) -> Result<T, CatalogError> {
-        let mut state = self.index.lock().await;
         let now = self.store.catalog_state().await?;
-        if !state.loaded || now.purges != state.purges {
+        {
+            // Searches share the index; only bringing it up to date is exclusive.
+            let state = self.index.read().await;
+            if state.loaded && state.purges >= now.purges && state.last_change >= now.last_change {
+                return Ok(f(&state.index));
+            }
+        }
+        let mut state = self.index.write().await;
+        if !state.loaded || now.purges > state.purges {
             *state = IndexState::default();
             state.purges = now.purges;
             state.loaded = true;
@@ -180,6 +187,7 @@ impl Catalog {
                 state.index.put(package_of(record)?);
             }
         }
+        let state = state.downgrade();
         Ok(f(&state.index))
     }
 
