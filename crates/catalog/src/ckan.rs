@@ -18,6 +18,16 @@ pub struct Organization {
     pub created: chrono::DateTime<chrono::Utc>,
 }
 
+impl From<&identity::tenant::TenantRecord> for Organization {
+    fn from(tenant: &identity::tenant::TenantRecord) -> Self {
+        Organization {
+            code: tenant.code.clone(),
+            title: tenant.name.clone(),
+            created: tenant.created_at,
+        }
+    }
+}
+
 impl Organization {
     /// CKAN's organisation dictionary (`package_count` only when known).
     pub fn dict(&self, package_count: Option<usize>) -> Value {

@@ -153,11 +153,11 @@ impl Catalog {
 
     /// The organisation dictionary input of a tenant.
     pub async fn organization(&self, code: &str) -> Result<Option<Organization>, CatalogError> {
-        Ok(self.organizations().await?.get(code).map(|t| Organization {
-            code: t.code.clone(),
-            title: t.name.clone(),
-            created: t.created_at,
-        }))
+        Ok(self
+            .organizations()
+            .await?
+            .get(code)
+            .map(Organization::from))
     }
 
     /// Runs `f` on the search index brought up to date with the store.
@@ -312,22 +312,11 @@ impl Catalog {
             .to_owned();
         let orgs = self.organizations().await?;
         self.modify_package(&key, access, |package| {
-            let mut merged = if patch {
-                let org = orgs.get(&package.owner_org).map(|t| Organization {
-                    code: t.code.clone(),
-                    title: t.name.clone(),
-                    created: t.created_at,
-                });
-                match crate::ckan::package_dict(package, org.as_ref()) {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                }
-            } else {
-                Map::new()
-            };
-            for (k, v) in dict {
-                merged.insert(k.clone(), v.clone());
-            }
+            let stored = patch.then(|| {
+                let org = orgs.get(&package.owner_org).map(Organization::from);
+                crate::ckan::package_dict(package, org.as_ref())
+            });
+            let mut merged = overlay(stored, dict);
             merged.insert("id".into(), Value::String(package.id.clone()));
             if !merged.contains_key("name") {
                 merged.insert("name".into(), Value::String(package.name.clone()));
@@ -484,21 +473,10 @@ impl Catalog {
                 let Some(position) = position else {
                     return Err(CatalogError::NotFound(format!("resource {id}")));
                 };
-                let mut merged = if patch {
-                    match crate::ckan::resource_dict(
-                        package,
-                        position,
-                        &package.resources[position],
-                    ) {
-                        Value::Object(map) => map,
-                        _ => Map::new(),
-                    }
-                } else {
-                    Map::new()
-                };
-                for (k, v) in dict {
-                    merged.insert(k.clone(), v.clone());
-                }
+                let stored = patch.then(|| {
+                    crate::ckan::resource_dict(package, position, &package.resources[position])
+                });
+                let merged = overlay(stored, dict);
                 let input = ResourceInput::parse(&merged).map_err(CatalogError::Validation)?;
                 let now = Utc::now();
                 let resource = &mut package.resources[position];
@@ -522,6 +500,19 @@ impl Catalog {
         .await
         .map(drop)
     }
+}
+
+/// What an update reads: the keys sent over the stored dictionary (a patch), or
+/// the keys sent alone (an update, `stored` being `None`).
+fn overlay(stored: Option<Value>, sent: &Map<String, Value>) -> Map<String, Value> {
+    let mut merged = match stored {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for (k, v) in sent {
+        merged.insert(k.clone(), v.clone());
+    }
+    merged
 }
 
 /// The validation error for an id, name or resource id already in use.

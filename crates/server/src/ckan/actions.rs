@@ -191,11 +191,7 @@ async fn package_search(state: &AppState, params: &Params, access: &CallerAccess
     });
     let mut results = Vec::with_capacity(found.packages.len());
     for package in &found.packages {
-        let org = orgs.get(&package.owner_org).map(|t| Organization {
-            code: t.code.clone(),
-            title: t.name.clone(),
-            created: t.created_at,
-        });
+        let org = orgs.get(&package.owner_org).map(Organization::from);
         results.push(package_dict(package, org.as_ref()));
     }
     Ok(json!({
@@ -236,19 +232,11 @@ async fn organization_list(state: &AppState, params: &Params) -> ActionResult {
     if params.bool("all_fields")?.unwrap_or(false) {
         let counts = counts_by(state, |p| vec![p.owner_org.clone()]).await?;
         Ok(Value::Array(
-            page.map(|t| organization(t).dict(Some(*counts.get(&t.code).unwrap_or(&0))))
+            page.map(|t| Organization::from(t).dict(Some(*counts.get(&t.code).unwrap_or(&0))))
                 .collect(),
         ))
     } else {
         Ok(json!(page.map(|t| t.code.clone()).collect::<Vec<_>>()))
-    }
-}
-
-fn organization(t: &identity::tenant::TenantRecord) -> Organization {
-    Organization {
-        code: t.code.clone(),
-        title: t.name.clone(),
-        created: t.created_at,
     }
 }
 

@@ -38,11 +38,7 @@ async fn catalog_info(state: &AppState) -> Result<CatalogInfo, Response> {
         .find(|t| t.prefecture_code().is_none())
         .or(tenants.first());
     let publisher = match operator {
-        Some(t) => Organization {
-            code: t.code.clone(),
-            title: t.name.clone(),
-            created: t.created_at,
-        },
+        Some(t) => Organization::from(*t),
         None => {
             return Err(refused(
                 StatusCode::NOT_FOUND,
@@ -78,11 +74,7 @@ fn organization_of(
     orgs: &HashMap<String, identity::tenant::TenantRecord>,
     package: &Package,
 ) -> Option<Organization> {
-    orgs.get(&package.owner_org).map(|t| Organization {
-        code: t.code.clone(),
-        title: t.name.clone(),
-        created: t.created_at,
-    })
+    orgs.get(&package.owner_org).map(Organization::from)
 }
 
 fn answer(format: Format, body: String) -> Response {
