@@ -75,8 +75,9 @@ pub struct Table {
     pub fields: Vec<Field>,
     /// Columns whose values identify a row for upserts (may be empty).
     pub primary_key: Vec<String>,
-    /// Columns to index for filters and sorting.
-    pub indexes: Vec<String>,
+    /// Indexes for filters and sorting, each over one or more columns (a query that
+    /// filters on two columns is fast with one index over both).
+    pub indexes: Vec<Vec<String>>,
 }
 
 /// One typed value.

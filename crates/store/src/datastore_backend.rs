@@ -46,8 +46,8 @@ pub fn table_from_json(resource_id: &str, definition: &Value) -> Result<Table, S
             reason: reason.to_owned(),
         })
     };
-    let names = |key: &str| -> Result<Vec<String>, StoreError> {
-        match definition.get(key) {
+    let names = |list: Option<&Value>| -> Result<Vec<String>, StoreError> {
+        match list {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
@@ -84,8 +84,19 @@ pub fn table_from_json(resource_id: &str, definition: &Value) -> Result<Table, S
     Ok(Table {
         resource_id: resource_id.to_owned(),
         fields,
-        primary_key: names("primary_key")?,
-        indexes: names("indexes")?,
+        primary_key: names(definition.get("primary_key"))?,
+        indexes: match definition.get("indexes") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    // Definitions written before composite indexes name one column.
+                    Value::String(column) => Ok(vec![column.clone()]),
+                    list => names(Some(list)),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(corrupt("the index list is not an array")),
+        },
     })
 }
 
@@ -134,7 +145,11 @@ pub fn merge_definition(
         primary_key: wanted.primary_key.clone(),
         indexes: wanted.indexes.clone(),
     };
-    for column in merged.primary_key.iter().chain(&merged.indexes) {
+    for column in merged
+        .primary_key
+        .iter()
+        .chain(merged.indexes.iter().flatten())
+    {
         if !merged.fields.iter().any(|f| &f.id == column) {
             return Err(StoreError::NotFound(format!("column {column}")));
         }
@@ -231,8 +246,64 @@ pub fn wanted_indexes(table: &Table, table_name: &str) -> Vec<(String, String)> 
     if !table.primary_key.is_empty() {
         add(true, &table.primary_key);
     }
-    for column in &table.indexes {
-        add(false, std::slice::from_ref(column));
+    for columns in &table.indexes {
+        add(false, columns);
     }
     wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(indexes: Vec<Vec<String>>) -> Table {
+        Table {
+            resource_id: "r".into(),
+            fields: ["code", "kind"]
+                .map(|id| Field {
+                    id: id.into(),
+                    column_type: ColumnType::Text,
+                    info: None,
+                })
+                .to_vec(),
+            primary_key: Vec::new(),
+            indexes,
+        }
+    }
+
+    #[test]
+    fn a_composite_index_is_one_statement_over_its_columns() {
+        let wanted = wanted_indexes(
+            &table(vec![
+                vec!["code".into(), "kind".into()],
+                vec!["kind".into()],
+            ]),
+            "\"r\"",
+        );
+        assert_eq!(wanted.len(), 2);
+        assert!(
+            wanted[0].1.ends_with("ON \"r\" (\"code\", \"kind\")"),
+            "{}",
+            wanted[0].1
+        );
+        assert!(
+            wanted[1].1.ends_with("ON \"r\" (\"kind\")"),
+            "{}",
+            wanted[1].1
+        );
+        assert_ne!(wanted[0].0, wanted[1].0);
+    }
+
+    #[test]
+    fn definitions_round_trip_and_old_single_column_indexes_still_read() {
+        let composite = table(vec![vec!["code".into(), "kind".into()]]);
+        let json = definition_json(&composite);
+        assert_eq!(table_from_json("r", &json).unwrap(), composite);
+        let old = json!({"fields": [{"id": "code", "type": "text"}, {"id": "kind", "type": "text"}],
+                         "primary_key": [], "indexes": ["code", "kind"]});
+        assert_eq!(
+            table_from_json("r", &old).unwrap().indexes,
+            vec![vec!["code".to_owned()], vec!["kind".to_owned()]]
+        );
+    }
 }

@@ -261,7 +261,7 @@ pub async fn definitions_round_trip_and_drop(store: &DatastoreTestStore) {
     assert!(expect(store.table_ids().await, "table_ids").is_empty());
     let mut shelters = shelter_table();
     shelters.fields[1].info = Some(json!({"label": "名称", "notes": "施設の正式名称"}));
-    shelters.indexes = strings(&["city", "capacity"]);
+    shelters.indexes = vec![strings(&["city", "capacity"]), strings(&["capacity"])];
     expect(store.create_table(&shelters).await, "create_table");
     let other = table(
         "00000000-aaaa-4000-8000-000000000001",
@@ -351,14 +351,17 @@ pub async fn primary_key_and_indexes_are_replaced(store: &DatastoreTestStore) {
     seeded(store).await;
     let mut changed = shelter_table();
     changed.primary_key = Vec::new();
-    changed.indexes = strings(&["name"]);
+    changed.indexes = vec![strings(&["name"])];
     expect(
         store.create_table(&changed).await,
         "create_table without key",
     );
     let definition = expect(store.table(SHELTERS).await, "table");
     assert_eq!(definition.as_ref().map(|t| t.primary_key.len()), Some(0));
-    assert_eq!(definition.map(|t| t.indexes), Some(strings(&["name"])));
+    assert_eq!(
+        definition.map(|t| t.indexes),
+        Some(vec![strings(&["name"])])
+    );
     // Without the key, a repeated code is a new row…
     expect(
         store
@@ -928,7 +931,7 @@ pub async fn names_with_quotes_spaces_and_japanese_work(store: &DatastoreTestSto
             field("it's", ColumnType::Text),
         ],
         primary_key: strings(&["名称 \"A\""]),
-        indexes: strings(&["収容 人数", "it's"]),
+        indexes: vec![strings(&["収容 人数", "it's"]), strings(&["it's"])],
     };
     expect(store.create_table(&odd).await, "create_table");
     assert_eq!(expect(store.table(ODD).await, "table"), Some(odd.clone()));

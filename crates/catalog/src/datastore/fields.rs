@@ -115,7 +115,7 @@ pub fn table_definition(
             .unwrap_or_default(),
     };
     let indexes = match param(params, "indexes") {
-        Some(value) => parse_key_list("indexes", value, &fields)?,
+        Some(value) => parse_index_list(value, &fields)?,
         None => existing
             .map(|table| table.indexes.clone())
             .unwrap_or_default(),
@@ -241,9 +241,46 @@ fn infer_from_records(id: &str, records: &[Value]) -> ColumnType {
         .unwrap_or(ColumnType::Text)
 }
 
-/// Parses `primary_key` or `indexes`: a string of comma-separated column ids
-/// or a list of them (whose items may themselves be comma-separated). Every
-/// id must name one of `fields`; none may repeat.
+/// Parses `indexes` as CKAN reads it: a string of comma-separated column ids is
+/// one index per column; in a list, each item is one index, over the columns its
+/// comma-separated text (or its own list) names, so `["a", "b,c"]` asks for an
+/// index on `a` and one over `b` and `c` together.
+pub fn parse_index_list(
+    value: &Value,
+    fields: &[Field],
+) -> Result<Vec<Vec<String>>, DatastoreError> {
+    const NAME: &str = "indexes";
+    let mut indexes: Vec<Vec<String>> = Vec::new();
+    let mut add = |columns: Vec<String>| {
+        if !columns.is_empty() && !indexes.contains(&columns) {
+            indexes.push(columns);
+        }
+    };
+    match value {
+        Value::String(_) => {
+            for column in parse_key_list(NAME, value, fields)? {
+                add(vec![column]);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                add(parse_key_list(NAME, item, fields)?);
+            }
+        }
+        _ => {
+            return Err(DatastoreError::invalid(
+                NAME,
+                NAME,
+                "must be a string or a list of strings",
+            ))
+        }
+    }
+    Ok(indexes)
+}
+
+/// Parses `primary_key` (or one index of `indexes`): a string of comma-separated
+/// column ids or a list of them (whose items may themselves be comma-separated).
+/// Every id must name one of `fields`; none may repeat.
 pub fn parse_key_list(
     param_name: &'static str,
     value: &Value,

@@ -98,7 +98,7 @@ pub async fn run(
                 "resource_id": resource_id,
                 "fields": table.fields.iter().map(|f| ds::render::field_json(&table, &f.id)).collect::<Vec<_>>(),
                 "primary_key": table.primary_key,
-                "indexes": table.indexes,
+                "indexes": table.indexes.iter().map(|columns| columns.join(",")).collect::<Vec<_>>(),
                 "method": "insert",
             }))
         }

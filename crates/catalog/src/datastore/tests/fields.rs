@@ -60,14 +60,21 @@ fn fields_are_parsed_with_types_info_and_keys() {
             {"id": "開設日", "type": "date"}
         ],
         "primary_key": "code",
-        "indexes": ["人口, 開設日"]
+        "indexes": ["人口, 開設日", "code"]
     });
     let table = table_definition("r1", &params, None).unwrap();
     assert_eq!(table.fields.len(), 3);
     assert_eq!(table.fields[0].info, Some(json!({"label": "コード"})));
     assert_eq!(table.fields[1], field("人口", ColumnType::Int));
     assert_eq!(table.primary_key, vec!["code"]);
-    assert_eq!(table.indexes, vec!["人口", "開設日"]);
+    // A list item is one index over the columns it names, as in CKAN.
+    assert_eq!(table.indexes, vec![vec!["人口", "開設日"], vec!["code"]]);
+    let by_column = json!({"fields": [{"id": "a"}, {"id": "b"}], "indexes": "a, b"});
+    let table = table_definition("r2", &by_column, None).unwrap();
+    assert_eq!(table.indexes, vec![vec!["a"], vec!["b"]]);
+    let nested = json!({"fields": [{"id": "a"}, {"id": "b"}], "indexes": [["b", "a"], "a", "a"]});
+    let table = table_definition("r3", &nested, None).unwrap();
+    assert_eq!(table.indexes, vec![vec!["b", "a"], vec!["a"]]);
 }
 
 #[test]
@@ -141,7 +148,7 @@ fn an_existing_table_is_extended_and_keeps_its_keys() {
         resource_id: "r".into(),
         fields: vec![field("code", ColumnType::Text), field("n", ColumnType::Int)],
         primary_key: vec!["code".into()],
-        indexes: vec!["n".into()],
+        indexes: vec![vec!["n".into()]],
     };
     let params =
         json!({"fields": [{"id": "n", "info": {"label": "数"}}, {"id": "new", "type": "date"}]});
@@ -151,7 +158,7 @@ fn an_existing_table_is_extended_and_keeps_its_keys() {
     assert_eq!(table.fields[1].info, Some(json!({"label": "数"})));
     assert_eq!(table.fields[2], field("new", ColumnType::Date));
     assert_eq!(table.primary_key, vec!["code"]);
-    assert_eq!(table.indexes, vec!["n"]);
+    assert_eq!(table.indexes, vec![vec!["n"]]);
 
     let retyped = json!({"fields": [{"id": "n", "type": "text"}]});
     let error = table_definition("r", &retyped, Some(&existing)).unwrap_err();
