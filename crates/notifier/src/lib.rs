@@ -10,6 +10,7 @@
 mod headers;
 mod http;
 mod mqtt;
+pub mod smtp;
 
 use std::sync::Arc;
 use std::time::Duration;
