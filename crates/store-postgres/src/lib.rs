@@ -10,6 +10,7 @@
 //! Read-modify-write runs under `SELECT … FOR UPDATE`, so concurrent modifications of
 //! one entity from any number of nodes serialise instead of losing updates.
 
+mod applications;
 mod catalog;
 mod datastore;
 mod filter;

@@ -459,6 +459,123 @@ CREATE INDEX harvest_runs_by_source ON harvest_runs (source_id, started_at);
 "#,
         then: None,
     },
+    Migration {
+        version: 10,
+        name: "online applications",
+        sql: r#"
+CREATE TABLE procedures (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    version bigint NOT NULL,
+    shared boolean NOT NULL,
+    status text NOT NULL,
+    created_at timestamptz NOT NULL,
+    document jsonb NOT NULL,
+    PRIMARY KEY (tenant, id, version)
+);
+CREATE INDEX procedures_shared ON procedures (tenant, id) WHERE shared;
+CREATE TABLE applications (
+    id text PRIMARY KEY,
+    tenant text NOT NULL,
+    procedure_id text NOT NULL,
+    procedure_version bigint NOT NULL,
+    applicant text NOT NULL,
+    state text NOT NULL,
+    reception_number text,
+    idempotency_key text,
+    due_at timestamptz,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    document jsonb NOT NULL,
+    version bigint NOT NULL,
+    UNIQUE (applicant, idempotency_key)
+);
+CREATE INDEX applications_by_tenant_state_due ON applications (tenant, state, due_at);
+CREATE INDEX applications_by_procedure ON applications (tenant, procedure_id);
+CREATE INDEX applications_by_applicant ON applications (applicant, created_at);
+CREATE INDEX applications_by_updated ON applications (updated_at);
+CREATE TABLE application_history (
+    application_id text NOT NULL REFERENCES applications (id),
+    seq bigint NOT NULL,
+    at timestamptz NOT NULL,
+    entry jsonb NOT NULL,
+    PRIMARY KEY (application_id, seq)
+);
+CREATE TABLE application_outbox (
+    id bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    application_id text NOT NULL,
+    channel text NOT NULL,
+    payload jsonb NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    leased_until timestamptz
+);
+CREATE INDEX application_outbox_by_due ON application_outbox (next_attempt_at);
+CREATE TABLE application_attachments (
+    id text PRIMARY KEY,
+    application_id text NOT NULL REFERENCES applications (id),
+    requirement text NOT NULL,
+    file_name text NOT NULL,
+    media_type text NOT NULL,
+    size bigint NOT NULL,
+    digest text NOT NULL,
+    sealed_content text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX application_attachments_by_application
+    ON application_attachments (application_id, created_at);
+CREATE TABLE application_payments (
+    id text PRIMARY KEY,
+    tenant text NOT NULL,
+    application_id text NOT NULL REFERENCES applications (id),
+    provider text NOT NULL,
+    provider_ref text,
+    state text NOT NULL,
+    amount_yen bigint NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    document jsonb NOT NULL,
+    version bigint NOT NULL,
+    UNIQUE (provider, provider_ref)
+);
+CREATE INDEX application_payments_by_application
+    ON application_payments (application_id, created_at);
+CREATE INDEX application_payments_by_state ON application_payments (state, created_at);
+CREATE TABLE application_payment_events (
+    payment_id text NOT NULL REFERENCES application_payments (id),
+    event_id text NOT NULL,
+    PRIMARY KEY (payment_id, event_id)
+);
+CREATE TABLE application_documents (
+    code text PRIMARY KEY,
+    tenant text NOT NULL,
+    application_id text NOT NULL REFERENCES applications (id),
+    kind text NOT NULL,
+    reception_number text NOT NULL,
+    digest text NOT NULL,
+    issued_at timestamptz NOT NULL,
+    pdf bytea NOT NULL
+);
+CREATE INDEX application_documents_by_application
+    ON application_documents (application_id, issued_at);
+CREATE TABLE approval_delegations (
+    id text PRIMARY KEY,
+    tenant text NOT NULL,
+    principal text NOT NULL,
+    delegate text NOT NULL,
+    from_at timestamptz NOT NULL,
+    until_at timestamptz NOT NULL
+);
+CREATE INDEX approval_delegations_by_tenant ON approval_delegations (tenant, from_at);
+CREATE TABLE sequences (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

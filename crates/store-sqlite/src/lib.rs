@@ -7,6 +7,7 @@
 //! the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same
 //! one the PostgreSQL backend uses, so both answer alike.
 
+mod applications;
 mod catalog;
 mod columns;
 mod datastore;

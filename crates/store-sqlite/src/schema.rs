@@ -52,6 +52,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V10,
         then: None,
     },
+    Migration {
+        sql: V11,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -426,6 +430,121 @@ const V10: &str = "
         errors TEXT NOT NULL
     );
     CREATE INDEX harvest_runs_by_source ON harvest_runs (source_id, started_at);";
+
+/// 11: online applications: versioned procedures, applications with their history,
+/// outbox, attachments, payments (with the provider events already applied), issued
+/// documents, delegations of approval and named counters (see `applications`).
+const V11: &str = "
+    CREATE TABLE procedures (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        shared INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (tenant, id, version)
+    );
+    CREATE INDEX procedures_shared ON procedures (shared, tenant, id);
+    CREATE TABLE applications (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        procedure_id TEXT NOT NULL,
+        procedure_version INTEGER NOT NULL,
+        applicant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reception_number TEXT,
+        idempotency_key TEXT,
+        due_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        document TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        UNIQUE (applicant, idempotency_key)
+    );
+    CREATE INDEX applications_by_tenant_state_due ON applications (tenant, state, due_at);
+    CREATE INDEX applications_by_procedure ON applications (tenant, procedure_id);
+    CREATE INDEX applications_by_applicant ON applications (applicant, created_at);
+    CREATE INDEX applications_by_updated ON applications (updated_at);
+    CREATE TABLE application_history (
+        application_id TEXT NOT NULL REFERENCES applications (id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (application_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE application_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        application_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        leased_until TEXT
+    );
+    CREATE INDEX application_outbox_by_due ON application_outbox (next_attempt_at);
+    CREATE TABLE application_attachments (
+        id TEXT PRIMARY KEY,
+        application_id TEXT NOT NULL REFERENCES applications (id),
+        requirement TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        sealed_content TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX application_attachments_by_application
+        ON application_attachments (application_id, created_at);
+    CREATE TABLE application_payments (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        application_id TEXT NOT NULL REFERENCES applications (id),
+        provider TEXT NOT NULL,
+        provider_ref TEXT,
+        state TEXT NOT NULL,
+        amount_yen INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        document TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        UNIQUE (provider, provider_ref)
+    );
+    CREATE INDEX application_payments_by_application
+        ON application_payments (application_id, created_at);
+    CREATE INDEX application_payments_by_state ON application_payments (state, created_at);
+    CREATE TABLE application_payment_events (
+        payment_id TEXT NOT NULL REFERENCES application_payments (id),
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (payment_id, event_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE application_documents (
+        code TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        application_id TEXT NOT NULL REFERENCES applications (id),
+        kind TEXT NOT NULL,
+        reception_number TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        pdf BLOB NOT NULL
+    );
+    CREATE INDEX application_documents_by_application
+        ON application_documents (application_id, issued_at);
+    CREATE TABLE approval_delegations (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        from_at TEXT NOT NULL,
+        until_at TEXT NOT NULL
+    );
+    CREATE INDEX approval_delegations_by_tenant ON approval_delegations (tenant, from_at);
+    CREATE TABLE sequences (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String)> = {

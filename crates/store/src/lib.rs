@@ -9,6 +9,8 @@
 //! (`q`, `scopeQ`, `geoQ`, `idPattern`), keeping only the page asked for; so both
 //! backends give the same answers, and no query holds every entity in memory.
 
+pub mod applications;
+pub mod applications_conformance;
 pub mod catalog;
 pub mod catalog_conformance;
 pub mod conformance;
