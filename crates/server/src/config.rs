@@ -48,6 +48,31 @@ pub struct Config {
     pub files_dir: PathBuf,
     /// The largest file a resource upload may be (`RENKEI_MAX_UPLOAD_BYTES`).
     pub max_upload_bytes: u64,
+    /// The payment gateway of online applications (`RENKEI_PAYMENT_URL`,
+    /// `RENKEI_PAYMENT_SECRET`); without it, fees cannot be paid online.
+    pub payment: Option<PaymentConfig>,
+    /// The mail relay for notifications to applicants (`RENKEI_SMTP_HOST`,
+    /// `RENKEI_SMTP_PORT`, `RENKEI_SMTP_FROM`); without it, no mail is sent.
+    pub smtp: Option<notifier::smtp::SmtpConfig>,
+    /// How often the applications worker delivers notifications, reconciles payments
+    /// and runs retention (`RENKEI_APPLICATIONS_TICK_MS`).
+    pub applications_tick: Duration,
+}
+
+/// A generic redirect-and-webhook payment gateway.
+#[derive(Clone)]
+pub struct PaymentConfig {
+    pub base_url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PaymentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentConfig")
+            .field("base_url", &self.base_url)
+            .field("secret", &"…")
+            .finish()
+    }
 }
 
 /// Where the field encryption keys come from (read when the server starts).
@@ -113,6 +138,9 @@ impl Default for Config {
             temporal_instance_limit: broker::temporal::DEFAULT_INSTANCE_LIMIT,
             files_dir: PathBuf::from("./data/files"),
             max_upload_bytes: 512 * 1024 * 1024,
+            payment: None,
+            smtp: None,
+            applications_tick: Duration::from_secs(15),
         }
     }
 }
@@ -282,6 +310,36 @@ impl Config {
             self.max_body_bytes = v
                 .parse()
                 .with_context(|| format!("RENKEI_MAX_BODY_BYTES={v} is not a number"))?;
+        }
+        if let Some(base_url) = var("RENKEI_PAYMENT_URL") {
+            let secret = var("RENKEI_PAYMENT_SECRET")
+                .context("RENKEI_PAYMENT_URL is set but RENKEI_PAYMENT_SECRET is not")?;
+            self.payment = Some(PaymentConfig { base_url, secret });
+        }
+        if let Some(host) = var("RENKEI_SMTP_HOST") {
+            let port = match var("RENKEI_SMTP_PORT") {
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("RENKEI_SMTP_PORT={v} is not a port number"))?,
+                None => 25,
+            };
+            let from = var("RENKEI_SMTP_FROM")
+                .context("RENKEI_SMTP_HOST is set but RENKEI_SMTP_FROM is not")?;
+            let mut smtp = notifier::smtp::SmtpConfig::local(port, from);
+            smtp.host = host;
+            smtp.starttls = var("RENKEI_SMTP_STARTTLS")
+                .map(|v| parse_bool("RENKEI_SMTP_STARTTLS", &v))
+                .transpose()?
+                .unwrap_or(false);
+            smtp.username = var("RENKEI_SMTP_USERNAME");
+            smtp.password = var("RENKEI_SMTP_PASSWORD");
+            self.smtp = Some(smtp);
+        }
+        if let Some(v) = var("RENKEI_APPLICATIONS_TICK_MS") {
+            let ms: u64 = v
+                .parse()
+                .with_context(|| format!("RENKEI_APPLICATIONS_TICK_MS={v} is not a number"))?;
+            self.applications_tick = Duration::from_millis(ms.max(10));
         }
         if let Some(v) = var("RENKEI_TEMPORAL_INSTANCE_LIMIT") {
             self.temporal_instance_limit = number("RENKEI_TEMPORAL_INSTANCE_LIMIT", &v)? as usize;

@@ -9,6 +9,7 @@
 //! face asks `identity`'s one policy table what the caller may do.
 
 pub mod admin;
+pub mod applications;
 pub mod auth;
 pub mod catalog_cli;
 pub mod ckan;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub datastore: store::datastore::SharedDatastoreStore,
     /// Harvest sources and runs of the catalog (`harvest_*` actions, the scheduler).
     pub harvester: catalog::harvest::Harvester,
+    /// Online applications (`/api/v1/procedures`).
+    pub applications: procedures::service::Applications,
     pub config: Arc<config::Config>,
 }
 
@@ -85,6 +88,7 @@ impl AppState {
         let catalog = catalog::service::Catalog::new(stores.catalog, stores.identity.clone());
         let harvester = catalog::harvest::Harvester::new(catalog.clone(), stores.harvest)?;
         let identity = auth::Identity::new(stores.identity, &config, oidc);
+        let applications = applications::setup::service(stores.applications, &config)?;
         Ok(AppState {
             history: broker::temporal::History::new(
                 stores.entities.clone(),
@@ -97,6 +101,7 @@ impl AppState {
             catalog,
             datastore: stores.datastore,
             harvester,
+            applications,
             config: Arc::new(config),
         })
     }
@@ -113,6 +118,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/auth", auth::routes::router())
         .nest("/admin/v1", admin::router())
         .merge(ckan::router())
+        .nest("/api/v1/procedures", applications::router())
         .route("/health", get(|| async { "ok" }))
         .layer(from_fn_with_state(
             state.clone(),

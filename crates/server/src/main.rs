@@ -223,6 +223,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let _background = server::delivery::start(&state)?;
     // Harvesting the catalog's harvest sources when they are due.
     let _harvesting = server::ckan::harvest::start_scheduler(&state);
+    // Mail and webhooks of applications, payment reconciliation, retention.
+    let _applications = server::applications::worker::start(&state)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use store::applications::{ApplicationStore, SharedApplicationStore};
 use store::catalog::{CatalogStore, SharedCatalogStore};
 use store::datastore::{DatastoreStore, SharedDatastoreStore};
 use store::harvest::{HarvestStore, SharedHarvestStore};
@@ -22,6 +23,7 @@ pub struct Stores {
     pub catalog: SharedCatalogStore,
     pub datastore: SharedDatastoreStore,
     pub harvest: SharedHarvestStore,
+    pub applications: SharedApplicationStore,
 }
 
 impl<S> From<Arc<S>> for Stores
@@ -33,6 +35,7 @@ where
         + CatalogStore
         + DatastoreStore
         + HarvestStore
+        + ApplicationStore
         + 'static,
 {
     fn from(store: Arc<S>) -> Stores {
@@ -43,7 +46,8 @@ where
             temporal: store.clone(),
             catalog: store.clone(),
             datastore: store.clone(),
-            harvest: store,
+            harvest: store.clone(),
+            applications: store,
         }
     }
 }
