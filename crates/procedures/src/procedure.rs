@@ -181,3 +181,20 @@ fn bilingual(text: &str) -> (String, String) {
         None => (text.to_owned(), text.to_owned()),
     }
 }
+
+/// Procedures renkei ships as templates (the demo loads them; tenants adopt or copy
+/// them): 住民票の写しの交付申請, with its form, fee and a one-step chain.
+pub const JUMINHYO_TEMPLATE: &str = include_str!("../templates/juminhyo.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_template_is_a_valid_procedure() {
+        let procedure: Procedure = serde_json::from_str(JUMINHYO_TEMPLATE).unwrap();
+        assert_eq!(procedure.check(), Ok(()));
+        assert!(procedure.pays_before_review());
+        assert_eq!(procedure.status, ProcedureStatus::Published);
+    }
+}

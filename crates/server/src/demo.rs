@@ -42,6 +42,8 @@ fn point(lat: f64, lng: f64) -> Attribute {
 pub struct DemoSummary {
     pub tenants: usize,
     pub shelters: usize,
+    /// Procedures published for online applications.
+    pub procedures: usize,
 }
 
 /// Loads the demo: registers 静岡県 and its municipalities as tenants (their
@@ -65,7 +67,31 @@ pub async fn load(state: &AppState) -> anyhow::Result<DemoSummary> {
     let shelters = yaizu_evacuation_spaces()?;
     summary.shelters = shelters.len();
     upsert(broker, &Tenant::named(YAIZU), shelters).await?;
+    summary.procedures = demo_procedures(state).await?;
     Ok(summary)
+}
+
+/// Publishes the shipped 住民票 procedure in 焼津市 (once; a later load keeps any
+/// version staff made since). Returns how many procedures the demo tenant offers.
+async fn demo_procedures(state: &AppState) -> anyhow::Result<usize> {
+    let applications = &state.applications;
+    if applications
+        .procedure(YAIZU, "juminhyo", None)
+        .await
+        .is_err()
+    {
+        let template: procedures::procedure::Procedure =
+            serde_json::from_str(procedures::procedure::JUMINHYO_TEMPLATE)?;
+        applications
+            .create_procedure(YAIZU, "juminhyo", template)
+            .await
+            .map_err(|e| anyhow!("the demo procedure was refused: {e}"))?;
+    }
+    Ok(applications
+        .procedures(YAIZU, true)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .len())
 }
 
 /// Registers a demo tenant once; loading the demo again leaves it as it is.

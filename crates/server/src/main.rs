@@ -216,6 +216,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         tracing::info!(
             tenants = summary.tenants,
             shelters = summary.shelters,
+            procedures = summary.procedures,
             "demo data loaded"
         );
     }

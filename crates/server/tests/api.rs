@@ -646,6 +646,10 @@ async fn the_demo_loads_yaizu_shelters_and_shizuoka_tenants_idempotently() {
     let second = server::demo::load(&s.state).await.unwrap();
     assert_eq!(first, second);
     assert_eq!(first.shelters, 31);
+    // And one procedure residents can apply for, listed without signing in.
+    assert_eq!(first.procedures, 1);
+    let offered = s.get("/api/v1/procedures/tenants/222127/procedures").await;
+    assert_eq!(offered.body[0]["id"], "juminhyo", "{}", offered.body);
     let reply = s
         .send(
             Method::GET,

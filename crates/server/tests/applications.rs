@@ -632,6 +632,30 @@ async fn one_procedure_end_to_end(backend: Backend) {
         ]
     );
 
+    // The applicant takes away everything kept about them.
+    let export = call(&s, &taro, Method::GET, "/applications/mine/export", None).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+    assert_eq!(
+        export.body["applications"][0]["application"]["id"],
+        id.as_str()
+    );
+    assert_eq!(
+        export.body["applications"][0]["history"]
+            .as_array()
+            .map(Vec::len),
+        Some(9)
+    );
+    assert_eq!(
+        export.body["applications"][0]["application"]["answers"]["applicant"]["name"],
+        "焼津 太郎"
+    );
+    let others = call(&s, &hanako, Method::GET, "/applications/mine/export", None).await;
+    assert_eq!(
+        others.body["applications"],
+        json!([]),
+        "a reviewer has no applications of their own"
+    );
+
     // The decisions are in the audit log, whose chain verifies.
     let report = ops::verify_audit(s.state.identity.store().as_ref())
         .await

@@ -17,6 +17,8 @@ fn renkei(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     command
         .args(args)
         .env("RENKEI_DATABASE_URL", format!("sqlite://{}", db.display()))
+        // Beside the database: nothing is written into the working directory.
+        .env("RENKEI_FILES_DIR", db.with_file_name("files"))
         .env("RENKEI_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -22,12 +22,20 @@ impl Drop for Renkei {
     }
 }
 
+/// One field-encryption key for every start in this test run, so that no key file is
+/// generated in the working directory.
+fn test_keys() -> &'static str {
+    static KEYS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| field_crypto::Keyring::generate_key_entry("test").unwrap())
+}
+
 async fn start(database_url: &str, port: u16) -> Renkei {
     // Waited for by `Renkei`'s Drop, or by the test after killing it.
     #[allow(clippy::zombie_processes)]
     let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
         .arg("serve")
         .env("RENKEI_DATABASE_URL", database_url)
+        .env("RENKEI_ENCRYPTION_KEYS", test_keys())
         .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
         .env("RENKEI_ALLOW_ANONYMOUS_WRITES", "1")
         .env("RENKEI_RATE_LIMIT_WRITES_PER_SECOND", "0")

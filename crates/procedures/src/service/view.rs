@@ -100,8 +100,9 @@ impl Applications {
     ) -> Result<ApplicationView, ServiceError> {
         let id = &loaded.record.id;
         let answers = match viewer {
-            Viewer::Staff { sensitive: true } => self.open_answers_with_sensitive(loaded)?,
+            // Retention removed the answers: nobody sees an empty object posing as them.
             _ if loaded.stored.anonymised => Value::Null,
+            Viewer::Staff { sensitive: true } => self.open_answers_with_sensitive(loaded)?,
             _ => self.open_answers(loaded)?,
         };
         let attachments = self

@@ -5,8 +5,8 @@
 //! public verification, and the payment gateway's callback. Handlers parse, check the
 //! policy table, call `procedures::service::Applications` and map its errors here.
 
-mod resident;
 mod definitions;
+mod resident;
 pub mod setup;
 mod staff;
 pub mod worker;
@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
             delete(staff::remove_delegation),
         )
         .route("/applications/mine", get(resident::mine))
+        .route("/applications/mine/export", get(resident::export_mine))
         .route("/applications/{id}", get(resident::show))
         .route("/applications/{id}/answers", put(resident::save))
         .route("/applications/{id}/resume", get(resident::resume))

@@ -107,6 +107,46 @@ pub async fn mine(State(state): State<AppState>, extensions: Extensions) -> ApiR
     Ok(Json(json!({"total": total, "applications": views})))
 }
 
+/// `GET /applications/mine/export`: everything renkei keeps about the signed-in
+/// person's applications (answers, files listed, documents, history), as one JSON
+/// document they can keep (開示請求 of their own data).
+pub async fn export_mine(
+    State(state): State<AppState>,
+    extensions: Extensions,
+) -> ApiResult<Response> {
+    let caller = signed_in(&extensions)?;
+    let me = person(&caller, "");
+    let filter = ApplicationFilter {
+        applicant: Some(me.user_id.clone()),
+        ..ApplicationFilter::default()
+    };
+    let (views, _) = state
+        .applications
+        .list(&filter, procedures::service::Viewer::Applicant)
+        .await?;
+    let mut applications = Vec::with_capacity(views.len());
+    for view in views {
+        let history = state.applications.history(&view.id).await?;
+        applications.push(json!({"application": view, "history": history}));
+    }
+    let body = json!({
+        "exported_at": chrono::Utc::now(),
+        "applicant": me.user_id,
+        "applications": applications,
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"my-applications.json\"".to_owned(),
+            ),
+        ],
+        body.to_string(),
+    )
+        .into_response())
+}
+
 pub async fn show(
     State(state): State<AppState>,
     extensions: Extensions,

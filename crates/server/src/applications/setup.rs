@@ -67,35 +67,29 @@ fn generated_keyring(path: &Path) -> anyhow::Result<Keyring> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let entry = Keyring::generate_key_entry("k1")?;
-        write_private(
-            path,
-            &format!("# renkei field-encryption keys; back this file up\n{entry}\n"),
-        )?;
-        tracing::warn!(
-            file = %path.display(),
-            "no encryption keys configured (RENKEI_ENCRYPTION_KEYS_FILE): generated a key file; \
-             back it up, and configure the same keys on every node"
-        );
+        let text = format!("# renkei field-encryption keys; back this file up\n{entry}\n");
+        match write_private(path, &text) {
+            Ok(()) => tracing::warn!(
+                file = %path.display(),
+                "no encryption keys configured (RENKEI_ENCRYPTION_KEYS_FILE): generated a key \
+                 file; back it up, and configure the same keys on every node"
+            ),
+            // Another process starting at the same moment wrote it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
     }
     Keyring::from_file(path).with_context(|| format!("encryption keys file {}", path.display()))
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes a new file readable by its owner only; never replaces one.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
     file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))
+    file.sync_all()
 }

@@ -103,6 +103,11 @@ pub async fn server_on(backend: Backend, mut config: Config) -> TestServer {
     config.remote_contexts = false;
     let files = tempfile::tempdir().unwrap();
     config.files_dir = files.path().to_owned();
+    // Tests never share (or leave behind) a generated key file.
+    if config.encryption_keys.is_none() {
+        let key = field_crypto::Keyring::generate_key_entry("test").unwrap();
+        config.encryption_keys = Some(server::config::EncryptionKeys::Inline(key));
+    }
     let mut postgres = None;
     let (stores, keep_alive): (server::storage::Stores, Box<dyn Send + Sync>) = match backend {
         Backend::Sqlite => {
