@@ -5,6 +5,7 @@ use super::{allowed, audit_actor, require, ApiResult};
 use crate::auth::middleware::caller_of;
 use crate::auth::AuthError;
 use crate::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Extensions;
 use axum::http::StatusCode;
@@ -64,26 +65,36 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<ProcedureView>>> {
     let caller = caller_of(&extensions);
     let manager = allowed(&state, &caller, &tenant, Action::ProcedureManage).await;
-    Ok(Json(
-        state.applications.procedures(&tenant, !manager).await?,
-    ))
+    let mut views = state.applications.procedures(&tenant, !manager).await?;
+    if !manager {
+        views.iter_mut().for_each(hide_internals);
+    }
+    Ok(Json(views))
+}
+
+/// What only the tenant's staff see of a procedure: the back office's webhook URL
+/// (it may carry a token).
+fn hide_internals(view: &mut ProcedureView) {
+    view.procedure.webhook_url = None;
 }
 
 pub async fn show(
     State(state): State<AppState>,
     extensions: Extensions,
     Path((tenant, id)): Path<(String, String)>,
-    Query(query): Query<VersionQuery>,
+    query: Result<Query<VersionQuery>, QueryRejection>,
 ) -> ApiResult<Json<ProcedureView>> {
-    let view = state
+    let Query(query) = query?;
+    let mut view = state
         .applications
         .procedure(&tenant, &id, query.version)
         .await?;
-    if view.procedure.status != ProcedureStatus::Published {
-        let caller = caller_of(&extensions);
-        if !allowed(&state, &caller, &tenant, Action::ProcedureManage).await {
+    let caller = caller_of(&extensions);
+    if !allowed(&state, &caller, &tenant, Action::ProcedureManage).await {
+        if view.procedure.status != ProcedureStatus::Published {
             return Err(AuthError::NotFound(format!("procedure {id}")).into());
         }
+        hide_internals(&mut view);
     }
     Ok(Json(view))
 }
@@ -92,9 +103,10 @@ pub async fn create(
     State(state): State<AppState>,
     extensions: Extensions,
     Path(tenant): Path<String>,
-    Json(body): Json<Value>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ProcedureView>)> {
     require(&state, &extensions, &tenant, Action::ProcedureManage).await?;
+    let Json(body) = body?;
     let (id, procedure) = procedure_body(body)?;
     let id = id.ok_or_else(|| {
         AuthError::bad_request("the procedure needs an \"id\"", "手続の \"id\" が必要です")
@@ -118,9 +130,10 @@ pub async fn revise(
     State(state): State<AppState>,
     extensions: Extensions,
     Path((tenant, id)): Path<(String, String)>,
-    Json(body): Json<Value>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<ProcedureView>> {
     require(&state, &extensions, &tenant, Action::ProcedureManage).await?;
+    let Json(body) = body?;
     let (_, procedure) = procedure_body(body)?;
     let view = state
         .applications

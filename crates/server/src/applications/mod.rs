@@ -14,6 +14,7 @@ pub mod worker;
 use crate::auth::middleware::caller_of;
 use crate::auth::{AuthError, Caller};
 use crate::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::Extensions;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,11 +84,36 @@ pub fn router() -> Router<AppState> {
         .route("/payments/{id}/return", get(resident::payment_return))
 }
 
-/// A refusal of this face: an authentication or policy refusal, or the service's.
+/// A refusal of this face: an authentication or policy refusal, the service's, or a
+/// request whose query string or JSON body cannot be read.
 #[derive(Debug)]
 pub enum ApiError {
     Auth(AuthError),
     Service(ServiceError),
+    /// With the status axum chose (400, 413, 415, 422), answered as a problem like
+    /// every other refusal rather than as axum's plain text.
+    Unreadable {
+        status: StatusCode,
+        detail: String,
+    },
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::Unreadable {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::Unreadable {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
+    }
 }
 
 impl From<AuthError> for ApiError {
@@ -203,6 +229,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = match self {
             ApiError::Auth(auth) => return auth.into_response(),
+            ApiError::Unreadable { status, detail } => {
+                return problem(
+                    status,
+                    "UnreadableRequest",
+                    &format!("the request cannot be read: {detail}"),
+                    &format!("リクエストを読み取れません: {detail}"),
+                    serde_json::Value::Null,
+                )
+            }
             ApiError::Service(error) => error,
         };
         match &error {
@@ -215,23 +250,34 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (status, code, en, ja, errors) = parts(&error);
-        let mut body = json!({
-            "type": format!("{PROBLEM_BASE}{code}"),
-            "title": status.canonical_reason().unwrap_or(""),
-            "status": status.as_u16(),
-            "detail": en,
-            "detail_ja": ja,
-        });
-        if !errors.is_null() {
-            body["errors"] = errors;
-        }
-        let mut response = (status, body.to_string()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        problem(status, &code, &en, &ja, errors)
     }
+}
+
+/// An `application/problem+json` answer; `errors` (field by field) when not null.
+fn problem(
+    status: StatusCode,
+    code: &str,
+    en: &str,
+    ja: &str,
+    errors: serde_json::Value,
+) -> Response {
+    let mut body = json!({
+        "type": format!("{PROBLEM_BASE}{code}"),
+        "title": status.canonical_reason().unwrap_or(""),
+        "status": status.as_u16(),
+        "detail": en,
+        "detail_ja": ja,
+    });
+    if !errors.is_null() {
+        body["errors"] = errors;
+    }
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 /// The caller as the service sees them in `tenant`: their name and roles there.

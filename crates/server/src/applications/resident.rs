@@ -45,7 +45,14 @@ async fn applicant(state: &AppState, extensions: &Extensions, id: &str) -> ApiRe
 async fn view(state: &AppState, extensions: &Extensions, id: &str) -> ApiResult<ApplicationView> {
     Ok(match access(state, extensions, id).await? {
         Access::Applicant(person) => state.applications.view_own(id, &person).await?,
-        Access::Staff { sensitive } => state.applications.view_for_staff(id, sensitive).await?,
+        Access::Staff { sensitive } => {
+            let view = state.applications.view_for_staff(id, sensitive).await?;
+            // A draft is the resident's own until submitted; staff do not see it.
+            if view.state == procedures::application::ApplicationState::Draft {
+                return Err(AuthError::NotFound(format!("application {id}")).into());
+            }
+            view
+        }
     })
 }
 

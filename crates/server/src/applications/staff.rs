@@ -5,6 +5,7 @@
 use super::{audit_actor, require, tenant_name, ApiResult};
 use crate::auth::AuthError;
 use crate::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Extensions;
 use axum::http::{header, StatusCode};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use identity::policy::Action;
+use procedures::application::ApplicationState;
 use procedures::approval::Delegation;
 use procedures::service::{ApplicationView, ProcedureStatistics, StaffCommand, Viewer};
 use serde::Deserialize;
@@ -33,21 +35,33 @@ pub async fn queue(
     State(state): State<AppState>,
     extensions: Extensions,
     Path(tenant): Path<String>,
-    Query(query): Query<QueueQuery>,
+    query: Result<Query<QueueQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     require(&state, &extensions, &tenant, Action::ApplicationReview).await?;
+    let Query(query) = query?;
+    // A draft is the resident's until submitted: staff never list one.
+    let submitted = |state: &str| state != ApplicationState::Draft.as_str();
+    let states: Vec<String> = match &query.state {
+        Some(asked) => asked
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && submitted(s))
+            .map(str::to_owned)
+            .collect(),
+        None => ApplicationState::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| submitted(s))
+            .map(str::to_owned)
+            .collect(),
+    };
+    if states.is_empty() {
+        return Ok(Json(json!({"total": 0, "applications": []})));
+    }
     let filter = ApplicationFilter {
         tenant: Some(tenant),
         procedure_id: query.procedure,
-        states: query
-            .state
-            .map(|s| {
-                s.split(',')
-                    .map(|p| p.trim().to_owned())
-                    .filter(|p| !p.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        states,
         due_before: query.due_before,
         limit: query.limit.unwrap_or(50).clamp(1, 500),
         offset: query.offset.unwrap_or(0),
@@ -67,9 +81,18 @@ pub async fn command(
     State(state): State<AppState>,
     extensions: Extensions,
     Path(id): Path<String>,
-    Json(command): Json<StaffCommand>,
+    command: Result<Json<StaffCommand>, JsonRejection>,
 ) -> ApiResult<Json<ApplicationView>> {
     let tenant = state.applications.tenant_of(&id).await?;
+    // Which right the command needs is only known from a readable body; one that
+    // cannot be read is answered after the caller is known to review here.
+    let command = match command {
+        Ok(Json(command)) => command,
+        Err(rejection) => {
+            require(&state, &extensions, &tenant, Action::ApplicationReview).await?;
+            return Err(rejection.into());
+        }
+    };
     let action = match command {
         StaffCommand::Decide { .. } => Action::ApplicationDecide,
         _ => Action::ApplicationReview,
