@@ -133,6 +133,7 @@ pub struct DocumentRecord {
     /// SHA-256 of the PDF, hex.
     pub digest: String,
     pub issued_at: DateTime<Utc>,
+    /// The PDF, sealed by the service (it names the applicant).
     pub pdf: Vec<u8>,
 }
 

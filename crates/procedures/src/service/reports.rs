@@ -64,14 +64,23 @@ fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-fn all(filter: ApplicationFilter) -> ApplicationFilter {
-    ApplicationFilter {
-        limit: usize::MAX >> 1,
-        ..filter
-    }
-}
-
 impl Applications {
+    /// Every application of a procedure (limit 0: no limit).
+    async fn applications_of(
+        &self,
+        tenant: &str,
+        procedure_id: &str,
+    ) -> Result<Vec<store::applications::ApplicationRecord>, ServiceError> {
+        Ok(self
+            .store
+            .list_applications(&ApplicationFilter {
+                tenant: Some(tenant.to_owned()),
+                procedure_id: Some(procedure_id.to_owned()),
+                ..ApplicationFilter::default()
+            })
+            .await?)
+    }
+
     /// Monthly statistics of a procedure (all its versions).
     pub async fn statistics(
         &self,
@@ -91,14 +100,7 @@ impl Applications {
                 })
         }
         let now = Utc::now();
-        let applications = self
-            .store
-            .list_applications(&all(ApplicationFilter {
-                tenant: Some(tenant.to_owned()),
-                procedure_id: Some(procedure_id.to_owned()),
-                ..ApplicationFilter::default()
-            }))
-            .await?;
+        let applications = self.applications_of(tenant, procedure_id).await?;
         for record in &applications {
             let entry = month_in(&mut months, month_of(record.created_at));
             entry.started += 1;
@@ -164,14 +166,7 @@ impl Applications {
             .sensitive_fields()
             .into_iter()
             .collect();
-        let records = self
-            .store
-            .list_applications(&all(ApplicationFilter {
-                tenant: Some(tenant.to_owned()),
-                procedure_id: Some(procedure_id.to_owned()),
-                ..ApplicationFilter::default()
-            }))
-            .await?;
+        let records = self.applications_of(tenant, procedure_id).await?;
         let mut rows: Vec<(Vec<String>, BTreeMap<String, String>)> = Vec::new();
         let mut columns: BTreeSet<String> = BTreeSet::new();
         for record in records.iter().filter(|r| r.reception_number.is_some()) {
@@ -243,10 +238,10 @@ impl Applications {
         ];
         let candidates = self
             .store
-            .list_applications(&all(ApplicationFilter {
+            .list_applications(&ApplicationFilter {
                 states: states.iter().map(|s| s.as_str().to_owned()).collect(),
                 ..ApplicationFilter::default()
-            }))
+            })
             .await?;
         for record in candidates {
             let stored: Stored = match serde_json::from_value(record.document.clone()) {

@@ -15,6 +15,11 @@ use store::applications::{
     ApplicationChange, ApplicationRecord, AttachmentRecord, DocumentRecord, OutboxMessage,
 };
 
+/// The context a document's PDF is sealed under.
+pub(crate) fn document_context(code: &str) -> String {
+    format!("document:{code}")
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -102,6 +107,33 @@ impl Applications {
     /// Submits (or resubmits after 補正要求). A second submit of an application already
     /// submitted returns it unchanged, so a double click makes one submission.
     pub async fn submit(
+        &self,
+        id: &str,
+        applicant: &Person,
+        tenant_name: &str,
+    ) -> Result<ApplicationRecord, ServiceError> {
+        match self.submit_once(id, applicant, tenant_name).await {
+            // Two submits at once (a double click): the one that lost the race returns the
+            // submission the other made, as a later repeat would.
+            Err(
+                error @ ServiceError::Conflict {
+                    code: "ChangedMeanwhile",
+                    ..
+                },
+            ) => {
+                let loaded = self.load_own(id, applicant).await?;
+                match loaded.state {
+                    ApplicationState::Submitted
+                    | ApplicationState::Received
+                    | ApplicationState::InReview => Ok(loaded.record),
+                    _ => Err(error),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn submit_once(
         &self,
         id: &str,
         applicant: &Person,
@@ -223,15 +255,19 @@ impl Applications {
         pdf: Vec<u8>,
         now: DateTime<Utc>,
     ) -> DocumentRecord {
+        let code = code.to_string();
+        // The PDF names the applicant, so it is sealed at rest like the answers; the
+        // digest of the clear PDF is what the public verification shows.
+        let sealed = self.keys.seal(&pdf, &document_context(&code));
         DocumentRecord {
-            code: code.to_string(),
             tenant: loaded.record.tenant.clone(),
             application_id: loaded.record.id.clone(),
             kind: kind.to_owned(),
             reception_number: reception.to_owned(),
             digest: document::document_digest(&pdf),
             issued_at: now,
-            pdf,
+            pdf: sealed.into_bytes(),
+            code,
         }
     }
 

@@ -262,14 +262,27 @@ impl Applications {
     }
 
     /// The latest document of a kind (`receipt`, `decision`) of an application.
+    /// Its `pdf` is the clear document.
     pub async fn document_of(&self, id: &str, kind: &str) -> Result<DocumentRecord, ServiceError> {
-        self.store
+        let mut document = self
+            .store
             .documents_of(id)
             .await?
             .into_iter()
             .filter(|d| d.kind == kind)
             .max_by_key(|d| d.issued_at)
-            .ok_or_else(|| ServiceError::NotFound(format!("{kind} of application {id}")))
+            .ok_or_else(|| ServiceError::NotFound(format!("{kind} of application {id}")))?;
+        let sealed =
+            String::from_utf8(std::mem::take(&mut document.pdf)).map_err(ServiceError::internal)?;
+        document.pdf = self
+            .keys
+            .open(
+                &sealed,
+                &super::submission::document_context(&document.code),
+            )
+            .map_err(ServiceError::internal)?
+            .to_vec();
+        Ok(document)
     }
 
     /// Public verification: what a code was issued for, and the document's digest so a
