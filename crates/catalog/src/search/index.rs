@@ -6,13 +6,15 @@
 //!
 //! A search intersects the postings of the query's candidate terms (the contract
 //! of [`super::candidate_terms`] makes that lose no true match), confirms and
-//! scores each candidate with [`score_folded`], applies `fq` filters and
+//! scores each candidate with [`super::score_with`], applies `fq` filters and
 //! visibility, counts facets over the matches and sorts them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{matches_filters, score_folded, Document, Facets, Filter, FoldedDocument, SearchQuery};
+use super::{
+    free_words, matches_filters, score_with, Document, Facets, Filter, FoldedDocument, SearchQuery,
+};
 use crate::package::Package;
 
 /// One indexed package.
@@ -178,12 +180,13 @@ impl SearchIndex {
         request: &SearchRequest,
         visible: impl Fn(&Package) -> bool,
     ) -> SearchResult {
+        let free = free_words(&request.query);
         let mut hits: Vec<(f64, &Entry)> = self
             .candidates(&request.query)
             .filter_map(|slot| self.entries[slot as usize].as_ref())
             .filter(|e| visible(&e.package))
             .filter(|e| matches_filters(&request.filters, &e.document))
-            .filter_map(|e| score_folded(&request.query, &e.folded).map(|s| (s, e)))
+            .filter_map(|e| score_with(&request.query, free.as_deref(), &e.folded).map(|s| (s, e)))
             .collect();
         let fields: Vec<&str> = request.facet_fields.iter().map(String::as_str).collect();
         let facets = Facets::count(
@@ -192,9 +195,22 @@ impl SearchIndex {
             request.facet_limit,
             request.facet_mincount,
         );
+        let count = hits.len();
+        // Only the page asked for is ordered: pick the first `start + rows` (the order
+        // is total, names break ties, so they are the same as a full sort's), then
+        // sort just those.
+        let wanted = request.start.saturating_add(request.rows).min(count);
+        if wanted < count {
+            if wanted == 0 {
+                hits.clear();
+            } else {
+                hits.select_nth_unstable_by(wanted - 1, |a, b| compare(&request.sort, a, b));
+                hits.truncate(wanted);
+            }
+        }
         hits.sort_by(|a, b| compare(&request.sort, a, b));
         SearchResult {
-            count: hits.len(),
+            count,
             packages: hits
                 .into_iter()
                 .skip(request.start)
@@ -303,6 +319,40 @@ mod tests {
             "a freed slot is reused cleanly"
         );
         assert_eq!(names(&index, ""), ["aed", "hinan"]);
+    }
+
+    proptest::proptest! {
+        /// Ordering only the page asked for gives exactly that page of a full sort,
+        /// whatever the sort, the page and ties in score or title.
+        #[test]
+        fn a_page_is_the_same_slice_of_the_whole_order(
+            titles in proptest::collection::vec("(避難|一覧|トイレ|給水){1,3}", 1..40),
+            start in 0usize..45,
+            rows in 0usize..12,
+            sort in proptest::sample::select(vec!["", "title_string asc", "name desc", "score desc, title_string desc"]),
+        ) {
+            let mut index = SearchIndex::default();
+            for (i, title) in titles.iter().enumerate() {
+                index.put(package(&i.to_string(), &format!("p{i:03}"), title));
+            }
+            let search = |start: usize, rows: usize| {
+                let request = SearchRequest {
+                    query: SearchQuery::parse("一覧"),
+                    sort: Sort::parse(sort).unwrap(),
+                    start,
+                    rows,
+                    ..Default::default()
+                };
+                let result = index.search(&request, |_| true);
+                let names: Vec<String> = result.packages.iter().map(|p| p.name.clone()).collect();
+                (result.count, names)
+            };
+            let (count, everything) = search(0, usize::MAX);
+            let (page_count, page) = search(start, rows);
+            proptest::prop_assert_eq!(page_count, count);
+            let expected: Vec<String> = everything.into_iter().skip(start).take(rows).collect();
+            proptest::prop_assert_eq!(page, expected);
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub use facets::{FacetField, FacetItem, Facets};
 pub use filter::{matches_filters, parse_fq, Filter, FqError};
 pub use index::{SearchIndex, SearchRequest, SearchResult, Sort, SortKey};
 pub use query::{SearchQuery, Term};
-pub use score::{score, score_folded, EXACT_TITLE_BONUS, TITLE_PREFIX_BONUS};
+pub use score::{
+    free_words, score, score_folded, score_with, EXACT_TITLE_BONUS, TITLE_PREFIX_BONUS,
+};
 pub use tokenize::{candidate_terms, fold, index_terms};
 
 #[cfg(test)]

@@ -21,6 +21,27 @@ pub fn score(query: &SearchQuery, doc: &Document) -> Option<f64> {
 
 /// [`score`] against a document folded beforehand.
 pub fn score_folded(query: &SearchQuery, doc: &FoldedDocument) -> Option<f64> {
+    score_with(query, free_words(query).as_deref(), doc)
+}
+
+/// The query's words that are not bound to a field, joined by a space (what the
+/// title bonuses compare with), or `None` when there are none. A search computes it
+/// once and scores every candidate with [`score_with`].
+pub fn free_words(query: &SearchQuery) -> Option<String> {
+    let free: Vec<&str> = query
+        .required()
+        .filter(|t| t.field.is_none())
+        .map(|t| t.folded.as_str())
+        .collect();
+    (!free.is_empty()).then(|| free.join(" "))
+}
+
+/// [`score_folded`] with the query's [`free_words`] given.
+pub fn score_with(
+    query: &SearchQuery,
+    free_words: Option<&str>,
+    doc: &FoldedDocument,
+) -> Option<f64> {
     if query.excluded().any(|t| term_score(t, doc) > 0.0) {
         return None;
     }
@@ -32,17 +53,11 @@ pub fn score_folded(query: &SearchQuery, doc: &FoldedDocument) -> Option<f64> {
         }
         total += s;
     }
-    let free: Vec<&str> = query
-        .required()
-        .filter(|t| t.field.is_none())
-        .map(|t| t.folded.as_str())
-        .collect();
-    if !free.is_empty() {
-        let joined = free.join(" ");
+    if let Some(joined) = free_words {
         let title = doc.title();
         if title == joined {
             total += EXACT_TITLE_BONUS;
-        } else if title.starts_with(&joined) {
+        } else if title.starts_with(joined) {
             total += TITLE_PREFIX_BONUS;
         }
     }
