@@ -541,7 +541,12 @@ async fn retention(backend: Backend) {
         // a draft is the resident's own).
         if *id == abandoned {
             let hidden = w
-                .call(Some(&kacho), Method::GET, &format!("/applications/{id}"), None)
+                .call(
+                    Some(&kacho),
+                    Method::GET,
+                    &format!("/applications/{id}"),
+                    None,
+                )
                 .await;
             assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
         } else {
