@@ -10,6 +10,8 @@
 //! of rows would fail on a later row the sample did not include, and text
 //! keeps every value as published.
 
+use std::borrow::Cow;
+
 use store::datastore::{Cell, ColumnType, Field};
 
 use crate::standard::{self, HeaderMatch};
@@ -115,13 +117,15 @@ pub(crate) fn plan_columns(header: &[String], m: &HeaderMatch) -> (Vec<Field>, V
 }
 
 /// Converts a normalised value; `Err` gives the value back when it does
-/// not fit the type. Empty cells are null, as CKAN loads them.
-pub(crate) fn convert(ty: ColumnType, value: String) -> Result<Cell, String> {
+/// not fit the type. Empty cells are null, as CKAN loads them. Only text
+/// needs its own copy: numbers and dates are parsed from the borrowed
+/// value.
+pub(crate) fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
     if value.is_empty() {
         return Ok(Cell::Null);
     }
     match ty {
-        ColumnType::Text => Ok(Cell::Text(value)),
+        ColumnType::Text => Ok(Cell::Text(value.into_owned())),
         ColumnType::Int => value.parse::<i64>().map(Cell::Int).map_err(|_| value),
         ColumnType::Numeric => match value.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Cell::Numeric(x)),
@@ -131,7 +135,7 @@ pub(crate) fn convert(ty: ColumnType, value: String) -> Result<Cell, String> {
             Some(d) => Ok(Cell::Date(d)),
             None => Err(value),
         },
-        ColumnType::Bool => match value.as_str() {
+        ColumnType::Bool => match value.as_ref() {
             "true" | "TRUE" | "1" => Ok(Cell::Bool(true)),
             "false" | "FALSE" | "0" => Ok(Cell::Bool(false)),
             _ => Err(value),
@@ -166,7 +170,7 @@ mod tests {
     fn values_convert_or_come_back() {
         assert_eq!(convert(ColumnType::Int, "70".into()), Ok(Cell::Int(70)));
         assert_eq!(convert(ColumnType::Int, "3人".into()), Err("3人".into()));
-        assert_eq!(convert(ColumnType::Int, String::new()), Ok(Cell::Null));
+        assert_eq!(convert(ColumnType::Int, "".into()), Ok(Cell::Null));
         assert_eq!(
             convert(ColumnType::Numeric, "34.866918".into()),
             Ok(Cell::Numeric(34.866918))

@@ -3,6 +3,7 @@
 //! and batch each row, counting its issues. CSV and Excel rows go through
 //! the same [`RowChecker`], so both get the same normalisation and report.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use store::datastore::Cell;
@@ -21,15 +22,23 @@ pub(crate) struct RowWork {
     checker: RowChecker,
     header: Vec<String>,
     columns: Vec<ColumnPlan>,
+    /// Cleared by the loader once the report keeps no more issue details;
+    /// rows checked after that get issues without messages. Rows are
+    /// accepted in file order and a row being checked is not accepted yet,
+    /// so every row checked after the flag falls is later in the file than
+    /// the issues that filled the report, and a stale `true` only costs
+    /// messages that are then dropped.
+    details: AtomicBool,
 }
 
 impl RowWork {
     /// Normalises, checks and converts one row: `row` is its number as
     /// the report shows it, `line` where it starts.
     pub(crate) fn check(&self, row: usize, line: usize, cells: &[&str]) -> (Vec<Cell>, Vec<Issue>) {
-        let (normalized, mut issues) = self.checker.check(row, line, cells);
+        let details = self.details.load(Ordering::Relaxed);
+        let (normalized, mut issues) = self.checker.check_values(row, line, cells, details);
         let width = self.columns.len();
-        if cells.len() > width {
+        if details && cells.len() > width {
             // The checker keeps extra values in its rows; a table has only
             // the header's columns, so say what was left out.
             let extra = cells.get(width..).unwrap_or_default().join(",");
@@ -52,6 +61,20 @@ impl RowWork {
             let ty = self.columns[i].ty;
             match columns::convert(ty, value) {
                 Ok(cell) => out.push(cell),
+                Err(_) if !details => {
+                    issues.push(Issue {
+                        row,
+                        line,
+                        column: Some(i + 1),
+                        column_name: Some(self.header.get(i).cloned().unwrap_or_default()),
+                        severity: Severity::Error,
+                        code: "not-stored",
+                        original: String::new(),
+                        message_ja: String::new(),
+                        message_en: String::new(),
+                    });
+                    out.push(Cell::Null);
+                }
                 Err(value) => {
                     let name = self.header.get(i).cloned().unwrap_or_default();
                     let original = cells.get(i).copied().unwrap_or_default().to_string();
@@ -129,6 +152,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                 checker,
                 header,
                 columns,
+                details: AtomicBool::new(!report.is_full()),
             }),
             batch: Vec::with_capacity(batch_size),
             batch_size,
@@ -170,6 +194,9 @@ impl<'s, S: Sink> Loader<'s, S> {
     ) -> Result<(), IngestError<S::Error>> {
         self.last = (row, line);
         self.report.extend(issues);
+        if self.report.is_full() {
+            self.work.details.store(false, Ordering::Relaxed);
+        }
         self.batch.push(out);
         self.outline.rows += 1;
         if self.batch.len() >= self.batch_size {

@@ -238,9 +238,9 @@ fn ingest_text<S: Sink>(
         .delimiter(delimiter)
         .buffer_capacity(256 * 1024)
         .from_reader(reader);
-    let mut record = csv::StringRecord::new();
-    let read = |csv: &mut csv::Reader<text::TextReader>, record: &mut csv::StringRecord| {
-        csv.read_record(record).map_err(read_error)
+    let mut record = csv::ByteRecord::new();
+    let read = |csv: &mut csv::Reader<text::TextReader>, record: &mut csv::ByteRecord| {
+        csv.read_byte_record(record).map_err(read_error)
     };
     if !read(&mut csv, &mut record)? {
         return Err(IngestError::Rejected(reject(
@@ -251,7 +251,10 @@ fn ingest_text<S: Sink>(
             "the file is empty",
         )));
     }
-    let header: Vec<String> = record.iter().map(str::to_string).collect();
+    let header: Vec<String> = text::fields(&record)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let header_line = line_of(&record).max(1);
     let header_match = validate::match_header(
         &header,
@@ -278,8 +281,7 @@ fn ingest_text<S: Sink>(
         let mut row = 1;
         while read(&mut csv, &mut record)? {
             row += 1;
-            let cells: Vec<&str> = record.iter().collect();
-            loader.row(row, line_of(&record), &cells)?;
+            loader.row(row, line_of(&record), &text::fields(&record)?)?;
         }
     }
     loader.finish(sniffed.unbalanced_quotes)
@@ -306,8 +308,90 @@ fn read_error<E>(e: csv::Error) -> IngestError<E> {
     }
 }
 
-fn line_of(record: &csv::StringRecord) -> usize {
+fn line_of(record: &csv::ByteRecord) -> usize {
     record
         .position()
         .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Keep(Vec<Vec<Cell>>);
+
+    impl Sink for Keep {
+        type Error = std::convert::Infallible;
+        fn plan(&mut self, _plan: &Plan) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
+            self.0.extend(rows);
+            Ok(())
+        }
+    }
+
+    /// Rows past the report's cap of details are checked without building
+    /// messages; that must change nothing but the details dropped anyway,
+    /// on one thread and on several.
+    #[test]
+    fn a_small_cap_of_details_changes_nothing_else() {
+        let header = "都道府県コード又は市区町村コード,NO,都道府県名,市区町村名,名称,名称_カナ,住所,方書,緯度,経度,設置位置,電話番号,内線番号,法人番号,団体名,利用可能曜日,開始時間,終了時間,利用可能日時特記事項,小児対応設備の有無,URL,備考";
+        let mut text = format!("{header}\r\n");
+        for i in 0..1_500 {
+            let extra = if i % 97 == 0 { ",余分" } else { "" };
+            let children = ["有", "あり", "○", "たぶん", ""][i % 5];
+            let lat = if i % 31 == 0 { "138.3" } else { "34.86" };
+            text.push_str(&format!(
+                "22212,{i},静岡県,焼津市,ＣＯＣＯＲＯ{i},ｼﾔｸｼﾖ,本町2-16-32,２階,{lat},138.32,,(054)626-{:04},,,,,9:00,17時,,{children},,{extra}\r\n",
+                i % 10_000
+            ));
+        }
+        let (sjis, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
+        assert!(!lossy);
+        let path =
+            std::env::temp_dir().join(format!("renkei-ingest-cap-{}.csv", std::process::id()));
+        std::fs::write(&path, &sjis).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+        let run = |threads, cap| {
+            let options = Options {
+                threads,
+                max_issue_details: cap,
+                batch_size: 64,
+                ..Options::default()
+            };
+            let mut sink = Keep(Vec::new());
+            let report = ingest(&path, Format::Csv, &options, &mut sink)
+                .unwrap_or_else(|e| panic!("ingest: {e}"));
+            (report, sink.0)
+        };
+        let (all, all_rows) = run(1, usize::MAX);
+        assert!(
+            !all.issues_capped && all.issues.len() > 3_000,
+            "{}",
+            all.issues.len()
+        );
+        for threads in [1, 2, 3] {
+            for cap in [0, 7, 1_000] {
+                let (capped, rows) = run(threads, cap);
+                assert_eq!(rows, all_rows, "{threads} threads, cap {cap}");
+                assert_eq!(
+                    capped.issues,
+                    all.issues[..cap],
+                    "{threads} threads, cap {cap}"
+                );
+                assert_eq!(
+                    (
+                        &capped.by_code,
+                        &capped.by_column,
+                        capped.errors,
+                        capped.warnings
+                    ),
+                    (&all.by_code, &all.by_column, all.errors, all.warnings),
+                    "{threads} threads, cap {cap}"
+                );
+                assert!(capped.issues_capped);
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -1,7 +1,8 @@
 //! Checking CSV rows on worker threads while the calling thread reads and
-//! decodes the file: normalising and converting cells costs more than
-//! parsing them, and rows share no state, so chunks of records go to the
-//! workers in turn and come back in the same turn, which keeps file order.
+//! decodes the file and splits it into records: normalising and converting
+//! cells costs more than that, and rows share no state, so chunks of
+//! records go to the workers in turn and come back in the same turn, which
+//! keeps file order.
 //! At most a few chunks are in flight, so memory stays flat, and the
 //! records of a returned chunk are reused for the next one. The sink is
 //! only ever called on the calling thread.
@@ -15,6 +16,7 @@ use store::datastore::Cell;
 use crate::validate::Issue;
 
 use super::loader::Loader;
+use super::text;
 use super::{line_of, read_error, IngestError, Sink};
 
 /// Records per chunk handed to a worker.
@@ -23,14 +25,19 @@ const CHUNK_ROWS: usize = 256;
 struct Chunk {
     /// Row number of the first record (the header is row 1).
     first_row: usize,
-    records: Vec<csv::StringRecord>,
+    records: Vec<csv::ByteRecord>,
     len: usize,
 }
 
+/// A checked row: its number, line, cells and issues.
+type CheckedRow = (usize, usize, Vec<Cell>, Vec<Issue>);
+
 struct Checked {
-    rows: Vec<(usize, usize, Vec<Cell>, Vec<Issue>)>,
+    /// The rows, or why a field could not be decoded (the ingest stops
+    /// there, so the chunk's rows before it need not be delivered).
+    rows: io::Result<Vec<CheckedRow>>,
     /// Handed back for reuse.
-    records: Vec<csv::StringRecord>,
+    records: Vec<csv::ByteRecord>,
 }
 
 fn stopped() -> io::Error {
@@ -54,14 +61,19 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
             let work = loader.work();
             scope.spawn(move || {
                 for chunk in chunk_rx {
-                    let mut rows = Vec::with_capacity(chunk.len);
-                    for (i, record) in chunk.records.iter().take(chunk.len).enumerate() {
+                    let check = |(i, record): (usize, &csv::ByteRecord)| {
                         let row = chunk.first_row + i;
                         let line = line_of(record);
-                        let cells: Vec<&str> = record.iter().collect();
-                        let (out, issues) = work.check(row, line, &cells);
-                        rows.push((row, line, out, issues));
-                    }
+                        let (out, issues) = work.check(row, line, &text::fields(record)?);
+                        Ok((row, line, out, issues))
+                    };
+                    let rows = chunk
+                        .records
+                        .iter()
+                        .take(chunk.len)
+                        .enumerate()
+                        .map(check)
+                        .collect();
                     let checked = Checked {
                         rows,
                         records: chunk.records,
@@ -74,7 +86,7 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
             to_workers.push(chunk_tx);
             from_workers.push(done_rx);
         }
-        let mut spare: Vec<Vec<csv::StringRecord>> = Vec::new();
+        let mut spare: Vec<Vec<csv::ByteRecord>> = Vec::new();
         // The worker of each chunk in flight, oldest first.
         let mut in_flight: VecDeque<usize> = VecDeque::new();
         let mut next_row = 2;
@@ -85,9 +97,9 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
             let mut failed = None;
             while len < CHUNK_ROWS {
                 if records.len() == len {
-                    records.push(csv::StringRecord::new());
+                    records.push(csv::ByteRecord::new());
                 }
-                match csv.read_record(&mut records[len]) {
+                match csv.read_byte_record(&mut records[len]) {
                     Ok(true) => len += 1,
                     Ok(false) => break,
                     Err(e) => {
@@ -124,11 +136,16 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
                     delivered = Err(IngestError::Io(stopped()));
                     break;
                 };
-                for (row, line, out, issues) in checked.rows {
-                    if let Err(e) = loader.accept(row, line, out, issues) {
-                        delivered = Err(e);
-                        break;
+                match checked.rows {
+                    Ok(rows) => {
+                        for (row, line, out, issues) in rows {
+                            if let Err(e) = loader.accept(row, line, out, issues) {
+                                delivered = Err(e);
+                                break;
+                            }
+                        }
                     }
+                    Err(e) => delivered = Err(IngestError::Io(e)),
                 }
                 spare.push(checked.records);
                 if delivered.is_err() {

@@ -145,8 +145,18 @@ impl ReportBuilder {
             *counts.by_code.entry(issue.code).or_default() += 1;
         }
         if self.issues.len() < self.cap {
+            debug_assert!(
+                !issue.message_en.is_empty(),
+                "an issue checked without details was kept"
+            );
             self.issues.push(issue);
         }
+    }
+
+    /// True once no more issue details will be kept: issues of later rows
+    /// are only counted, so their messages need not be written.
+    pub(crate) fn is_full(&self) -> bool {
+        self.issues.len() >= self.cap
     }
 
     pub(crate) fn extend(&mut self, issues: impl IntoIterator<Item = Issue>) {

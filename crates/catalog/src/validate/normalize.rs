@@ -70,12 +70,35 @@ fn digits_normalize(value: &str) -> Cow<'_, str> {
 
 /// Normalises one cell as `ty`.
 pub fn normalize_cell(ty: ColumnType, raw: &str) -> Cell {
+    match normalize_value(ty, raw, true) {
+        Normal::Ok(v) => Cell::Ok(v.into_owned()),
+        Normal::Fixed(v, n) => Cell::Fixed(v, n),
+        Normal::Bad(n) => Cell::Bad(n),
+    }
+}
+
+/// A cell's outcome as [`Cell`], but with an unchanged value borrowed
+/// from the input: most cells are already normal, and ingest parses
+/// numbers and dates straight from the text, so they cost no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Normal<'a> {
+    Ok(Cow<'a, str>),
+    Fixed(String, Note),
+    Bad(Note),
+}
+
+/// [`normalize_cell`] without the copy of unchanged values. Without
+/// `details`, the notes of rewritten values (the common ones: ○ flags,
+/// bracketed phone numbers, full-width digits) keep their code but not
+/// their messages, which cost more than the normalisation itself and are
+/// not read once a report holds all the details it keeps.
+pub(crate) fn normalize_value(ty: ColumnType, raw: &str, details: bool) -> Normal<'_> {
     let value = trim(raw);
     if value.is_empty() {
         return if raw.is_empty() {
-            Cell::Ok(String::new())
+            Normal::Ok(Cow::Borrowed(""))
         } else {
-            Cell::Fixed(
+            Normal::Fixed(
                 String::new(),
                 note(
                     "blank",
@@ -86,7 +109,7 @@ pub fn normalize_cell(ty: ColumnType, raw: &str) -> Cell {
         };
     }
     if ty != ColumnType::Text && ty != ColumnType::Flag && is_placeholder(value) {
-        return Cell::Fixed(
+        return Normal::Fixed(
             String::new(),
             note(
                 "placeholder",
@@ -96,7 +119,7 @@ pub fn normalize_cell(ty: ColumnType, raw: &str) -> Cell {
         );
     }
     let cell = match ty {
-        ColumnType::Text => text(value),
+        ColumnType::Text => text_value(value, details),
         ColumnType::Number => number(value, false),
         ColumnType::Integer => number(value, true),
         ColumnType::Latitude => coordinate(value, true),
@@ -104,36 +127,28 @@ pub fn normalize_cell(ty: ColumnType, raw: &str) -> Cell {
         ColumnType::Date => date(value),
         ColumnType::Time => time(value),
         ColumnType::Uri => uri(value),
-        ColumnType::Flag => flag(value),
+        ColumnType::Flag => flag(value, details),
         ColumnType::YesNo => yes_no(value),
         ColumnType::LocalGovCode => local_gov_code(value),
         ColumnType::Phone => match jp::phone::normalize(value) {
-            Ok(p) => fixed_if_changed(
+            Ok(p) => fixed_if_changed_with(
                 value,
                 p.to_string(),
                 "phone",
                 "電話番号を 000-000-0000 の形に",
                 "phone number rewritten as 000-000-0000",
+                details,
             ),
-            Err(e) => Cell::Bad(bilingual("phone", &e)),
+            Err(e) => Normal::Bad(bilingual("phone", &e)),
         },
-        ColumnType::PostalCode => match jp::postal::normalize(value) {
-            Ok(p) => fixed_if_changed(
-                value,
-                p.as_str().to_string(),
-                "postal",
-                "郵便番号を 000-0000 の形に",
-                "postal code rewritten as 000-0000",
-            ),
-            Err(e) => Cell::Bad(bilingual("postal", &e)),
-        },
+        ColumnType::PostalCode => postal(value),
         ColumnType::TownId => town_id(value),
     };
     // Trimming is a change too, but only worth its own note when nothing
     // else changed.
     match cell {
-        Cell::Ok(v) if value.len() != raw.len() => Cell::Fixed(
-            v,
+        Normal::Ok(v) if value.len() != raw.len() => Normal::Fixed(
+            v.into_owned(),
             note(
                 "trimmed",
                 "前後の空白を除きました",
@@ -160,16 +175,38 @@ fn is_placeholder(value: &str) -> bool {
     )
 }
 
-fn fixed_if_changed(original: &str, value: String, code: &'static str, ja: &str, en: &str) -> Cell {
+fn fixed_if_changed<'a, 'v>(
+    original: &'a str,
+    value: impl Into<Cow<'v, str>>,
+    code: &'static str,
+    ja: &str,
+    en: &str,
+) -> Normal<'a> {
+    fixed_if_changed_with(original, value, code, ja, en, true)
+}
+
+/// As [`fixed_if_changed`]; without `details` a fix's note has no messages.
+/// The value may be borrowed: an unchanged one is then never copied.
+fn fixed_if_changed_with<'a, 'v>(
+    original: &'a str,
+    value: impl Into<Cow<'v, str>>,
+    code: &'static str,
+    ja: &str,
+    en: &str,
+    details: bool,
+) -> Normal<'a> {
+    let value = value.into();
     if value == original {
-        Cell::Ok(value)
+        Normal::Ok(Cow::Borrowed(original))
+    } else if !details {
+        Normal::Fixed(value.into_owned(), note(code, String::new(), String::new()))
     } else {
         let n = note(
             code,
             format!("{ja}: 「{original}」→「{value}」"),
             format!("{en}: {original:?} → {value:?}"),
         );
-        Cell::Fixed(value, n)
+        Normal::Fixed(value.into_owned(), n)
     }
 }
 
@@ -187,6 +224,15 @@ fn is_half_width_kana(c: char) -> bool {
 /// meant to be (グロ―アップ → グローアップ). Full-width punctuation and
 /// brackets are left as written: they are normal in Japanese text.
 pub fn text(value: &str) -> Cell {
+    match text_value(value, true) {
+        Normal::Ok(v) => Cell::Ok(v.into_owned()),
+        Normal::Fixed(v, n) => Cell::Fixed(v, n),
+        Normal::Bad(n) => Cell::Bad(n),
+    }
+}
+
+/// [`text`] as [`normalize_value`] wants it.
+fn text_value(value: &str, details: bool) -> Normal<'_> {
     // Only full-width letters and digits, half-width katakana and dash
     // look-alikes are rewritten; most cells have none.
     if value.is_ascii()
@@ -197,7 +243,7 @@ pub fn text(value: &str) -> Cell {
             )
         })
     {
-        return Cell::Ok(value.to_string());
+        return Normal::Ok(Cow::Borrowed(value));
     }
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::with_capacity(value.len());
@@ -231,7 +277,10 @@ pub fn text(value: &str) -> Cell {
         i += 1;
     }
     if !(wide || half_kana || dash) {
-        return Cell::Ok(out);
+        return Normal::Ok(Cow::Owned(out));
+    }
+    if !details {
+        return Normal::Fixed(out, note("text", String::new(), String::new()));
     }
     let mut ja = Vec::new();
     let mut en = Vec::new();
@@ -252,14 +301,14 @@ pub fn text(value: &str) -> Cell {
         format!("{}: 「{value}」→「{out}」", ja.join("、")),
         format!("{}: {value:?} → {out:?}", en.join("; ")),
     );
-    Cell::Fixed(out, n)
+    Normal::Fixed(out, n)
 }
 
 /// Digits in ASCII, full-width punctuation folded, thousands separators
 /// removed; the result is checked to be a plain decimal (or integer).
-fn number(value: &str, integer: bool) -> Cell {
+fn number(value: &str, integer: bool) -> Normal<'_> {
     if is_plain_number(value, integer) {
-        return Cell::Ok(value.to_string());
+        return Normal::Ok(Cow::Borrowed(value));
     }
     let digits = digits_normalize(value);
     let folded = width_normalize(&digits);
@@ -277,7 +326,7 @@ fn number(value: &str, integer: bool) -> Cell {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let ok = digits(int) && frac.is_none_or(digits) && !(integer && frac.is_some());
     if !ok {
-        return Cell::Bad(note(
+        return Normal::Bad(note(
             if integer { "integer" } else { "number" },
             format!("「{value}」は{what_ja}ではありません"),
             format!("{value:?} is not {what_en}"),
@@ -304,11 +353,12 @@ fn is_plain_number(value: &str, integer: bool) -> bool {
 }
 
 /// Japan lies within about lat 20–46, lng 122–154.
-fn coordinate(value: &str, latitude: bool) -> Cell {
+fn coordinate(value: &str, latitude: bool) -> Normal<'_> {
     let cell = number(value, false);
     let v = match &cell {
-        Cell::Ok(v) | Cell::Fixed(v, _) => v.parse::<f64>().ok(),
-        Cell::Bad(_) => None,
+        Normal::Ok(v) => v.parse::<f64>().ok(),
+        Normal::Fixed(v, _) => v.parse::<f64>().ok(),
+        Normal::Bad(_) => None,
     };
     let (lo, hi, other_lo, other_hi) = if latitude {
         (20.0, 46.0, 122.0, 154.0)
@@ -321,7 +371,7 @@ fn coordinate(value: &str, latitude: bool) -> Cell {
         ("経度", "longitude")
     };
     match v {
-        None => Cell::Bad(note(
+        None => Normal::Bad(note(
             "coordinate",
             format!("{name_ja}「{value}」は十進の度数ではありません (例: 34.866918)"),
             format!("{name_en} {value:?} is not decimal degrees (e.g. 34.866918)"),
@@ -337,7 +387,7 @@ fn coordinate(value: &str, latitude: bool) -> Cell {
             } else {
                 ("", "")
             };
-            Cell::Bad(note(
+            Normal::Bad(note(
                 if swapped {
                     "coordinate-swapped"
                 } else {
@@ -350,7 +400,7 @@ fn coordinate(value: &str, latitude: bool) -> Cell {
     }
 }
 
-fn date(value: &str) -> Cell {
+fn date(value: &str) -> Normal<'_> {
     match jp::wareki::parse_date(value) {
         Ok(d) => fixed_if_changed(
             value,
@@ -359,19 +409,19 @@ fn date(value: &str) -> Cell {
             "日付を YYYY-MM-DD に",
             "date rewritten as YYYY-MM-DD",
         ),
-        Err(e) => Cell::Bad(bilingual("date", &e)),
+        Err(e) => Normal::Bad(bilingual("date", &e)),
     }
 }
 
 /// hh:mm from 9:00, 09:00:00, ９時３０分, 0900. 24:00 is allowed as a
 /// closing time; seconds are dropped only when zero.
-fn time(value: &str) -> Cell {
+fn time(value: &str) -> Normal<'_> {
     let t: String = width_normalize(value)
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
     let bad = || {
-        Cell::Bad(note(
+        Normal::Bad(note(
             "time",
             format!("「{value}」は時刻 (hh:mm) として読めません"),
             format!("{value:?} is not a time (hh:mm)"),
@@ -410,7 +460,7 @@ fn time(value: &str) -> Cell {
     }
 }
 
-fn uri(value: &str) -> Cell {
+fn uri(value: &str) -> Normal<'_> {
     let v = width_normalize(value);
     let scheme_ok = v.split_once(':').is_some_and(|(scheme, rest)| {
         !scheme.is_empty()
@@ -420,48 +470,56 @@ fn uri(value: &str) -> Cell {
             && !rest.is_empty()
     });
     if !scheme_ok || v.chars().any(char::is_whitespace) {
-        return Cell::Bad(note(
+        return Normal::Bad(note(
             "uri",
             format!("「{value}」は URI ではありません (例: https://www.city.yaizu.lg.jp/)"),
             format!("{value:?} is not a URI (e.g. https://www.city.yaizu.lg.jp/)"),
         ));
     }
-    fixed_if_changed(
-        value,
-        v.into_owned(),
-        "uri",
-        "URI を半角に",
-        "URI rewritten in ASCII",
-    )
+    fixed_if_changed(value, v, "uri", "URI を半角に", "URI rewritten in ASCII")
 }
 
 /// Hazard flags are "1" or empty; files write ○ and the like.
-fn flag(value: &str) -> Cell {
-    let v = width_normalize(value);
-    let to = match v.as_ref() {
-        "1" => "1",
-        "○" | "◯" | "〇" | "●" | "◎" | "✓" | "✔" | "有" | "有り" | "あり" | "true" | "TRUE" => {
-            "1"
-        }
-        "0" | "×" | "✕" | "-" | "無" | "無し" | "なし" | "false" | "FALSE" => "",
-        _ => {
-            return Cell::Bad(note(
-                "flag",
-                format!("「{value}」はフラグとして読めません (1 または空欄)"),
-                format!("{value:?} is not a flag (1 or empty)"),
-            ))
-        }
+fn flag(value: &str, details: bool) -> Normal<'_> {
+    // Every mark flag_mark knows is its own NFKC form (a test checks), so
+    // a value written exactly as one skips the costly normalisation.
+    let Some(to) = flag_mark(value).or_else(|| flag_mark(&width_normalize(value))) else {
+        return Normal::Bad(note(
+            "flag",
+            format!("「{value}」はフラグとして読めません (1 または空欄)"),
+            format!("{value:?} is not a flag (1 or empty)"),
+        ));
     };
-    fixed_if_changed(
+    fixed_if_changed_with(
         value,
-        to.to_string(),
+        to,
         "flag",
         "フラグを 1/空欄 に",
         "flag rewritten as 1 or empty",
+        details,
     )
 }
 
-fn yes_no(value: &str) -> Cell {
+/// The flag value a mark stands for, once width-normalised.
+fn flag_mark(v: &str) -> Option<&'static str> {
+    match v {
+        "1" => Some("1"),
+        "○" | "◯" | "〇" | "●" | "◎" | "✓" | "✔" | "有" | "有り" | "あり" | "true" | "TRUE" => {
+            Some("1")
+        }
+        "0" | "×" | "✕" | "-" | "無" | "無し" | "なし" | "false" | "FALSE" => Some(""),
+        _ => None,
+    }
+}
+
+/// Every value [`flag_mark`] knows, for the test that they are NFKC-stable.
+#[cfg(test)]
+const FLAG_MARKS: &[&str] = &[
+    "1", "○", "◯", "〇", "●", "◎", "✓", "✔", "有", "有り", "あり", "true", "TRUE", "0", "×", "✕",
+    "-", "無", "無し", "なし", "false", "FALSE",
+];
+
+fn yes_no(value: &str) -> Normal<'_> {
     let v = width_normalize(value);
     let to = match v.as_ref() {
         "有" | "有り" | "あり" | "○" | "◯" | "〇" | "1" | "はい" | "yes" | "Yes" | "YES" => {
@@ -469,7 +527,7 @@ fn yes_no(value: &str) -> Cell {
         }
         "無" | "無し" | "なし" | "×" | "✕" | "0" | "いいえ" | "no" | "No" | "NO" => "無",
         _ => {
-            return Cell::Bad(note(
+            return Normal::Bad(note(
                 "yes-no",
                 format!("「{value}」は「有」または「無」ではありません"),
                 format!("{value:?} is not 有 (yes) or 無 (no)"),
@@ -478,7 +536,7 @@ fn yes_no(value: &str) -> Cell {
     };
     fixed_if_changed(
         value,
-        to.to_string(),
+        to,
         "yes-no",
         "有無を「有」「無」に",
         "yes/no rewritten as 有/無",
@@ -488,12 +546,12 @@ fn yes_no(value: &str) -> Cell {
 /// Six digits with a check digit. Five digits are either a code whose
 /// leading zero a spreadsheet dropped (11002 for 札幌市 011002) or the old
 /// form without check digit; the former is recognised by its check digit.
-fn local_gov_code(value: &str) -> Cell {
+fn local_gov_code(value: &str) -> Normal<'_> {
     // Six ASCII digits with a valid check digit are already normal.
     if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(code) = jp::localgov::LocalGovCode::parse(value) {
             if code.as_str() == value {
-                return Cell::Ok(value.to_string());
+                return Normal::Ok(Cow::Borrowed(value));
             }
         }
     }
@@ -511,7 +569,7 @@ fn local_gov_code(value: &str) -> Cell {
                 ),
                 format!("local government code {value:?} lost its leading zero: stored as {code}"),
             );
-            return Cell::Fixed(code.to_string(), n);
+            return Normal::Fixed(code.to_string(), n);
         }
     }
     match jp::localgov::LocalGovCode::parse(&digits) {
@@ -523,7 +581,7 @@ fn local_gov_code(value: &str) -> Cell {
                 ),
                 format!("local government code {value:?} has no check digit: stored as {code}"),
             );
-            Cell::Fixed(code.to_string(), n)
+            Normal::Fixed(code.to_string(), n)
         }
         Ok(code) => fixed_if_changed(
             value,
@@ -532,13 +590,37 @@ fn local_gov_code(value: &str) -> Cell {
             "コードを半角数字に",
             "code rewritten in ASCII digits",
         ),
-        Err(e) => Cell::Bad(bilingual("localgov", &e)),
+        Err(e) => Normal::Bad(bilingual("localgov", &e)),
+    }
+}
+
+/// 000-0000, written as [`jp::postal::normalize`] writes it (which reads
+/// it back unchanged), is checked without the allocations of a full parse.
+fn postal(value: &str) -> Normal<'_> {
+    let b = value.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if b.len() == 8 && b[3] == b'-' && digits(&b[..3]) && digits(&b[4..]) {
+        return Normal::Ok(Cow::Borrowed(value));
+    }
+    postal_parsed(value)
+}
+
+fn postal_parsed(value: &str) -> Normal<'_> {
+    match jp::postal::normalize(value) {
+        Ok(p) => fixed_if_changed(
+            value,
+            p.as_str().to_string(),
+            "postal",
+            "郵便番号を 000-0000 の形に",
+            "postal code rewritten as 000-0000",
+        ),
+        Err(e) => Normal::Bad(bilingual("postal", &e)),
     }
 }
 
 /// 町字ID of the address base registry: seven digits, written 0008001 or
 /// 0008-001. Both are accepted as written.
-fn town_id(value: &str) -> Cell {
+fn town_id(value: &str) -> Normal<'_> {
     let v = digits_normalize(value);
     let b = v.as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
@@ -547,13 +629,13 @@ fn town_id(value: &str) -> Cell {
     if ok {
         fixed_if_changed(
             value,
-            v.into_owned(),
+            v,
             "town-id",
             "町字ID を半角に",
             "town ID rewritten in ASCII",
         )
     } else {
-        Cell::Bad(note(
+        Normal::Bad(note(
             "town-id",
             format!("「{value}」は町字ID (例: 0008001 または 0008-001) ではありません"),
             format!("{value:?} is not a town ID (e.g. 0008001 or 0008-001)"),
@@ -564,7 +646,92 @@ fn town_id(value: &str) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use ColumnType::*;
+
+    const ALL_TYPES: &[ColumnType] = &[
+        Text,
+        Number,
+        Integer,
+        Date,
+        Time,
+        Uri,
+        Flag,
+        YesNo,
+        LocalGovCode,
+        Latitude,
+        Longitude,
+        Phone,
+        PostalCode,
+        TownId,
+    ];
+
+    /// Cells as real files write them, and anything else.
+    fn any_cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[0-9０-９.,:/ー\\-()（）年月日時分令和○◯×有無ﾄｲﾚｶﾞｽ２階 \u{3000}a-zＡ-Ｚ]{0,16}",
+            proptest::sample::select(FLAG_MARKS).prop_map(String::from),
+        ]
+    }
+
+    #[test]
+    fn flag_marks_are_their_own_nfkc_form() {
+        for mark in FLAG_MARKS {
+            assert_eq!(jp::width::normalize(mark), *mark);
+            assert!(flag_mark(mark).is_some(), "{mark}");
+        }
+    }
+
+    proptest! {
+        /// The flag fast path (matching before normalising) against the
+        /// slow one (normalising first, as before it existed).
+        #[test]
+        fn flag_fast_path_agrees_with_normalising_first(raw in any_cell()) {
+            let value = trim(&raw);
+            let slow = flag_mark(&width_normalize(value));
+            let fast = flag_mark(value).or_else(|| flag_mark(&width_normalize(value)));
+            prop_assert_eq!(fast, slow);
+        }
+
+        /// The postal code fast path against the full parse.
+        #[test]
+        fn postal_fast_path_agrees_with_parsing(
+            raw in prop_oneof![any_cell(), "[0-9０-９〒\\-ー ]{0,9}", "[0-9]{3}-[0-9]{4}"],
+        ) {
+            let value = trim(&raw);
+            prop_assert_eq!(postal(value), postal_parsed(value));
+        }
+
+        /// Without details only the messages go: same value, same kind of
+        /// outcome, same code; and with details it is normalize_cell.
+        #[test]
+        fn without_details_only_the_messages_differ(
+            ty in proptest::sample::select(ALL_TYPES),
+            raw in any_cell(),
+        ) {
+            let full = normalize_cell(ty, &raw);
+            let with = normalize_value(ty, &raw, true);
+            let without = normalize_value(ty, &raw, false);
+            match (&full, &with, &without) {
+                (Cell::Ok(a), Normal::Ok(b), Normal::Ok(c)) => {
+                    prop_assert_eq!(a.as_str(), b.as_ref());
+                    prop_assert_eq!(a.as_str(), c.as_ref());
+                }
+                (Cell::Fixed(a, n), Normal::Fixed(b, m), Normal::Fixed(c, o)) => {
+                    prop_assert_eq!(a, b);
+                    prop_assert_eq!(a, c);
+                    prop_assert_eq!(n, m);
+                    prop_assert_eq!(n.code, o.code);
+                }
+                (Cell::Bad(n), Normal::Bad(m), Normal::Bad(o)) => {
+                    prop_assert_eq!(n, m);
+                    prop_assert_eq!(n.code, o.code);
+                }
+                _ => prop_assert!(false, "{:?} / {:?} / {:?}", full, with, without),
+            }
+        }
+    }
 
     fn ok(ty: ColumnType, raw: &str) -> String {
         match normalize_cell(ty, raw) {
