@@ -142,6 +142,15 @@ impl Procedure {
                 }
             }
         }
+        if !self.sign_in_required {
+            // Refused rather than stored and ignored: an applicant who does not sign in
+            // would need the resume token as their only credential, which is not built.
+            add(
+                "sign_in_required",
+                "サインインせずに申請できる手続には、まだ対応していません".into(),
+                "procedures that take applications without signing in are not supported yet".into(),
+            );
+        }
         if self.retention_days == 0 {
             add(
                 "retention_days",
@@ -196,5 +205,15 @@ mod tests {
         assert_eq!(procedure.check(), Ok(()));
         assert!(procedure.pays_before_review());
         assert_eq!(procedure.status, ProcedureStatus::Published);
+    }
+
+    #[test]
+    fn applying_without_signing_in_is_refused_not_ignored() {
+        let mut procedure: Procedure = serde_json::from_str(JUMINHYO_TEMPLATE).unwrap();
+        procedure.sign_in_required = false;
+        let problems = procedure.check().unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "sign_in_required");
+        assert!(problems[0].message_ja.contains("サインイン"));
     }
 }
