@@ -12,7 +12,7 @@
 
 mod common;
 
-#[path = "../../procedures/tests/support/test_gateway.rs"]
+#[path = "support/test_gateway.rs"]
 mod test_gateway;
 
 #[path = "../../notifier/tests/support/smtp_sink.rs"]

@@ -6,7 +6,7 @@
 
 mod common;
 
-#[path = "../../procedures/tests/support/test_gateway.rs"]
+#[path = "support/test_gateway.rs"]
 mod test_gateway;
 
 use axum::body::Body;
