@@ -4,103 +4,32 @@
 //! `ckanapi dump datasets` from one renkei loaded with `ckanapi load datasets`
 //! into the other gives the same datasets.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::process::{api_key, python_tools, renkei, run, serve, sqlite_url, Served};
 use serde_json::Value;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The virtualenv's bin directory, installing the tools when missing. A machine
-/// that cannot have them fails this test rather than skipping it.
-fn python_tools() -> PathBuf {
-    let out = Command::new(workspace_root().join("scripts/ensure-python-tools"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/ensure-python-tools runs");
-    assert!(out.status.success(), "ensure-python-tools failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(text.lines().last().expect("the bin directory").trim())
-}
-
-fn renkei(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_renkei"));
-    command
-        .args(args)
-        .env(
-            "RENKEI_DATABASE_URL",
-            format!("sqlite://{}", dir.join("renkei.db").display()),
-        )
-        .env("RENKEI_FILES_DIR", dir.join("files"))
-        .env("RENKEI_REMOTE_CONTEXTS", "false")
-        .env("RENKEI_LOG", "warn");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    let out = command.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// One running renkei with a registered 焼津市 and a publisher's key.
 struct Instance {
-    url: String,
+    served: Served,
     key: String,
-    child: Child,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Instance {
     let dir = tempfile::tempdir().unwrap();
-    run(renkei(dir.path(), &["tenant", "add", "222127"]).stdout(Stdio::null()));
-    let key = run(&mut renkei(
-        dir.path(),
-        &["key", "create", "--tenant", "222127", "--role", "publisher"],
-    ));
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = renkei(dir.path(), &["serve"])
-        .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RENKEI_PUBLIC_URL", &url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let instance = Instance {
-        url,
+    let database = sqlite_url(dir.path());
+    run(renkei(dir.path(), &database, &["tenant", "add", "222127"]).stdout(Stdio::null()));
+    let key = api_key(dir.path(), &database, "222127", "publisher");
+    let served = serve(renkei(dir.path(), &database, &["serve"]));
+    Instance {
+        served,
         key,
-        child,
         _dir: dir,
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return instance;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("renkei did not start listening on {port}");
 }
 
 fn ckanapi(bin: &Path, args: &[&str]) -> String {
@@ -119,7 +48,7 @@ fn ckanapi(bin: &Path, args: &[&str]) -> String {
 fn action(bin: &Path, at: &Instance, args: &[&str]) -> Value {
     let mut all = vec!["action"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["-r", &at.url, "-a", &at.key]);
+    all.extend_from_slice(&["-r", &at.served.url, "-a", &at.key]);
     serde_json::from_str(&ckanapi(bin, &all)).expect("ckanapi prints JSON")
 }
 
@@ -172,7 +101,7 @@ fn ckanapi_calls_dumps_and_loads_datasets_unchanged() {
             "-O",
             dump_arg,
             "-r",
-            &source.url,
+            &source.served.url,
             "-q",
         ],
     );
@@ -186,7 +115,7 @@ fn ckanapi_calls_dumps_and_loads_datasets_unchanged() {
             "-I",
             dump_arg,
             "-r",
-            &target.url,
+            &target.served.url,
             "-a",
             &target.key,
             "-q",
@@ -217,7 +146,7 @@ fn ckanapi_calls_dumps_and_loads_datasets_unchanged() {
             "-I",
             dump_arg,
             "-r",
-            &target.url,
+            &target.served.url,
             "-a",
             &target.key,
             "-q",

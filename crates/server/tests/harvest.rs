@@ -6,45 +6,23 @@
 //! SQLite and, in a second case, on PostgreSQL (a database of its own on the test
 //! server, `RENKEI_TEST_PG_URL`).
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::{api_key, free_port, renkei, run, serve, sqlite_url, Served};
 use serde_json::{json, Value};
 
 const YAIZU: &str = "222127";
 const TAKAMATSU: &str = "372013";
 
-fn renkei(dir: &Path, database_url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_renkei"));
-    command
-        .args(args)
-        .env("RENKEI_DATABASE_URL", database_url)
-        .env("RENKEI_FILES_DIR", dir.join("files"))
-        .env("RENKEI_REMOTE_CONTEXTS", "false")
-        .env("RENKEI_LOG", "warn");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    let out = command.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// One running renkei with one registered organisation and its publisher's key.
+/// Fields drop in order: the process is killed before its database is dropped.
 struct Instance {
-    url: String,
+    served: Served,
     key: String,
-    child: Child,
     _dir: tempfile::TempDir,
-    /// Dropped after the process is killed (see `Drop`).
     _database: Option<store_postgres::testing::TestDatabase>,
 }
 
@@ -54,28 +32,10 @@ enum Backend {
     Postgres,
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(tenant: &str, backend: Backend) -> Instance {
     let dir = tempfile::tempdir().unwrap();
     let (database_url, database) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}", dir.path().join("renkei.db").display()),
-            None,
-        ),
+        Backend::Sqlite => (sqlite_url(dir.path()), None),
         Backend::Postgres => {
             let server_url = store_postgres::testing::test_server_url();
             let database = store_postgres::testing::TestDatabase::create(&server_url)
@@ -89,42 +49,20 @@ async fn start(tenant: &str, backend: Backend) -> Instance {
         }
     };
     run(renkei(dir.path(), &database_url, &["tenant", "add", tenant]).stdout(Stdio::null()));
-    let key = run(&mut renkei(
-        dir.path(),
-        &database_url,
-        &["key", "create", "--tenant", tenant, "--role", "publisher"],
-    ));
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = renkei(dir.path(), &database_url, &["serve"])
-        .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RENKEI_PUBLIC_URL", &url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let instance = Instance {
-        url,
+    let key = api_key(dir.path(), &database_url, tenant, "publisher");
+    Instance {
+        served: serve(renkei(dir.path(), &database_url, &["serve"])),
         key,
-        child,
         _dir: dir,
         _database: database,
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return instance;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("renkei did not start listening on {port}");
 }
 
 /// Calls an action with the instance's key (or anonymously) and gives the status
 /// and the envelope.
 async fn call(at: &Instance, action: &str, body: Value, with_key: bool) -> (u16, Value) {
     let mut request = reqwest::Client::new()
-        .post(format!("{}/api/3/action/{action}", at.url))
+        .post(format!("{}/api/3/action/{action}", at.served.url))
         .json(&body);
     if with_key {
         request = request.header("Authorization", &at.key);
@@ -214,7 +152,7 @@ async fn harvest_import_update_and_record(backend: Backend) {
     .await;
 
     let registration = json!({
-        "url": format!("{}/api/3/action/", source.url),
+        "url": format!("{}/api/3/action/", source.served.url),
         "owner_org": TAKAMATSU,
         "title": "焼津市オープンデータ",
         "source_type": "ckan",
@@ -234,7 +172,7 @@ async fn harvest_import_update_and_record(backend: Backend) {
     let harvest_source = ok(&target, "harvest_source_create", registration).await;
     let source_id = harvest_source["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        harvest_source["url"], source.url,
+        harvest_source["url"], source.served.url,
         "the Action API path is dropped"
     );
     assert_eq!(harvest_source["frequency"], "MANUAL");
@@ -264,7 +202,7 @@ async fn harvest_import_update_and_record(backend: Backend) {
     assert_eq!(extra(&copy, "harvest_source_id"), Some(source_id.as_str()));
     assert_eq!(
         extra(&copy, "harvest_source_url"),
-        Some(source.url.as_str())
+        Some(source.served.url.as_str())
     );
     assert_eq!(
         extra(&copy, "harvest_remote_modified"),
@@ -400,7 +338,7 @@ async fn a_scheduled_source_is_harvested_without_being_asked() {
     let harvest_source = ok(
         &target,
         "harvest_source_create",
-        json!({"url": source.url, "owner_org": TAKAMATSU, "frequency": "HOURLY"}),
+        json!({"url": source.served.url, "owner_org": TAKAMATSU, "frequency": "HOURLY"}),
     )
     .await;
     assert_eq!(harvest_source["frequency"], "HOURLY");

@@ -5,123 +5,48 @@
 //! requests from the document — valid and invalid ones, and sequences of calls — and
 //! checks every answer against it: status codes, media types, bodies,
 //! headers, refusals without credentials, and that no answer is a server error.
-//!
-//! The helpers that start the binary follow `tests/ckanapi.rs` (copied, as test
-//! crates do not share modules unless through `tests/common`).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::process::{Command, Stdio};
+
+use common::process::{
+    api_key, python_tools, renkei, run, serve, sqlite_url, workspace_root, Served,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const YAIZU: &str = "222127";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The virtualenv's bin directory, installing the tools when missing. A machine
-/// that cannot have them fails this test rather than skipping it.
-fn python_tools() -> PathBuf {
-    let out = Command::new(workspace_root().join("scripts/ensure-python-tools"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/ensure-python-tools runs");
-    assert!(out.status.success(), "ensure-python-tools failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(text.lines().last().expect("the bin directory").trim())
-}
-
-fn renkei(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_renkei"));
-    command
-        .args(args)
-        .env(
-            "RENKEI_DATABASE_URL",
-            format!("sqlite://{}", dir.join("renkei.db").display()),
-        )
-        .env("RENKEI_FILES_DIR", dir.join("files"))
-        .env("RENKEI_REMOTE_CONTEXTS", "false")
-        .env("RENKEI_LOG", "warn");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    let out = command.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// One running renkei with 焼津市 registered and an API key per role.
 struct Instance {
-    url: String,
+    served: Served,
     admin: String,
     resident: String,
     reviewer: String,
     approver: String,
-    child: Child,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Instance {
     let dir = tempfile::tempdir().unwrap();
-    run(renkei(dir.path(), &["tenant", "add", YAIZU]).stdout(Stdio::null()));
-    let key = |role: &str| {
-        let out = run(&mut renkei(
-            dir.path(),
-            &["key", "create", "--tenant", YAIZU, "--role", role],
-        ));
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let database = sqlite_url(dir.path());
+    run(renkei(dir.path(), &database, &["tenant", "add", YAIZU]).stdout(Stdio::null()));
+    let key = |role: &str| api_key(dir.path(), &database, YAIZU, role);
     let (admin, resident) = (key("tenant_admin"), key("resident"));
     let (reviewer, approver) = (key("reviewer"), key("approver"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let mut command = renkei(dir.path(), &database, &["serve"]);
     // Schemathesis sends many writes in a burst; the write limit (and its 429) is
     // another test's concern.
-    let child = renkei(dir.path(), &["serve"])
-        .env("RENKEI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RENKEI_PUBLIC_URL", &url)
-        .env("RENKEI_RATE_LIMIT_WRITES_PER_SECOND", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let instance = Instance {
-        url,
+    command.env("RENKEI_RATE_LIMIT_WRITES_PER_SECOND", "0");
+    Instance {
+        served: serve(command),
         admin,
         resident,
         reviewer,
         approver,
-        child,
         dir,
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return instance;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("renkei did not start listening on {port}");
 }
 
 /// One call with an API key; the status and the JSON body (null when there is none).
@@ -134,7 +59,7 @@ async fn call(
     body: Option<Value>,
 ) -> (StatusCode, Value) {
     let mut request = http
-        .request(method, format!("{}/api/v1/procedures{path}", at.url))
+        .request(method, format!("{}/api/v1/procedures{path}", at.served.url))
         .bearer_auth(key);
     if let Some(body) = body {
         request = request.json(&body);
@@ -374,7 +299,7 @@ async fn the_openapi_document_matches_the_running_server() {
         .arg("--no-color")
         .arg("run")
         .arg(&document)
-        .args(["--url", &at.url])
+        .args(["--url", &at.served.url])
         .args([
             "--header",
             &format!("Authorization: Bearer {}", at.approver),

@@ -8,6 +8,7 @@
 // its helpers and constants; the rest would otherwise be reported as dead code there.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod receiver;
 
 use axum::body::Body;
