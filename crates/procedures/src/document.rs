@@ -14,7 +14,7 @@ mod layout;
 mod pdf;
 mod verification;
 
-use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use font::{unsupported_characters, FONT_LICENSE_TEXT};
@@ -96,17 +96,9 @@ pub struct DecisionNoticeData {
     pub verify_url: String,
 }
 
-/// Japan Standard Time; Japan has no daylight saving, so a fixed offset is exact.
-fn jst(at: DateTime<Utc>) -> DateTime<FixedOffset> {
-    match FixedOffset::east_opt(9 * 3600) {
-        Some(offset) => at.with_timezone(&offset),
-        None => at.fixed_offset(),
-    }
-}
-
 /// `令和8年11月26日 14時05分（2026年11月26日）` and `26 November 2026, 14:05 JST`.
 fn date_time_lines(at: DateTime<Utc>) -> (String, String) {
-    let local = jst(at);
+    let local = crate::in_japan(at);
     let date = local.date_naive();
     let japanese = format!(
         "{} {}時{:02}分（西暦{}年{}月{}日）",
@@ -130,7 +122,7 @@ fn date_time_lines(at: DateTime<Utc>) -> (String, String) {
 
 /// The issue date line: `令和8年11月26日（2026年11月26日）`.
 fn issue_date_line(at: DateTime<Utc>) -> String {
-    let date = jst(at).date_naive();
+    let date = crate::in_japan(at).date_naive();
     format!(
         "{}（{}年{}月{}日）",
         jp::wareki::format_wareki(date),

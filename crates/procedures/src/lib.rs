@@ -7,6 +7,8 @@
 //! plain data: storage lives in the `store` crates and HTTP in `server`, so every rule can be
 //! tested, and property-tested, without either.
 
+use chrono::{DateTime, FixedOffset, Utc};
+
 pub mod application;
 pub mod approval;
 pub mod document;
@@ -15,3 +17,13 @@ pub mod form;
 pub mod payment;
 pub mod procedure;
 pub mod service;
+
+/// A moment in Japan Standard Time, where reception numbers' years, statistics' months,
+/// documents' dates and "today" for birth dates are counted. Japan has no daylight
+/// saving, so a fixed offset is exact.
+pub fn in_japan(at: DateTime<Utc>) -> DateTime<FixedOffset> {
+    match FixedOffset::east_opt(9 * 3600) {
+        Some(offset) => at.with_timezone(&offset),
+        None => at.fixed_offset(),
+    }
+}

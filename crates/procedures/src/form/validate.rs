@@ -181,7 +181,7 @@ impl fmt::Debug for CompiledForm {
 
 /// Today's date in Japan, where every procedure's deadlines and birth dates live.
 fn today_in_japan() -> NaiveDate {
-    (chrono::Utc::now().naive_utc() + chrono::TimeDelta::hours(9)).date()
+    crate::in_japan(chrono::Utc::now()).date_naive()
 }
 
 /// Validates `answers` against `definition` as of today in Japan.

@@ -3,6 +3,7 @@
 //! the notice of decision), and withdrawal. Each change is one conditional write of the
 //! application with its history entry, documents and notifications.
 
+use super::submission::hex;
 use super::{new_id, Applications, Person, ServiceError};
 use crate::application::ApplicationState;
 use crate::approval::{ChainProgress, Decision};
@@ -77,14 +78,13 @@ pub(crate) struct Loaded {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
 }
 
 fn random_token() -> Result<String, ServiceError> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(ServiceError::internal)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&bytes))
 }
 
 fn answers_context(id: &str) -> String {

@@ -43,12 +43,6 @@ pub struct Person {
     pub roles: Vec<String>,
 }
 
-impl Person {
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
-    }
-}
-
 /// Why the service refused. The server maps each variant to one status and code.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

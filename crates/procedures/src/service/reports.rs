@@ -5,7 +5,7 @@
 use super::lifecycle::Stored;
 use super::{Applications, ServiceError};
 use crate::application::{ApplicationState, CommandKind, HistoryEntry};
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,9 +46,7 @@ pub struct RetentionReport {
 }
 
 fn month_of(at: DateTime<Utc>) -> String {
-    let jst =
-        FixedOffset::east_opt(9 * 3600).map_or_else(|| at.fixed_offset(), |o| at.with_timezone(&o));
-    jst.format("%Y-%m").to_string()
+    crate::in_japan(at).format("%Y-%m").to_string()
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {

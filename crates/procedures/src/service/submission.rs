@@ -338,8 +338,7 @@ impl Applications {
     }
 }
 
-pub(crate) fn japan_year(at: DateTime<Utc>) -> i32 {
+fn japan_year(at: DateTime<Utc>) -> i32 {
     use chrono::Datelike;
-    at.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST is a valid offset"))
-        .year()
+    crate::in_japan(at).year()
 }

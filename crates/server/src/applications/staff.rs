@@ -2,7 +2,8 @@
 //! commands of review and approval (each signed into the audit log), delegations of
 //! approval (代決), statistics and the CSV export of a procedure's applications.
 
-use super::{audit_actor, require, tenant_name, ApiResult};
+use super::{allowed, audit_actor, require, tenant_name, ApiResult};
+use crate::auth::middleware::caller_of;
 use crate::auth::AuthError;
 use crate::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -141,8 +142,15 @@ pub async fn export_csv(
     extensions: Extensions,
     Path((tenant, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let staff = require(&state, &extensions, &tenant, Action::ApplicationReview).await?;
-    let sensitive = staff.has_role("approver");
+    require(&state, &extensions, &tenant, Action::ApplicationReview).await?;
+    // The same rule as the application view: those who decide see sensitive answers.
+    let sensitive = allowed(
+        &state,
+        &caller_of(&extensions),
+        &tenant,
+        Action::ApplicationDecide,
+    )
+    .await;
     let csv = state
         .applications
         .export_csv(&tenant, &id, sensitive)
