@@ -188,14 +188,38 @@ impl Applications {
     }
 
     /// An application as staff see it. The caller has checked the staff member's role in
-    /// the application's tenant, which is returned for that check with the view.
+    /// the application's tenant (see [`Applications::tenant_of`]).
     pub async fn view_for_staff(
         &self,
         id: &str,
         sensitive: bool,
     ) -> Result<ApplicationView, ServiceError> {
-        let loaded = self.load(id).await?;
+        let loaded = self.load_for_staff(id).await?;
         self.view_of(&loaded, Viewer::Staff { sensitive }).await
+    }
+
+    /// Loads an application for staff: a draft is the resident's own until submitted,
+    /// so staff are told it does not exist.
+    async fn load_for_staff(&self, id: &str) -> Result<Loaded, ServiceError> {
+        let loaded = self.load(id).await?;
+        if loaded.state == ApplicationState::Draft {
+            return Err(ServiceError::NotFound(format!("application {id}")));
+        }
+        Ok(loaded)
+    }
+
+    /// Whether an application may be read, without building its view: by its
+    /// `applicant`, or by staff (`None`) once submitted. Anyone else is told it does not
+    /// exist.
+    pub async fn check_visible(
+        &self,
+        id: &str,
+        applicant: Option<&Person>,
+    ) -> Result<(), ServiceError> {
+        match applicant {
+            Some(person) => self.load_own(id, person).await.map(drop),
+            None => self.load_for_staff(id).await.map(drop),
+        }
     }
 
     /// The tenant an application belongs to (for the caller's access check).

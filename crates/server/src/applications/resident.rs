@@ -45,15 +45,21 @@ async fn applicant(state: &AppState, extensions: &Extensions, id: &str) -> ApiRe
 async fn view(state: &AppState, extensions: &Extensions, id: &str) -> ApiResult<ApplicationView> {
     Ok(match access(state, extensions, id).await? {
         Access::Applicant(person) => state.applications.view_own(id, &person).await?,
-        Access::Staff { sensitive } => {
-            let view = state.applications.view_for_staff(id, sensitive).await?;
-            // A draft is the resident's own until submitted; staff do not see it.
-            if view.state == procedures::application::ApplicationState::Draft {
-                return Err(AuthError::NotFound(format!("application {id}")).into());
-            }
-            view
-        }
+        Access::Staff { sensitive } => state.applications.view_for_staff(id, sensitive).await?,
     })
+}
+
+/// Refuses a caller who may not read the application (reading its files, history or
+/// documents needs the same right as reading it).
+async fn ensure_visible(state: &AppState, extensions: &Extensions, id: &str) -> ApiResult<()> {
+    let applicant = match access(state, extensions, id).await? {
+        Access::Applicant(person) => Some(person),
+        Access::Staff { .. } => None,
+    };
+    Ok(state
+        .applications
+        .check_visible(id, applicant.as_ref())
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -272,8 +278,7 @@ pub async fn attachment(
     extensions: Extensions,
     Path((id, attachment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    // Seeing the application is the right to see its files.
-    view(&state, &extensions, &id).await?;
+    ensure_visible(&state, &extensions, &id).await?;
     let (name, media_type, content) = state
         .applications
         .attachment_content(&id, &attachment)
@@ -351,7 +356,7 @@ pub async fn history(
     extensions: Extensions,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<HistoryView>>> {
-    view(&state, &extensions, &id).await?;
+    ensure_visible(&state, &extensions, &id).await?;
     Ok(Json(state.applications.history(&id).await?))
 }
 
@@ -361,7 +366,7 @@ pub async fn document(
     extensions: Extensions,
     Path((id, kind)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    view(&state, &extensions, &id).await?;
+    ensure_visible(&state, &extensions, &id).await?;
     let document = state.applications.document_of(&id, &kind).await?;
     let file = format!("{}-{kind}.pdf", document.reception_number);
     Ok((
