@@ -109,6 +109,12 @@ impl Applications {
             .get_application(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("application {id}")))?;
+        self.loaded(record).await
+    }
+
+    /// An application already read from the store, with what the rules need.
+    pub(crate) async fn loaded(&self, record: ApplicationRecord) -> Result<Loaded, ServiceError> {
+        let id = &record.id;
         let stored: Stored = serde_json::from_value(record.document.clone())
             .map_err(|e| ServiceError::internal(format!("stored application {id}: {e}")))?;
         let state: ApplicationState = record

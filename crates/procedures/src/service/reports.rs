@@ -168,7 +168,7 @@ impl Applications {
         let mut rows: Vec<(Vec<String>, BTreeMap<String, String>)> = Vec::new();
         let mut columns: BTreeSet<String> = BTreeSet::new();
         for record in records.iter().filter(|r| r.reception_number.is_some()) {
-            let loaded = self.load(&record.id).await?;
+            let loaded = self.loaded(record.clone()).await?;
             if loaded.stored.anonymised {
                 continue;
             }

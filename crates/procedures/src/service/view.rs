@@ -241,7 +241,7 @@ impl Applications {
         let total = self.store.count_applications(filter).await?;
         let mut views = Vec::new();
         for record in self.store.list_applications(filter).await? {
-            let loaded = self.load(&record.id).await?;
+            let loaded = self.loaded(record).await?;
             views.push(self.view_of(&loaded, viewer).await?);
         }
         Ok((views, total))
