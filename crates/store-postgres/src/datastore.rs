@@ -621,7 +621,17 @@ async fn search_in(
         .iter()
         .map(|(c, _)| column_type(table, c))
         .collect::<Result<Vec<_>, _>>()?;
-    let condition = condition(table, &query.filters, query.text.as_deref())?;
+    let mut condition = condition(table, &query.filters, query.text.as_deref())?;
+    if let Some(after) = query.after_id {
+        condition
+            .args
+            .push(param(Cell::Int(after), ColumnType::Int));
+        condition.sql = format!(
+            "({}) AND \"_id\" > ${}",
+            condition.sql,
+            condition.args.len()
+        );
+    }
     let target = qualified(&table.resource_id);
     let selected: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
     let limit_mark = condition.args.len() + 1;

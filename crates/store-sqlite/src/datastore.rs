@@ -546,7 +546,11 @@ fn search_in(conn: &Connection, table: &Table, query: &RowQuery) -> Result<RowPa
     for (column, _) in &query.sort {
         column_type(table, column)?;
     }
-    let condition = condition(table, &query.filters, query.text.as_deref())?;
+    let mut condition = condition(table, &query.filters, query.text.as_deref())?;
+    if let Some(after) = query.after_id {
+        condition.sql = format!("({}) AND \"_id\" > ?", condition.sql);
+        condition.args.push(SqlValue::Integer(after));
+    }
     let target = quoted(&table.resource_id);
     let selected: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
     let (sql, count_sql) = if query.distinct {

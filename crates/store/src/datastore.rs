@@ -130,6 +130,10 @@ pub struct RowQuery {
     pub distinct: bool,
     pub limit: usize,
     pub offset: usize,
+    /// Only rows whose `_id` is above this: keyset paging, for reading a whole table
+    /// page by page in `_id` order. Each page then costs only its own rows, where an
+    /// offset makes the store walk past every row before it (quadratic over a table).
+    pub after_id: Option<i64>,
     pub include_total: bool,
 }
 
@@ -140,6 +144,18 @@ pub struct RowPage {
     pub rows: Vec<Vec<Cell>>,
     /// The number of matching rows without limit and offset, when asked.
     pub total: Option<u64>,
+}
+
+impl RowPage {
+    /// The `_id` of the page's last row, to ask for the next page with
+    /// [`RowQuery::after_id`]; `None` for an empty page or one without `_id`.
+    pub fn last_id(&self) -> Option<i64> {
+        let at = self.columns.iter().position(|c| c == "_id")?;
+        match self.rows.last()?.get(at)? {
+            Cell::Int(id) => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 /// The limits a `datastore_search_sql` query runs under.

@@ -72,6 +72,7 @@ macro_rules! datastore_conformance_suite {
             sorting_breaks_ties_by_id_and_puts_nulls_last,
             columns_are_projected_and_distinct_rows_kept_once,
             limit_offset_and_total_page_the_matches,
+            pages_after_an_id_read_every_row_once,
             unknown_columns_and_tables_are_refused,
             names_with_quotes_spaces_and_japanese_work,
             run_sql_answers_a_select_with_columns_and_rows,
@@ -864,6 +865,71 @@ pub async fn limit_offset_and_total_page_the_matches(store: &DatastoreTestStore)
     .await;
     assert_eq!(column_of(&open, "code"), ["C2"]);
     assert_eq!(open.total, Some(4));
+}
+
+/// Keyset paging: reading page after page from the last `_id` seen gives every
+/// matching row once, in `_id` order, with filters and totals applying as usual.
+pub async fn pages_after_an_id_read_every_row_once(store: &DatastoreTestStore) {
+    seeded(store).await;
+    let every_id = search(store, SHELTERS, everything()).await;
+    let all_ids: Vec<Cell> = every_id.rows.iter().map(|row| row[0].clone()).collect();
+    assert_eq!(all_ids.len(), 6);
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = search(
+            store,
+            SHELTERS,
+            RowQuery {
+                limit: 4,
+                after_id: after,
+                ..RowQuery::default()
+            },
+        )
+        .await;
+        read.extend(page.rows.iter().map(|row| row[0].clone()));
+        match page.rows.last().map(|row| &row[0]) {
+            Some(Cell::Int(last)) if page.rows.len() == 4 => after = Some(*last),
+            _ => break,
+        }
+    }
+    assert_eq!(read, all_ids);
+    let Cell::Int(second) = all_ids[1] else {
+        panic!("_id is not an integer: {:?}", all_ids[1]);
+    };
+    let open_after_second = search(
+        store,
+        SHELTERS,
+        RowQuery {
+            filters: vec![filter("open", vec![Cell::Bool(true)])],
+            after_id: Some(second),
+            include_total: true,
+            limit: 100,
+            ..RowQuery::default()
+        },
+    )
+    .await;
+    let every_open = search(
+        store,
+        SHELTERS,
+        RowQuery {
+            filters: vec![filter("open", vec![Cell::Bool(true)])],
+            limit: 100,
+            ..RowQuery::default()
+        },
+    )
+    .await;
+    let expected: Vec<&Vec<Cell>> = every_open
+        .rows
+        .iter()
+        .filter(|row| matches!(row[0], Cell::Int(id) if id > second))
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the fixture has open shelters after the second row"
+    );
+    assert_eq!(open_after_second.rows.iter().collect::<Vec<_>>(), expected);
+    assert_eq!(open_after_second.total, Some(expected.len() as u64));
 }
 
 pub async fn unknown_columns_and_tables_are_refused(store: &DatastoreTestStore) {

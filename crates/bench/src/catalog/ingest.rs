@@ -396,8 +396,7 @@ pub async fn ingest(s: &Settings, rows: usize, upload_rows: usize) -> Result<Out
          Shift_JIS bytes (no decoding), csv-decode = the same plus encoding_rs decoding of every \
          field; ingest = catalog::ingest::ingest (sniff, decode, recognise, normalise, validate, \
          type) into a sink that drops the batches; upload = package_create + resource_create \
-         multipart of the first --upload-rows rows (and a tenth of them) into the {} datastore \
-         (with axum's 2 MB multipart cap lifted, which renkei's router does not yet do)",
+         multipart of the first --upload-rows rows (and a tenth of them) into the {} datastore",
         full.written.rows,
         full.written.columns,
         file::SHELTER_SCHEMA,

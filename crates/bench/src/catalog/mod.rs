@@ -103,11 +103,7 @@ pub async fn start(backend: &Backend, organizations: &[&str]) -> Result<CatalogR
         .await
         .map_err(|e| startup(format!("creating an API key: {e}")))?;
     storage.push(Box::new(files));
-    // renkei's router leaves multipart bodies at axum's default cap of 2 MB, which
-    // refuses any larger upload before `max_upload_bytes` is looked at; lifted here
-    // so that the upload path can be measured at all (the fix belongs in
-    // `server::ckan::router`).
-    let app = server::app(state.clone()).layer(axum::extract::DefaultBodyLimit::disable());
+    let app = server::app(state.clone());
     let (base, task) = targets::serve(app, "renkei").await?;
     Ok(CatalogRenkei {
         base,

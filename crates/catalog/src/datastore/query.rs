@@ -143,6 +143,7 @@ pub fn parse_search(
             distinct: parse_flag(params, "distinct")?.unwrap_or(false),
             limit,
             offset: parse_count(params, "offset")?.unwrap_or(0),
+            after_id: None,
             include_total: parse_flag(params, "include_total")?.unwrap_or(true),
         },
         records_format,

@@ -364,11 +364,11 @@ async fn stream_dump(
     sender: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
 ) -> anyhow::Result<()> {
     let mut writer: Option<DumpWriter<Vec<u8>>> = None;
-    let mut offset = 0;
+    let mut after_id = None;
     loop {
         let query = RowQuery {
             limit: DUMP_PAGE,
-            offset,
+            after_id,
             ..Default::default()
         };
         let page = state
@@ -380,8 +380,8 @@ async fn stream_dump(
             None => DumpWriter::start(Vec::new(), format, table, &page.columns)?,
         };
         w.write_rows(&page.rows)?;
-        let done = page.rows.len() < DUMP_PAGE;
-        offset += page.rows.len();
+        after_id = page.last_id();
+        let done = page.rows.len() < DUMP_PAGE || after_id.is_none();
         if done {
             let bytes = w.finish()?;
             sender.send(Ok(bytes)).await.ok();

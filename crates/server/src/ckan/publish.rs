@@ -23,6 +23,7 @@ use ngsi_ld::context::{self as codec, ActiveContext};
 use ngsi_ld::query::{AttrPath, EntityQuery, QExpr, QOp, QTerm, QValue, TypeExpr};
 use ngsi_ld::{NgsiError, ProblemType};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use store::datastore::RowQuery;
 use store::{StoreError, Tenant};
 
@@ -224,16 +225,17 @@ async fn publish(
             .await?;
         let mut columns = vec!["_id".to_owned()];
         columns.extend(table.fields.iter().map(|f| f.id.clone()));
-        let mut offset = 0;
+        let mut after_id = None;
         loop {
             let query = RowQuery {
                 columns: Some(columns.clone()),
                 limit: PAGE_ROWS,
-                offset,
+                after_id,
                 ..Default::default()
             };
             let page = state.datastore.search_rows(resource_id, &query).await?;
             let count = page.rows.len();
+            after_id = page.last_id();
             let items = entities_of(&publication, &target, &ctx, page.rows, &mut outcome);
             if !items.is_empty() {
                 let report = state
@@ -247,19 +249,28 @@ async fn publish(
                         .map(|(id, error)| (id, error.detail)),
                 );
             }
-            if count < PAGE_ROWS {
+            if count < PAGE_ROWS || after_id.is_none() {
                 break;
             }
-            offset += count;
         }
     }
     let keep = outcome.tally.ids();
-    let stale: Vec<String> = published_ids(state, &tenant, resource_id)
-        .await?
-        .into_iter()
-        .filter(|id| !keep.contains(id))
-        .collect();
-    outcome.removed = delete(state, &tenant, stale).await?;
+    // Every kept entity the broker did not refuse was just written with this resource
+    // as its source: if the broker holds no more than those, none is stale, and one
+    // counting pass spares listing them all (a listing is read page by page).
+    let refused: HashSet<&str> = outcome.refused.iter().map(|(id, _)| id.as_str()).collect();
+    let written = keep
+        .iter()
+        .filter(|id| !refused.contains(id.as_str()))
+        .count();
+    if published_count(state, &tenant, resource_id).await? > written as u64 {
+        let stale: Vec<String> = published_ids(state, &tenant, resource_id)
+            .await?
+            .into_iter()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        outcome.removed = delete(state, &tenant, stale).await?;
+    }
     Ok(outcome)
 }
 
@@ -296,13 +307,9 @@ fn entities_of(
     items
 }
 
-/// The ids of the entities resource `resource_id` published in `tenant`, of any
-/// published type (a resource re-uploaded as another dataset leaves none behind).
-async fn published_ids(
-    state: &AppState,
-    tenant: &Tenant,
-    resource_id: &str,
-) -> Result<Vec<String>, PublishError> {
+/// The entities resource `resource_id` published, of any published type (a
+/// resource re-uploaded as another dataset leaves none behind).
+fn published_by(resource_id: &str) -> EntityQuery {
     let types: Vec<TypeExpr> = publish::entity_types()
         .into_iter()
         .map(|t| TypeExpr::Type(publish::type_iri(t)))
@@ -315,14 +322,48 @@ async fn published_ids(
         },
         comparison: Some((QOp::Eq, QValue::Text(resource_id.to_owned()))),
     });
+    EntityQuery {
+        types: Some(TypeExpr::Or(types)),
+        q: Some(from_resource),
+        ..Default::default()
+    }
+}
+
+/// How many entities resource `resource_id` published in `tenant`.
+async fn published_count(
+    state: &AppState,
+    tenant: &Tenant,
+    resource_id: &str,
+) -> Result<u64, PublishError> {
+    let query = EntityQuery {
+        limit: 0,
+        count: true,
+        ..published_by(resource_id)
+    };
+    match state
+        .broker
+        .query_entities(tenant, &query, &Visibility::All)
+        .await
+    {
+        Ok(page) => Ok(page.total.unwrap_or(0)),
+        // Nothing was ever written there, so nothing was published.
+        Err(e) if e.problem == ProblemType::NonexistentTenant => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The ids of the entities resource `resource_id` published in `tenant`.
+async fn published_ids(
+    state: &AppState,
+    tenant: &Tenant,
+    resource_id: &str,
+) -> Result<Vec<String>, PublishError> {
     let mut ids = Vec::new();
     loop {
         let query = EntityQuery {
-            types: Some(TypeExpr::Or(types.clone())),
-            q: Some(from_resource.clone()),
             limit: MAX_PAGE_SIZE,
             offset: ids.len(),
-            ..Default::default()
+            ..published_by(resource_id)
         };
         let page = match state
             .broker
