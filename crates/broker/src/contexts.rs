@@ -99,6 +99,13 @@ impl ContextService {
         self.process(&local).await
     }
 
+    /// Like [`resolve`](Self::resolve), for the broker's own reading of what it
+    /// stored (a subscription's contexts, when notifying): `numberOfHits` counts the
+    /// requests that use a context, not how often the broker re-reads it.
+    pub async fn resolve_uncounted(&self, local: &Value) -> Result<ActiveContext, NgsiError> {
+        self.process(&self.absolutize(local)).await
+    }
+
     /// Resolves context references relative to the broker's own URL (`/ngsi-ld/v1/
     /// jsonldContexts/{id}`, the Location of a hosted context), as JSON-LD resolves
     /// relative IRIs against the document's base.
@@ -208,14 +215,54 @@ impl ContextService {
                 ))
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        self.host(uuid::Uuid::new_v4().to_string(), ContextKind::Hosted, body)
+            .await
+    }
+
+    /// The URL of an ImplicitlyCreated context holding `local` (clause 5.13): what a
+    /// subscription whose request gave its `@context` as an array or object, and no
+    /// `jsonldContext`, compacts its notifications with, so that a receiver can
+    /// dereference it. The id is derived from the context's text: the same context
+    /// given again is the same stored context, not one more per request.
+    pub async fn implicit_url(&self, local: &Value) -> Result<String, NgsiError> {
+        use sha2::{Digest, Sha256};
+        let local = self.absolutize(local);
+        let digest = Sha256::digest(local.to_string().as_bytes());
+        let id = format!(
+            "implicit-{}",
+            digest[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let url = format!("{}{id}", self.hosted_base);
+        if self
+            .store
+            .get_context(&id)
+            .await
+            .map_err(store_error)?
+            .is_none()
+        {
+            let body = serde_json::json!({ "@context": local });
+            self.host(id, ContextKind::Implicit, body).await?;
+        }
+        Ok(url)
+    }
+
+    /// Stores a context served by renkei under `id`, once it is known to process.
+    async fn host(
+        &self,
+        id: String,
+        kind: ContextKind,
+        body: Value,
+    ) -> Result<StoredContext, NgsiError> {
         let url = format!("{}{id}", self.hosted_base);
         // Refuse what cannot be processed now rather than at first use.
         let probe = Value::String(url.clone());
         let context = StoredContext {
             id,
             url: url.clone(),
-            kind: ContextKind::Hosted,
+            kind,
             body: body.clone(),
             created_at: Utc::now(),
         };
@@ -358,6 +405,11 @@ impl ContextService {
             if let Some(preloaded) = self.preloaded.get(&context.url) {
                 documents.insert(context.url.clone(), preloaded.clone());
             }
+            // A context added again under the same URL starts counting afresh.
+            self.usage
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&context.url);
         }
         // Processed contexts may include the old document.
         self.active

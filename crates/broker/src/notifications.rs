@@ -441,7 +441,7 @@ impl Dispatcher {
                 return None;
             }
         };
-        let ctx = match self.contexts.resolve(Some(&subscription.context)).await {
+        let ctx = match self.contexts.resolve_uncounted(&subscription.context).await {
             Ok(ctx) => ctx,
             Err(error) => {
                 tracing::warn!(id = %stored.id, %error, "the @context of a subscription is not available");
@@ -452,7 +452,7 @@ impl Dispatcher {
             None => ctx.clone(),
             Some(url) => {
                 let url = serde_json::Value::String(url.clone());
-                match self.contexts.resolve(Some(&url)).await {
+                match self.contexts.resolve_uncounted(&url).await {
                     Ok(render) => render,
                     Err(error) => {
                         tracing::warn!(id = %stored.id, %error, "the jsonldContext of a subscription is not available");

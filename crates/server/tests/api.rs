@@ -742,6 +742,145 @@ async fn the_core_context_is_listed_kept_and_context_use_is_counted() {
     assert_eq!(unknown.problem_type(), INVALID_REQUEST);
 }
 
+/// A subscription whose `@context` is an array of several contexts (or an object) and
+/// that names no `jsonldContext` gets one: an ImplicitlyCreated context holding the
+/// request's context, which notification receivers can dereference. The same context
+/// again is the same implicit context; it cannot be reloaded, can be deleted, and a
+/// context deleted and added again counts its uses afresh.
+#[tokio::test]
+async fn an_array_context_of_a_subscription_becomes_an_implicitly_created_context() {
+    let s = server().await;
+    let hosted = s
+        .post(
+            &format!("{NGSI}/jsonldContexts"),
+            json!({"@context": {"Shelter": "https://example.org/jp/Shelter"}}),
+        )
+        .await;
+    let hosted_url = s
+        .get(&format!(
+            "{}?details=true",
+            hosted.header("location").unwrap()
+        ))
+        .await
+        .body["URL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let context = json!([hosted_url, CORE_CONTEXT]);
+    let subscribe = |id: &str| {
+        json!({
+            "id": id,
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+            "@context": context,
+        })
+    };
+    let mut implicit = Vec::new();
+    for id in ["urn:ngsi-ld:Subscription:a", "urn:ngsi-ld:Subscription:b"] {
+        let created = s
+            .send(
+                Method::POST,
+                &format!("{NGSI}/subscriptions"),
+                &[("content-type", "application/ld+json")],
+                Some(subscribe(id)),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let read = s.get(&format!("{NGSI}/subscriptions/{id}")).await;
+        implicit.push(read.body["jsonldContext"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        implicit[0], implicit[1],
+        "one implicit context per distinct context"
+    );
+    let listed = s
+        .get(&format!(
+            "{NGSI}/jsonldContexts?details=true&kind=ImplicitlyCreated"
+        ))
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.body);
+    assert_eq!(listed.body[0]["URL"], implicit[0]);
+    let local_id = listed.body[0]["localId"].as_str().unwrap().to_owned();
+    let served = s.get(&format!("{NGSI}/jsonldContexts/{local_id}")).await;
+    assert_eq!(served.body["@context"], context);
+    // The implicit context works as a context: named by Link, it compacts.
+    let implicit_link = format!(
+        "<{}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
+        implicit[0]
+    );
+    let read = s
+        .send(
+            Method::GET,
+            &format!("{NGSI}/subscriptions/urn:ngsi-ld:Subscription:a"),
+            &[("link", &implicit_link)],
+            None,
+        )
+        .await;
+    assert_eq!(read.body["entities"][0]["type"], "Shelter", "{}", read.body);
+
+    // A single context URL needs no implicit context.
+    let single = s
+        .send(
+            Method::POST,
+            &format!("{NGSI}/subscriptions"),
+            &[("content-type", "application/ld+json")],
+            Some(json!({
+                "id": "urn:ngsi-ld:Subscription:c",
+                "type": "Subscription",
+                "entities": [{"type": "Shelter"}],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+                "@context": hosted_url,
+            })),
+        )
+        .await;
+    assert_eq!(single.status, StatusCode::CREATED, "{:?}", single.body);
+    let read = s
+        .get(&format!("{NGSI}/subscriptions/urn:ngsi-ld:Subscription:c"))
+        .await;
+    assert!(read.body.get("jsonldContext").is_none(), "{}", read.body);
+
+    let reload = s
+        .delete(&format!("{NGSI}/jsonldContexts/{local_id}?reload=true"))
+        .await;
+    assert_eq!(reload.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reload.problem_type(), BAD_REQUEST_DATA);
+
+    // Each subscription made with it, and each request naming it, is a use; deleting
+    // the context and making it again starts the count afresh.
+    let hits = |body: &Value| body["numberOfHits"].as_u64().unwrap();
+    let details = format!("{NGSI}/jsonldContexts/{local_id}?details=true");
+    assert_eq!(hits(&s.get(&details).await.body), 3);
+    let created = s
+        .send(
+            Method::POST,
+            &format!("{NGSI}/entities"),
+            &[("link", &implicit_link)],
+            Some(json!({"id": "urn:ngsi-ld:Shelter:u1", "type": "Shelter"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(hits(&s.get(&details).await.body), 4);
+    assert_eq!(
+        s.delete(&format!("{NGSI}/jsonldContexts/{local_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let again = s
+        .send(
+            Method::POST,
+            &format!("{NGSI}/subscriptions"),
+            &[("content-type", "application/ld+json")],
+            Some(subscribe("urn:ngsi-ld:Subscription:d")),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    let fresh = s.get(&details).await;
+    assert_eq!(fresh.body["kind"], "ImplicitlyCreated");
+    assert_eq!(hits(&fresh.body), 1, "{}", fresh.body);
+}
+
 #[tokio::test]
 async fn replace_or_merge_without_an_id_is_bad_request_data() {
     let s = server().await;

@@ -59,7 +59,16 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| Value::String(super::CORE_CONTEXT_URL.to_owned()));
     let generated = format!("urn:ngsi-ld:Subscription:{}", uuid::Uuid::new_v4());
-    let subscription = Subscription::decode(&body.value, &ctx, context, &generated, Utc::now())?;
+    let mut subscription =
+        Subscription::decode(&body.value, &ctx, context, &generated, Utc::now())?;
+    // A receiver must be able to dereference the context its notifications name; a
+    // request context that is no single URL becomes an ImplicitlyCreated one.
+    if subscription.jsonld_context.is_none() {
+        if let Some(local) = body.local_context.as_ref().filter(|c| !is_single_url(c)) {
+            let url = state.broker.contexts().implicit_url(local).await?;
+            subscription.jsonld_context = Some(url);
+        }
+    }
     // The context notifications are to be compacted with must be there now, not
     // fail later at every notification (503 LdContextNotAvailable when it is not).
     if let Some(url) = &subscription.jsonld_context {
@@ -81,6 +90,16 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// Whether a request's `@context` is one URL (alone or as the only item of an array),
+/// which notifications can name as it is.
+fn is_single_url(context: &Value) -> bool {
+    match context {
+        Value::String(_) => true,
+        Value::Array(items) => matches!(items.as_slice(), [Value::String(_)]),
+        _ => false,
+    }
 }
 
 pub async fn list(State(state): State<AppState>, request: NgsiRequest) -> Answer {
