@@ -898,7 +898,7 @@ impl Harvester {
         gone.sort_by(|a, b| a.0.cmp(b.0));
         for (remote_id, copy) in gone {
             match self.catalog.package_delete(&copy.id, &local.access).await {
-                Ok(()) => run.counts.deleted += 1,
+                Ok(_) => run.counts.deleted += 1,
                 Err(CatalogError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     run.counts.errored += 1;

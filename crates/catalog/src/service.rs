@@ -345,14 +345,17 @@ impl Catalog {
 
     /// `package_delete`: the dataset is marked deleted (its organisation's
     /// writers still see it; a purge removes it).
-    pub async fn package_delete(&self, id: &str, access: &dyn Access) -> Result<(), CatalogError> {
+    pub async fn package_delete(
+        &self,
+        id: &str,
+        access: &dyn Access,
+    ) -> Result<Package, CatalogError> {
         self.modify_package(id, access, |package| {
             package.state = State::Deleted;
             package.metadata_modified = Utc::now();
             Ok(())
         })
         .await
-        .map(drop)
     }
 
     /// `dataset_purge`: removes the dataset for good. Returns it, so that the

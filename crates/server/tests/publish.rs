@@ -268,6 +268,11 @@ async fn a_standard_dataset_becomes_entities_and_follows_its_resource(backend: B
     w.action("resource_delete", json!({"id": rid})).await;
     assert!(w.entities("EvacuationSpace").await.is_empty());
     assert_eq!(w.entities("PublicToilet").await.len(), 112);
+
+    // Deleting a dataset withdraws what its resources published.
+    w.action("package_delete", json!({"id": toilets_dataset}))
+        .await;
+    assert!(w.entities("PublicToilet").await.is_empty());
 }
 
 macro_rules! on_both_backends {

@@ -55,15 +55,17 @@ pub async fn run(
             render(state, &package).await
         }
         "package_delete" => {
-            catalog
+            let package = catalog
                 .package_delete(params.required("id")?, access)
                 .await?;
+            super::publish::withdraw_package(state, &package).await?;
             Ok(Value::Null)
         }
         "dataset_purge" => {
             let package = catalog
                 .package_purge(params.required("id")?, access)
                 .await?;
+            super::publish::withdraw_package(state, &package).await?;
             super::datastore::drop_tables_of(state, &package).await?;
             Ok(Value::Null)
         }

@@ -146,11 +146,34 @@ pub async fn withdraw_resource(
             "User not authorized to delete resource {resource_id}"
         )));
     }
-    let tenant = Tenant::named(package.owner_org.as_str());
-    let ids = published_ids(state, &tenant, resource_id)
+    withdraw(state, &package.owner_org, resource_id)
         .await
-        .map_err(internal)?;
-    delete(state, &tenant, ids).await.map_err(internal)
+        .map_err(internal)
+}
+
+/// Deletes every entity the resources of `package` published, once the dataset is
+/// deleted or purged: what is no longer published in the catalog must not stay in the
+/// broker (the shelter finder would keep showing it). The caller has already been
+/// allowed the deletion. A broker failure is an error: deleting a deleted dataset
+/// again withdraws what is left.
+pub async fn withdraw_package(state: &AppState, package: &Package) -> Result<usize, CkanError> {
+    let mut removed = 0;
+    for resource in &package.resources {
+        removed += withdraw(state, &package.owner_org, &resource.id)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(removed)
+}
+
+async fn withdraw(
+    state: &AppState,
+    tenant: &str,
+    resource_id: &str,
+) -> Result<usize, PublishError> {
+    let tenant = Tenant::named(tenant);
+    let ids = published_ids(state, &tenant, resource_id).await?;
+    delete(state, &tenant, ids).await
 }
 
 /// The report kept under `validation.publication`.
