@@ -58,6 +58,8 @@ async fn tenants_keys_and_admins_from_the_command_line_take_effect_without_resta
     let db = dir.path().join("renkei.db");
     let config = server::config::Config {
         database_url: format!("sqlite://{}", db.display()),
+        // Beside the database, as the binary's runs: the generated key file too.
+        files_dir: dir.path().join("files"),
         remote_contexts: false,
         ..Default::default()
     };
