@@ -264,6 +264,31 @@ async fn a_standard_dataset_becomes_entities_and_follows_its_resource(backend: B
         json!([138.328, 34.876])
     );
 
+    // Rows written through the datastore API are published too, and rows deleted
+    // through it are withdrawn.
+    let site99 = format!("urn:ngsi-ld:EvacuationSpace:{YAIZU}:{rid}:99");
+    w.action(
+        "datastore_upsert",
+        json!({
+            "resource_id": rid,
+            "method": "insert",
+            "records": [{"NO": "99", "名称": "新しい避難場所", "緯度": 34.87, "経度": 138.32}],
+        }),
+    )
+    .await;
+    let sites = w.entities("EvacuationSpace").await;
+    assert_eq!(sites.len(), 30);
+    let added = by_id(&sites, &site99).expect("the inserted row is published");
+    assert_eq!(added["name"]["value"], json!("新しい避難場所"));
+    w.action(
+        "datastore_delete",
+        json!({"resource_id": rid, "filters": {"NO": "99"}}),
+    )
+    .await;
+    let sites = w.entities("EvacuationSpace").await;
+    assert_eq!(sites.len(), 29);
+    assert!(by_id(&sites, &site99).is_none());
+
     // Deleting the resource withdraws its entities, and only its.
     w.action("resource_delete", json!({"id": rid})).await;
     assert!(w.entities("EvacuationSpace").await.is_empty());

@@ -70,7 +70,10 @@ pub async fn run(
         .table(&resource_id)
         .await
         .map_err(internal)?;
-    match action {
+    let published_before = existing
+        .as_ref()
+        .is_some_and(|t| catalog::publish::publication_for(&t.fields).is_some());
+    let answer = match action {
         "datastore_create" => {
             let table = table_definition(&resource_id, &body, existing.as_ref())?;
             let rows = match body.get("records") {
@@ -126,7 +129,33 @@ pub async fn run(
                 }
             }
         }
+    }?;
+    if writing {
+        republish(state, package, &resource_id, published_before, access).await?;
     }
+    Ok(answer)
+}
+
+/// Keeps the broker in step after a datastore write: a table of a standard dataset
+/// with coordinates is published again (entities added, changed, removed), and one
+/// that was published and is no longer publishable has its entities withdrawn.
+async fn republish(
+    state: &AppState,
+    package: catalog::package::Package,
+    resource_id: &str,
+    published_before: bool,
+    access: &CallerAccess,
+) -> Result<(), CkanError> {
+    let publishable_now = state
+        .datastore
+        .table(resource_id)
+        .await
+        .map_err(internal)?
+        .is_some_and(|t| catalog::publish::publication_for(&t.fields).is_some());
+    if published_before || publishable_now {
+        super::publish::publish_resource(state, package, resource_id, access).await;
+    }
+    Ok(())
 }
 
 fn resource_id_of(params: &Params) -> Result<String, CkanError> {
