@@ -12,6 +12,7 @@ pub mod error;
 pub mod geometry;
 pub mod model;
 pub mod query;
+pub mod registration;
 pub mod subscription;
 pub mod temporal;
 

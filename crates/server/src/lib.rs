@@ -41,6 +41,8 @@ pub struct AppState {
     pub history: broker::temporal::History,
     pub identity: auth::Identity,
     pub subscriptions: store::subscriptions::SharedSubscriptionStore,
+    /// Context source registrations (`/csourceRegistrations`).
+    pub registrations: store::registrations::SharedRegistrationStore,
     /// The open data catalog (CKAN Action API, DCAT).
     pub catalog: catalog::service::Catalog,
     pub datastore: store::datastore::SharedDatastoreStore,
@@ -98,6 +100,7 @@ impl AppState {
             broker: Broker::new(stores.entities, Arc::new(contexts)),
             identity,
             subscriptions: stores.subscriptions,
+            registrations: stores.registrations,
             catalog,
             datastore: stores.datastore,
             harvester,

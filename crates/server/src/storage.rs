@@ -9,6 +9,7 @@ use store::catalog::{CatalogStore, SharedCatalogStore};
 use store::datastore::{DatastoreStore, SharedDatastoreStore};
 use store::harvest::{HarvestStore, SharedHarvestStore};
 use store::identity::{IdentityStore, SharedIdentityStore};
+use store::registrations::{RegistrationStore, SharedRegistrationStore};
 use store::subscriptions::{SharedSubscriptionStore, SubscriptionStore};
 use store::temporal::{SharedTemporalStore, TemporalStore};
 use store::{EntityStore, SharedStore};
@@ -24,6 +25,7 @@ pub struct Stores {
     pub datastore: SharedDatastoreStore,
     pub harvest: SharedHarvestStore,
     pub applications: SharedApplicationStore,
+    pub registrations: SharedRegistrationStore,
 }
 
 impl<S> From<Arc<S>> for Stores
@@ -36,6 +38,7 @@ where
         + DatastoreStore
         + HarvestStore
         + ApplicationStore
+        + RegistrationStore
         + 'static,
 {
     fn from(store: Arc<S>) -> Stores {
@@ -47,6 +50,7 @@ where
             catalog: store.clone(),
             datastore: store.clone(),
             harvest: store.clone(),
+            registrations: store.clone(),
             applications: store,
         }
     }

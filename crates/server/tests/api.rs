@@ -881,6 +881,140 @@ async fn an_array_context_of_a_subscription_becomes_an_implicitly_created_contex
     assert_eq!(hits(&fresh.body), 1, "{}", fresh.body);
 }
 
+/// Context source registrations are kept per tenant and discovered by type, id and
+/// attribute in the reader's terms; malformed ones are refused naming the member, and
+/// answers negotiate as the other NGSI-LD resources do.
+#[tokio::test]
+async fn context_source_registrations_are_kept_and_discovered() {
+    let s = server().await;
+    let context =
+        json!({"Vehicle": "https://example.org/Vehicle", "speed": "https://example.org/speed"});
+    let link = |ctx_url: &str| {
+        format!("<{ctx_url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"")
+    };
+    let hosted = s
+        .post(
+            &format!("{NGSI}/jsonldContexts"),
+            json!({"@context": context}),
+        )
+        .await;
+    let ctx_url = s
+        .get(&format!(
+            "{}?details=true",
+            hosted.header("location").unwrap()
+        ))
+        .await
+        .body["URL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let registration = json!({
+        "id": "urn:ngsi-ld:ContextSourceRegistration:r1",
+        "type": "ContextSourceRegistration",
+        "information": [{"entities": [{"type": "Vehicle"}], "propertyNames": ["speed"]}],
+        "endpoint": "http://source.example:1026",
+        "@context": ctx_url,
+    });
+    let register = |body: Value, tenant: &'static str| {
+        let s = &s;
+        async move {
+            s.send(
+                Method::POST,
+                &format!("{NGSI}/csourceRegistrations"),
+                &[
+                    ("content-type", "application/ld+json"),
+                    ("NGSILD-Tenant", tenant),
+                ],
+                Some(body),
+            )
+            .await
+        }
+    };
+    let created = register(registration.clone(), "reg").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(
+        created.header("location"),
+        Some("/ngsi-ld/v1/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:r1")
+    );
+    let again = register(registration.clone(), "reg").await;
+    assert_eq!(again.problem_type(), ALREADY_EXISTS);
+
+    let get = |path: String, headers: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let mut all: Vec<(&str, &str)> = vec![("NGSILD-Tenant", "reg")];
+            all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+            s.send(Method::GET, &path, &all, None).await
+        }
+    };
+    let query = format!("{NGSI}/csourceRegistrations?type=Vehicle&attrs=speed");
+    let found = get(query.clone(), vec![("link", link(&ctx_url))]).await;
+    assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+    assert_eq!(found.body.as_array().unwrap().len(), 1, "{}", found.body);
+    assert_eq!(
+        found.body[0]["information"][0]["entities"][0]["type"],
+        "Vehicle"
+    );
+    // Without the context, "Vehicle" is another type: nothing is found, and what is
+    // shown is the expanded IRI.
+    assert_eq!(get(query.clone(), vec![]).await.body, json!([]));
+    let by_id = get(
+        format!("{NGSI}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:r1"),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        by_id.body["information"][0]["propertyNames"][0],
+        "https://example.org/speed"
+    );
+    for accept in ["application/geo+json", "text/csv"] {
+        let refused = get(query.clone(), vec![("accept", accept.to_owned())]).await;
+        assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE, "{accept}");
+    }
+
+    let patched = s
+        .send(
+            Method::PATCH,
+            &format!("{NGSI}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:r1"),
+            &[("NGSILD-Tenant", "reg")],
+            Some(json!({"endpoint": "http://other.example:1026"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::NO_CONTENT, "{:?}", patched.body);
+    let by_id = get(
+        format!("{NGSI}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:r1"),
+        vec![],
+    )
+    .await;
+    assert_eq!(by_id.body["endpoint"], "http://other.example:1026");
+
+    let mut broken = registration.clone();
+    broken["information"] = json!([{"entities": [{"id": "urn:a:b"}]}]);
+    broken["id"] = json!("urn:ngsi-ld:ContextSourceRegistration:r2");
+    let refused = register(broken, "reg").await;
+    assert_eq!(refused.problem_type(), BAD_REQUEST_DATA);
+    assert!(refused.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("information"));
+
+    // Tenants are apart; an unknown one is a nonexistent tenant.
+    let elsewhere = s
+        .send(
+            Method::GET,
+            &format!("{NGSI}/csourceRegistrations?type=Vehicle"),
+            &[("NGSILD-Tenant", "nobody")],
+            None,
+        )
+        .await;
+    assert_eq!(elsewhere.problem_type(), NONEXISTENT_TENANT);
+
+    let path = format!("{NGSI}/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:r1");
+    let delete = || s.send(Method::DELETE, &path, &[("NGSILD-Tenant", "reg")], None);
+    assert_eq!(delete().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(delete().await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn replace_or_merge_without_an_id_is_bad_request_data() {
     let s = server().await;

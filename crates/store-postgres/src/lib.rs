@@ -18,6 +18,7 @@ mod harvest;
 mod identity;
 mod index;
 mod migrations;
+mod registrations;
 mod subscriptions;
 mod temporal;
 pub mod testing;

@@ -576,6 +576,24 @@ CREATE TABLE sequences (
 "#,
         then: None,
     },
+    Migration {
+        version: 11,
+        name: "context source registrations",
+        // Each tenant's registrations as documents by id, listed in creation order
+        // (`seq`); see `registrations`. The tenant is created on first write, as for
+        // entities and subscriptions.
+        sql: r#"
+CREATE TABLE csource_registrations (
+    seq bigserial PRIMARY KEY,
+    tenant text NOT NULL REFERENCES tenants (name),
+    id text NOT NULL,
+    doc jsonb NOT NULL,
+    created_at timestamptz NOT NULL,
+    UNIQUE (tenant, id)
+);
+"#,
+        then: None,
+    },
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -7,6 +7,20 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Type;
 use rusqlite::Row;
 
+/// Whether a write failed on a unique key or primary key, i.e. the row is taken.
+pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation
+                && matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+    )
+}
+
 /// Stored form of a timestamp: UTC, microseconds, `Z`, fixed width.
 pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)

@@ -13,6 +13,7 @@
 //! tables and function calls, and a progress handler that interrupts it at its time
 //! limit.
 
+use crate::columns::is_unique_violation;
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
@@ -207,19 +208,6 @@ fn direction(descending: bool) -> &'static str {
     } else {
         "ASC NULLS LAST"
     }
-}
-
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.code == ErrorCode::ConstraintViolation
-                && matches!(
-                    e.extended_code,
-                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                )
-    )
 }
 
 fn stored_table(conn: &Connection, resource_id: &str) -> Result<Option<Table>, StoreError> {

@@ -7,7 +7,9 @@
 //! Timestamps are stored as fixed-width RFC 3339 text with microseconds, so they
 //! compare as text and read back equal to what was stored.
 
-use crate::columns::{json_at, opt_stamp, opt_time_at, stamp, time_at, unreadable};
+use crate::columns::{
+    is_unique_violation, json_at, opt_stamp, opt_time_at, stamp, time_at, unreadable,
+};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -49,19 +51,6 @@ fn scopes_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<Scope>> {
         .filter(|name| !name.is_empty())
         .map(|name| name.parse().map_err(|e| unreadable(index, e)))
         .collect()
-}
-
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.code == rusqlite::ErrorCode::ConstraintViolation
-                && matches!(
-                    e.extended_code,
-                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                )
-    )
 }
 
 /// A write's error: a taken key is `AlreadyExists(what)`, anything else the backend's.

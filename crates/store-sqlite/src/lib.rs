@@ -13,6 +13,7 @@ mod columns;
 mod datastore;
 mod harvest;
 mod identity;
+mod registrations;
 mod schema;
 mod subscriptions;
 mod temporal;

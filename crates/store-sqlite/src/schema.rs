@@ -56,6 +56,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V11,
         then: None,
     },
+    Migration {
+        sql: V12,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -544,6 +548,19 @@ const V11: &str = "
     CREATE TABLE sequences (
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
+    );";
+
+/// 12: context source registrations (see `registrations`): each tenant's documents
+/// by id, listed in creation order (`seq`). JSON as text, timestamps as fixed-width
+/// RFC 3339 text, as in the other tables.
+const V12: &str = "
+    CREATE TABLE csource_registrations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (tenant, id)
     );";
 
 fn reindex_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

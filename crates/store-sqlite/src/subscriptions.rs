@@ -6,7 +6,7 @@
 //! notifications needs no locking beyond that single writer. Reads of subscriptions
 //! and of the change log run on the pooled readers.
 
-use crate::columns::{json_at, opt_time_at, stamp, time_at, unreadable};
+use crate::columns::{is_unique_violation, json_at, opt_time_at, stamp, time_at, unreadable};
 use crate::{decode, writer, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -114,14 +114,6 @@ fn row_to_notification(row: &Row<'_>) -> rusqlite::Result<QueuedNotification> {
             .and_then(|n| u32::try_from(n).map_err(|e| unreadable(4, e)))?,
         created_at: time_at(row, 5)?,
     })
-}
-
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.code == rusqlite::ErrorCode::ConstraintViolation
-    )
 }
 
 /// The head (oldest notification) of every subscription with something queued, kept

@@ -22,6 +22,8 @@ pub mod harvest;
 pub mod harvest_conformance;
 pub mod identity;
 pub mod identity_conformance;
+pub mod registrations;
+pub mod registrations_conformance;
 pub mod subscriptions;
 pub mod subscriptions_conformance;
 pub mod temporal;

@@ -9,6 +9,7 @@ mod entities;
 mod jsonld_contexts;
 pub mod params;
 mod query;
+mod registrations;
 mod subscriptions;
 mod temporal;
 
@@ -93,6 +94,16 @@ pub fn router() -> Router<AppState> {
         .route(
             "/subscriptions",
             post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/csourceRegistrations",
+            post(registrations::create).get(registrations::query),
+        )
+        .route(
+            "/csourceRegistrations/{id}",
+            get(registrations::retrieve)
+                .patch(registrations::update)
+                .delete(registrations::delete),
         )
         .route(
             "/subscriptions/{id}",
