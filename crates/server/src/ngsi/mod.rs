@@ -156,6 +156,52 @@ impl MediaType {
 
 /// Picks the response media type from an Accept header (clause 6.3.6): the first
 /// acceptable type with the highest quality wins; no header means JSON.
+/// `limit` (20 when not given; above `MAX_PAGE_SIZE`, TooManyResults) and `offset`
+/// of a listing (subscriptions, registrations).
+fn listing_page(request: &NgsiRequest) -> Result<(usize, usize), ApiError> {
+    let limit = request.params.usize("limit")?.unwrap_or(20);
+    if limit > broker::MAX_PAGE_SIZE {
+        return Err(NgsiError::new(
+            ngsi_ld::ProblemType::TooManyResults,
+            format!(
+                "limit {limit} is above the maximum page size {}",
+                broker::MAX_PAGE_SIZE
+            ),
+        )
+        .into());
+    }
+    Ok((limit, request.params.usize("offset")?.unwrap_or(0)))
+}
+
+/// A listing's answer: one page of `items` out of `total`, with the paging `Link`s
+/// and, when `count=true`, the `NGSILD-Results-Count` header.
+fn listing_answer(
+    request: &NgsiRequest,
+    media: MediaType,
+    path: &str,
+    items: Vec<Value>,
+    (limit, offset): (usize, usize),
+    total: u64,
+) -> Result<Response, ApiError> {
+    let returned = items.len();
+    let mut response = request.respond(StatusCode::OK, media, Value::Array(items));
+    entities::add_page_links(
+        &mut response,
+        request,
+        path,
+        offset,
+        limit,
+        returned,
+        Some(total),
+    );
+    if request.params.bool("count")? {
+        response
+            .headers_mut()
+            .insert(RESULTS_COUNT_HEADER, HeaderValue::from(total));
+    }
+    Ok(response)
+}
+
 pub fn negotiate(accept: Option<&str>, geo_allowed: bool) -> Result<MediaType, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(MediaType::Json);

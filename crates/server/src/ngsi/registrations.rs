@@ -78,18 +78,7 @@ pub async fn query(State(state): State<AppState>, request: NgsiRequest) -> Answe
     for id in &ids {
         check_iri("id", id)?;
     }
-    let limit = request.params.usize("limit")?.unwrap_or(20);
-    if limit > broker::MAX_PAGE_SIZE {
-        return Err(NgsiError::new(
-            ngsi_ld::ProblemType::TooManyResults,
-            format!(
-                "limit {limit} is above the maximum page size {}",
-                broker::MAX_PAGE_SIZE
-            ),
-        )
-        .into());
-    }
-    let offset = request.params.usize("offset")?.unwrap_or(0);
+    let (limit, offset) = super::listing_page(&request)?;
     let stored = state
         .registrations
         .list_registrations(&request.tenant)
@@ -110,15 +99,16 @@ pub async fn query(State(state): State<AppState>, request: NgsiRequest) -> Answe
         })
         .map(|r| Registration::encode(&r.doc, &ctx))
         .collect();
-    let total = matching.len();
+    let total = matching.len() as u64;
     let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
-    let mut response = request.respond(StatusCode::OK, media, Value::Array(page));
-    if request.params.bool("count")? {
-        response
-            .headers_mut()
-            .insert(super::RESULTS_COUNT_HEADER, HeaderValue::from(total));
-    }
-    Ok(response)
+    super::listing_answer(
+        &request,
+        media,
+        "/ngsi-ld/v1/csourceRegistrations",
+        page,
+        (limit, offset),
+        total,
+    )
 }
 
 pub async fn retrieve(

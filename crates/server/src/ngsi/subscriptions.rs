@@ -108,18 +108,7 @@ pub async fn list(State(state): State<AppState>, request: NgsiRequest) -> Answer
         .allow_only(&["limit", "offset", "count", "options"])?;
     let media = negotiate(request.accept.as_deref(), false)?;
     let ctx = request.context(&state).await?;
-    let limit = request.params.usize("limit")?.unwrap_or(20);
-    if limit > broker::MAX_PAGE_SIZE {
-        return Err(NgsiError::new(
-            ngsi_ld::ProblemType::TooManyResults,
-            format!(
-                "limit {limit} is above the maximum page size {}",
-                broker::MAX_PAGE_SIZE
-            ),
-        )
-        .into());
-    }
-    let offset = request.params.usize("offset")?.unwrap_or(0);
+    let (limit, offset) = super::listing_page(&request)?;
     let sys_attrs = super::query::render_options(&request.params)?.sys_attrs;
     let (page, total) = state
         .subscriptions
@@ -131,23 +120,14 @@ pub async fn list(State(state): State<AppState>, request: NgsiRequest) -> Answer
     for stored in &page {
         items.push(decode_stored(stored)?.encode(&ctx, &status_of(stored), sys_attrs, now));
     }
-    let returned = items.len();
-    let mut response = request.respond(StatusCode::OK, media, Value::Array(items));
-    super::entities::add_page_links(
-        &mut response,
+    super::listing_answer(
         &request,
+        media,
         "/ngsi-ld/v1/subscriptions",
-        offset,
-        limit,
-        returned,
-        Some(total),
-    );
-    if request.params.bool("count")? {
-        response
-            .headers_mut()
-            .insert(super::RESULTS_COUNT_HEADER, HeaderValue::from(total));
-    }
-    Ok(response)
+        items,
+        (limit, offset),
+        total,
+    )
 }
 
 pub async fn retrieve(
