@@ -888,10 +888,13 @@ pub async fn pages_after_an_id_read_every_row_once(store: &DatastoreTestStore) {
         )
         .await;
         read.extend(page.rows.iter().map(|row| row[0].clone()));
-        match page.rows.last().map(|row| &row[0]) {
-            Some(Cell::Int(last)) if page.rows.len() == 4 => after = Some(*last),
-            _ => break,
+        if page.rows.len() < 4 {
+            break;
         }
+        after = Some(
+            page.last_id()
+                .unwrap_or_else(|| panic!("a full page has a last _id: {page:?}")),
+        );
     }
     assert_eq!(read, all_ids);
     let Cell::Int(second) = all_ids[1] else {

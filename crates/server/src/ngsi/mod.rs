@@ -154,8 +154,6 @@ impl MediaType {
     }
 }
 
-/// Picks the response media type from an Accept header (clause 6.3.6): the first
-/// acceptable type with the highest quality wins; no header means JSON.
 /// `limit` (20 when not given; above `MAX_PAGE_SIZE`, TooManyResults) and `offset`
 /// of a listing (subscriptions, registrations).
 fn listing_page(request: &NgsiRequest) -> Result<(usize, usize), ApiError> {
@@ -202,6 +200,8 @@ fn listing_answer(
     Ok(response)
 }
 
+/// Picks the response media type from an Accept header (clause 6.3.6): the first
+/// acceptable type with the highest quality wins; no header means JSON.
 pub fn negotiate(accept: Option<&str>, geo_allowed: bool) -> Result<MediaType, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(MediaType::Json);

@@ -87,20 +87,25 @@ pub async fn query(State(state): State<AppState>, request: NgsiRequest) -> Answe
     if stored.is_empty() {
         state.broker.check_tenant(&request.tenant).await?;
     }
-    let matching: Vec<Value> = stored
+    let matching: Vec<&Value> = stored
         .iter()
-        .filter(|r| {
-            let by_id = |id: Option<&str>| registration::matches(&r.doc, &types, id, &attrs);
+        .map(|r| &r.doc)
+        .filter(|doc| {
+            let by_id = |id: Option<&str>| registration::matches(doc, &types, id, &attrs);
             if ids.is_empty() {
                 by_id(None)
             } else {
                 ids.iter().any(|id| by_id(Some(id)))
             }
         })
-        .map(|r| Registration::encode(&r.doc, &ctx))
         .collect();
     let total = matching.len() as u64;
-    let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|doc| Registration::encode(doc, &ctx))
+        .collect();
     super::listing_answer(
         &request,
         media,
