@@ -20,9 +20,9 @@ mod smtp_sink;
 
 use axum::http::{Method, StatusCode};
 use common::{server_on, Backend, Reply, TestServer};
-use identity::{Principal, Role};
+use identity::Role;
 use serde_json::{json, Value};
-use server::admin::ops::{self, NewUser};
+use server::admin::ops;
 use server::config::{Config, PaymentConfig};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -169,29 +169,15 @@ async fn world(
         .await
         .unwrap();
     });
-    let identity = &s.state.identity;
-    ops::create_tenant(identity, &Principal::Operator, YAIZU)
-        .await
-        .unwrap();
-    for (username, role) in [
+    let users = [
         ("admin", Role::TenantAdmin),
         ("taro", Role::Resident),
         ("hanako", Role::Reviewer),
         ("kacho", Role::Approver),
         ("kakaricho", Role::Approver),
         ("bucho", Role::Approver),
-    ] {
-        let user = NewUser {
-            username: username.into(),
-            display_name: username.into(),
-            email: None,
-            password: Some(PASSWORD.into()),
-            roles: vec![role],
-        };
-        ops::create_user(identity, &Principal::Operator, YAIZU, user)
-            .await
-            .unwrap();
-    }
+    ];
+    common::tenant_with_users(&s.state.identity, YAIZU, &users, PASSWORD).await;
     (s, gateway, sink, serving)
 }
 

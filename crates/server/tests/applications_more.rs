@@ -14,9 +14,8 @@ use axum::http::{Method, Request, StatusCode};
 use common::receiver::Receiver;
 use common::{Backend, Reply};
 use http_body_util::BodyExt;
-use identity::{Principal, Role};
+use identity::Role;
 use serde_json::{json, Value};
-use server::admin::ops::{self, NewUser};
 use server::config::{Config, EncryptionKeys, PaymentConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,28 +112,14 @@ impl World {
             .await
             .unwrap();
         });
-        let identity = &state.identity;
-        ops::create_tenant(identity, &Principal::Operator, YAIZU)
-            .await
-            .unwrap();
-        for (username, role) in [
+        let users = [
             ("admin", Role::TenantAdmin),
             ("taro", Role::Resident),
             ("jiro", Role::Resident),
             ("hanako", Role::Reviewer),
             ("kacho", Role::Approver),
-        ] {
-            let user = NewUser {
-                username: username.into(),
-                display_name: username.into(),
-                email: None,
-                password: Some(PASSWORD.into()),
-                roles: vec![role],
-            };
-            ops::create_user(identity, &Principal::Operator, YAIZU, user)
-                .await
-                .unwrap();
-        }
+        ];
+        common::tenant_with_users(&state.identity, YAIZU, &users, PASSWORD).await;
         World {
             app: server::service(state.clone()),
             state,

@@ -241,3 +241,30 @@ impl TestServer {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     }
 }
+
+/// Registers `tenant` and, in it, one account per `(username, role)` with `password`,
+/// as the operator does from the command line.
+pub async fn tenant_with_users(
+    identity: &server::auth::Identity,
+    tenant: &str,
+    users: &[(&str, identity::Role)],
+    password: &str,
+) {
+    use identity::Principal;
+    use server::admin::ops::{self, NewUser};
+    ops::create_tenant(identity, &Principal::Operator, tenant)
+        .await
+        .unwrap();
+    for (username, role) in users {
+        let user = NewUser {
+            username: (*username).into(),
+            display_name: (*username).into(),
+            email: None,
+            password: Some(password.into()),
+            roles: vec![*role],
+        };
+        ops::create_user(identity, &Principal::Operator, tenant, user)
+            .await
+            .unwrap();
+    }
+}
