@@ -26,6 +26,12 @@ use error::BenchError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The allocator the `renkei` binary ships with (see `server`'s main.rs), so that the
+/// renkei measured here allocates as the one deployed does; the in-process baselines
+/// share it, which keeps the ratios fair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// POST /entities, one new entity per request.

@@ -852,18 +852,18 @@ fn pick_language<'a>(
 
 fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
     let concise = options.format == Format::Concise;
-    let mut out = Map::new();
     let mut kind = attribute.value.kind_name();
+    // Members that come right after the value, known while the value is picked.
+    let mut object_type = None;
+    let mut lang = None;
     let (member, value) = match &attribute.value {
         AttributeValue::Property(v) => ("value", v.clone()),
         AttributeValue::GeoProperty(v) => ("value", v.clone()),
         AttributeValue::Relationship {
             object,
-            object_type,
+            object_type: types,
         } => {
-            if let Some(types) = object_type {
-                out.insert("objectType".into(), compact_types(types, ctx));
-            }
+            object_type = types.as_deref().map(|types| compact_types(types, ctx));
             ("object", relationship_object(object))
         }
         AttributeValue::LanguageProperty(map) => {
@@ -871,7 +871,7 @@ fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &Render
                 Some((tag, text)) => {
                     // With `lang`, a LanguageProperty is shown as a Property (clause 4.15).
                     kind = "Property";
-                    out.insert("lang".into(), json!(tag));
+                    lang = Some(tag);
                     ("value", text.clone())
                 }
                 None => ("languageMap", json!(map)),
@@ -886,7 +886,8 @@ fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &Render
         || attribute.observed_at.is_some()
         || attribute.unit_code.is_some()
         || !attribute.sub_attributes.is_empty()
-        || !out.is_empty()
+        || object_type.is_some()
+        || lang.is_some()
         || (options.sys_attrs
             && (attribute.created_at.is_some() || attribute.modified_at.is_some()));
     if concise && !has_meta {
@@ -902,10 +903,18 @@ fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &Render
             _ => {}
         }
     }
+    // The kind first and the value second, as the specification's examples do.
+    let mut out = Map::new();
     if !concise {
         out.insert("type".into(), json!(kind));
     }
     out.insert(member.into(), value);
+    if let Some(types) = object_type {
+        out.insert("objectType".into(), types);
+    }
+    if let Some(tag) = lang {
+        out.insert("lang".into(), json!(tag));
+    }
     if let Some(dataset) = &attribute.dataset_id {
         out.insert("datasetId".into(), json!(dataset));
     }
@@ -924,15 +933,7 @@ fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &Render
             encode_instances(instances, ctx, options, None),
         );
     }
-    // Keep the kind first and the value second, as the specification's examples do.
-    let mut ordered = Map::new();
-    for key in ["type", member] {
-        if let Some(v) = out.remove(key) {
-            ordered.insert(key.into(), v);
-        }
-    }
-    ordered.extend(out);
-    Value::Object(ordered)
+    Value::Object(out)
 }
 
 /// An entity as a GeoJSON Feature (clause 6.3.15), its geometry taken from the
