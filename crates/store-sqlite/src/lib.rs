@@ -595,7 +595,7 @@ impl EntityStore for SqliteStore {
                 for (seq, entity) in &doomed {
                     writer::delete_seq(tx, *seq)?;
                     if logged {
-                        let before = store::doc::entity_to_doc(entity).to_string();
+                        let before = store::doc::entity_doc_text(entity);
                         writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
                     }
                     let history =

@@ -696,7 +696,7 @@ mod tests {
                 120
             )))],
         );
-        let doc = store::doc::entity_to_doc(&entity).to_string();
+        let doc = store::doc::entity_doc_text(&entity);
         conn.execute(
             "INSERT INTO entities (tenant, id, doc) VALUES ('', ?1, ?2)",
             [&entity.id, &doc],
@@ -821,7 +821,7 @@ mod tests {
                 long
             )))],
         );
-        let doc = store::doc::entity_to_doc(&entity).to_string();
+        let doc = store::doc::entity_doc_text(&entity);
         conn.execute(
             "INSERT INTO entities (tenant, id, doc) VALUES ('', ?1, ?2)",
             [&entity.id, &doc],

@@ -81,7 +81,7 @@ impl InstanceRow {
             created_at: stored_created_at(a),
             modified_at: opt_stamp(a.modified_at),
             deleted_at: opt_stamp(instance.deleted_at),
-            doc: store::doc::attribute_to_doc(a).to_string(),
+            doc: store::doc::attribute_doc_text(a),
             hour: a.observed_at.map(hour_of),
         }
     }
@@ -760,7 +760,7 @@ fn replace_in(
             opt_stamp(attribute.observed_at),
             stored_created_at(attribute),
             opt_stamp(attribute.modified_at),
-            store::doc::attribute_to_doc(attribute).to_string()
+            store::doc::attribute_doc_text(attribute)
         ])
     })
     .map_err(StoreError::backend)?;

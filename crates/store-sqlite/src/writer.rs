@@ -241,7 +241,7 @@ impl EntityRows {
         EntityRows {
             id: entity.id.clone(),
             types: entity.types.clone(),
-            doc: store::doc::entity_to_doc(entity).to_string(),
+            doc: store::doc::entity_doc_text(entity),
             values: index_rows(entity),
             location: location_box(entity),
         }

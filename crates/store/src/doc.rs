@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use ngsi_ld::model::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 /// A stored document that does not have the shape this module writes.
 #[derive(Debug, thiserror::Error)]
@@ -31,91 +31,125 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// An entity as its stored document.
 pub fn entity_to_doc(entity: &Entity) -> Value {
-    let mut doc = Map::new();
-    doc.insert("id".into(), Value::String(entity.id.clone()));
-    doc.insert("type".into(), json!(entity.types));
-    if !entity.scopes.is_empty() {
-        doc.insert("scope".into(), json!(entity.scopes));
-    }
-    if let Some(t) = &entity.created_at {
-        doc.insert("createdAt".into(), Value::String(format_time(t)));
-    }
-    if let Some(t) = &entity.modified_at {
-        doc.insert("modifiedAt".into(), Value::String(format_time(t)));
-    }
-    doc.insert("attrs".into(), attributes_to_doc(&entity.attributes));
-    Value::Object(doc)
+    serde_json::to_value(encoding::EntityDoc(entity)).unwrap_or(Value::Null)
 }
 
-fn attributes_to_doc(attributes: &Attributes) -> Value {
-    Value::Object(
-        attributes
-            .iter()
-            .map(|(name, instances)| {
-                let list = instances.iter().map(attribute_to_doc).collect();
-                (name.clone(), Value::Array(list))
-            })
-            .collect(),
-    )
+/// The text of an entity's stored document, written straight from the model (what
+/// [`entity_to_doc`] gives, without building the `Value` first: every write does this).
+pub fn entity_doc_text(entity: &Entity) -> String {
+    serde_json::to_string(&encoding::EntityDoc(entity)).unwrap_or_default()
 }
 
 /// One attribute instance in the stored encoding (also how history instances are kept).
 pub fn attribute_to_doc(attribute: &Attribute) -> Value {
-    let mut doc = Map::new();
-    doc.insert("type".into(), json!(attribute.value.kind_name()));
-    match &attribute.value {
-        AttributeValue::Property(v) | AttributeValue::GeoProperty(v) => {
-            doc.insert("value".into(), v.clone());
-        }
-        AttributeValue::Relationship {
-            object,
-            object_type,
-        } => {
-            let object = match object {
-                RelationshipObject::One(o) => json!(o),
-                RelationshipObject::Many(os) => json!(os),
-            };
-            doc.insert("object".into(), object);
-            if let Some(types) = object_type {
-                doc.insert("objectType".into(), json!(types));
+    serde_json::to_value(encoding::AttributeDoc(attribute)).unwrap_or(Value::Null)
+}
+
+/// The text of [`attribute_to_doc`], written straight from the model.
+pub fn attribute_doc_text(attribute: &Attribute) -> String {
+    serde_json::to_string(&encoding::AttributeDoc(attribute)).unwrap_or_default()
+}
+
+/// The serde side of writing the stored shape. Serializing these cannot fail: every
+/// member is a string, a list of strings or a JSON value already (hence the
+/// `unwrap_or` above, which never takes its default).
+mod encoding {
+    use super::{format_time, Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
+    use serde::ser::{Serialize, SerializeMap, Serializer};
+
+    pub struct EntityDoc<'a>(pub &'a Entity);
+    pub struct AttributeDoc<'a>(pub &'a Attribute);
+    struct AttributesDoc<'a>(&'a Attributes);
+    struct InstancesDoc<'a>(&'a [Attribute]);
+
+    impl Serialize for EntityDoc<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let entity = self.0;
+            let mut doc = serializer.serialize_map(None)?;
+            doc.serialize_entry("id", &entity.id)?;
+            doc.serialize_entry("type", &entity.types)?;
+            if !entity.scopes.is_empty() {
+                doc.serialize_entry("scope", &entity.scopes)?;
             }
-        }
-        AttributeValue::LanguageProperty(map) => {
-            doc.insert("languageMap".into(), json!(map));
-        }
-        AttributeValue::VocabProperty(vocab) => {
-            doc.insert("vocab".into(), json!(vocab));
-        }
-        AttributeValue::ListProperty(list) => {
-            doc.insert("valueList".into(), json!(list));
-        }
-        AttributeValue::ListRelationship(list) => {
-            doc.insert("objectList".into(), json!(list));
-        }
-        AttributeValue::JsonProperty(v) => {
-            doc.insert("json".into(), v.clone());
+            if let Some(t) = &entity.created_at {
+                doc.serialize_entry("createdAt", &format_time(t))?;
+            }
+            if let Some(t) = &entity.modified_at {
+                doc.serialize_entry("modifiedAt", &format_time(t))?;
+            }
+            doc.serialize_entry("attrs", &AttributesDoc(&entity.attributes))?;
+            doc.end()
         }
     }
-    if let Some(d) = &attribute.dataset_id {
-        doc.insert("datasetId".into(), json!(d));
+
+    impl Serialize for AttributesDoc<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(
+                self.0
+                    .iter()
+                    .map(|(name, instances)| (name, InstancesDoc(instances))),
+            )
+        }
     }
-    if let Some(t) = &attribute.observed_at {
-        doc.insert("observedAt".into(), json!(format_time(t)));
+
+    impl Serialize for InstancesDoc<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(AttributeDoc))
+        }
     }
-    if let Some(u) = &attribute.unit_code {
-        doc.insert("unitCode".into(), json!(u));
+
+    impl Serialize for AttributeDoc<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let attribute = self.0;
+            let mut doc = serializer.serialize_map(None)?;
+            doc.serialize_entry("type", attribute.value.kind_name())?;
+            match &attribute.value {
+                AttributeValue::Property(v) | AttributeValue::GeoProperty(v) => {
+                    doc.serialize_entry("value", v)?;
+                }
+                AttributeValue::Relationship {
+                    object,
+                    object_type,
+                } => {
+                    match object {
+                        RelationshipObject::One(o) => doc.serialize_entry("object", o)?,
+                        RelationshipObject::Many(os) => doc.serialize_entry("object", os)?,
+                    }
+                    if let Some(types) = object_type {
+                        doc.serialize_entry("objectType", types)?;
+                    }
+                }
+                AttributeValue::LanguageProperty(map) => doc.serialize_entry("languageMap", map)?,
+                AttributeValue::VocabProperty(vocab) => doc.serialize_entry("vocab", vocab)?,
+                AttributeValue::ListProperty(list) => doc.serialize_entry("valueList", list)?,
+                AttributeValue::ListRelationship(list) => {
+                    doc.serialize_entry("objectList", list)?
+                }
+                AttributeValue::JsonProperty(v) => doc.serialize_entry("json", v)?,
+            }
+            if let Some(d) = &attribute.dataset_id {
+                doc.serialize_entry("datasetId", d)?;
+            }
+            if let Some(t) = &attribute.observed_at {
+                doc.serialize_entry("observedAt", &format_time(t))?;
+            }
+            if let Some(u) = &attribute.unit_code {
+                doc.serialize_entry("unitCode", u)?;
+            }
+            if let Some(t) = &attribute.created_at {
+                doc.serialize_entry("createdAt", &format_time(t))?;
+            }
+            if let Some(t) = &attribute.modified_at {
+                doc.serialize_entry("modifiedAt", &format_time(t))?;
+            }
+            if !attribute.sub_attributes.is_empty() {
+                doc.serialize_entry("sub", &AttributesDoc(&attribute.sub_attributes))?;
+            }
+            doc.end()
+        }
     }
-    if let Some(t) = &attribute.created_at {
-        doc.insert("createdAt".into(), json!(format_time(t)));
-    }
-    if let Some(t) = &attribute.modified_at {
-        doc.insert("modifiedAt".into(), json!(format_time(t)));
-    }
-    if !attribute.sub_attributes.is_empty() {
-        doc.insert("sub".into(), attributes_to_doc(&attribute.sub_attributes));
-    }
-    Value::Object(doc)
 }
 
 /// An entity back from its stored document (as `Value`; see [`decode_entity`] for text).
@@ -392,6 +426,7 @@ use serde::Deserialize;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     #[test]
@@ -435,6 +470,8 @@ mod tests {
                 .attributes
                 .insert(format!("https://ex.org/attr{i}"), vec![attribute]);
         }
+        // The text written directly is the document, member for member and in order.
+        assert_eq!(entity_doc_text(&entity), entity_to_doc(&entity).to_string());
         // Timestamps are kept to the microsecond.
         let truncate = |e: &Entity| doc_to_entity(&entity_to_doc(e)).unwrap();
         let once = truncate(&entity);
@@ -445,6 +482,31 @@ mod tests {
         assert_eq!(
             once.attributes["https://ex.org/attr2"][0].value,
             entity.attributes["https://ex.org/attr2"][0].value
+        );
+    }
+
+    /// The stored shape is a contract with the backends' SQL: pin it.
+    #[test]
+    fn the_stored_shape_is_the_documented_one() {
+        let t = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut entity = Entity::new("urn:a", vec!["https://ex.org/T".into()]);
+        entity.created_at = Some(t);
+        let mut capacity = Attribute::new(AttributeValue::Property(json!(120)));
+        capacity.unit_code = Some("C62".into());
+        capacity.modified_at = Some(t);
+        let mut reliability = Attribute::new(AttributeValue::Property(json!(0.9)));
+        reliability.dataset_id = Some("urn:ds".into());
+        capacity
+            .sub_attributes
+            .insert("https://ex.org/reliability".into(), vec![reliability]);
+        entity
+            .attributes
+            .insert("https://ex.org/capacity".into(), vec![capacity]);
+        assert_eq!(
+            entity_doc_text(&entity),
+            r#"{"id":"urn:a","type":["https://ex.org/T"],"createdAt":"2024-01-01T00:00:00.000000Z","attrs":{"https://ex.org/capacity":[{"type":"Property","value":120,"unitCode":"C62","modifiedAt":"2024-01-01T00:00:00.000000Z","sub":{"https://ex.org/reliability":[{"type":"Property","value":0.9,"datasetId":"urn:ds"}]}}]}}"#
         );
     }
 
