@@ -1,7 +1,8 @@
 //! renkei killed with SIGKILL in the middle of a stream of changes, then started
 //! again on the same database, delivers a notification for every change it had
 //! acknowledged, in order — on SQLite and on PostgreSQL. The real binary runs as a
-//! child process; the receiver is a real HTTP server in the test.
+//! child process; the receiver is a real HTTP server in the test. The same child
+//! process shows how the binary sets up its process (transparent huge pages off).
 
 mod common;
 

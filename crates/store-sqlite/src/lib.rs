@@ -46,7 +46,7 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<ReaderPool>,
     read_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -71,7 +71,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             writer: Writer::start(writer_conn),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Arc::new(ReaderPool::default()),
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
         })
     }
@@ -96,8 +96,7 @@ impl SqliteStore {
             .map_err(StoreError::backend)?;
         blocking(move || {
             let _slot = slot;
-            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match pooled {
+            let conn = match readers.take() {
                 Some(conn) => conn,
                 None => {
                     let conn = Connection::open_with_flags(
@@ -114,14 +113,12 @@ impl SqliteStore {
                 }
             };
             let result = work(&conn);
-            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            readers.put_back(conn);
             result
         })
         .await
     }
-}
 
-impl SqliteStore {
     /// Runs a read of one row by its key on the calling thread when a warm pooled
     /// connection is free, else like [`SqliteStore::read`]. Such a read takes
     /// microseconds, less than handing it to a blocking thread and waking the task
@@ -132,17 +129,30 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         if let Ok(_slot) = self.read_slots.try_acquire() {
-            let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            if let Some(conn) = pooled {
+            if let Some(conn) = self.readers.take() {
                 let result = work(&conn);
-                self.readers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
+                self.readers.put_back(conn);
                 return result;
             }
         }
         self.read(work).await
+    }
+}
+
+/// The read connections kept open between reads (at most [`READERS`], as many as
+/// read slots).
+#[derive(Default)]
+struct ReaderPool(Mutex<Vec<Connection>>);
+
+impl ReaderPool {
+    /// A warm connection, if one is free.
+    fn take(&self) -> Option<Connection> {
+        // A poisoned lock only means a read panicked; the list itself is intact.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put_back(&self, conn: Connection) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
     }
 }
 
