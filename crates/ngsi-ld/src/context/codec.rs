@@ -6,13 +6,16 @@
 //! Every refusal is a `BadRequestData` that names the entity member or attribute at
 //! fault, because a client sending a hundred attributes needs to know which one.
 
-use super::{ActiveContext, Format, RenderOptions};
+use super::{ActiveContext, RenderOptions};
 use crate::model::{iri, Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
 use crate::query::Geometry;
 use crate::NgsiError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+
+mod render;
+pub use render::{EntityJson, LinkedRenderer};
 
 /// Entity members that are not attributes.
 const ENTITY_MEMBERS: &[&str] = &[
@@ -668,11 +671,6 @@ pub fn encode_entity(entity: &Entity, ctx: &ActiveContext, options: &RenderOptio
     encode_entity_joined(entity, ctx, options, &|_, _| None)
 }
 
-/// The rendering of the entities a relationship instance links to, for `join=inline`
-/// (clause 4.5.23): called with the relationship's expanded name and instance; `None`
-/// leaves the relationship as it is.
-pub type LinkedRenderer<'a> = &'a dyn Fn(&str, &Attribute) -> Option<Value>;
-
 /// Renders an entity like [`encode_entity`], putting what `linked` gives for each
 /// top-level relationship inside it: as its `entity` member, or in keyValues in place
 /// of the object.
@@ -682,258 +680,10 @@ pub fn encode_entity_joined(
     options: &RenderOptions,
     linked: LinkedRenderer<'_>,
 ) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(entity.id));
-    out.insert("type".into(), compact_types(&entity.types, ctx));
-    if !entity.scopes.is_empty() {
-        out.insert(
-            "scope".into(),
-            one_or_many(entity.scopes.iter().map(|s| json!(s)).collect()),
-        );
-    }
-    if options.sys_attrs && options.format != Format::KeyValues {
-        insert_times(&mut out, entity.created_at, entity.modified_at);
-    }
-    for (name, instances) in &entity.attributes {
-        let join = |attribute: &Attribute| linked(name, attribute);
-        out.insert(
-            ctx.compact_iri(name, true),
-            encode_instances(instances, ctx, options, Some(&join)),
-        );
-    }
-    Value::Object(out)
-}
-
-fn compact_types(types: &[String], ctx: &ActiveContext) -> Value {
-    one_or_many(
-        types
-            .iter()
-            .map(|t| json!(ctx.compact_iri(t, true)))
-            .collect(),
-    )
-}
-
-fn one_or_many(mut items: Vec<Value>) -> Value {
-    if items.len() == 1 {
-        items.remove(0)
-    } else {
-        Value::Array(items)
-    }
-}
-
-fn insert_times(
-    out: &mut Map<String, Value>,
-    created: Option<DateTime<Utc>>,
-    modified: Option<DateTime<Utc>>,
-) {
-    if let Some(t) = created {
-        out.insert("createdAt".into(), json!(format_time(&t)));
-    }
-    if let Some(t) = modified {
-        out.insert("modifiedAt".into(), json!(format_time(&t)));
-    }
-}
-
-/// The linked entities of one relationship instance, when a join asks for them.
-type Join<'a> = Option<&'a dyn Fn(&Attribute) -> Option<Value>>;
-
-fn encode_instances(
-    instances: &[Attribute],
-    ctx: &ActiveContext,
-    options: &RenderOptions,
-    join: Join<'_>,
-) -> Value {
-    let linked = |a: &Attribute| match a.value {
-        AttributeValue::Relationship { .. } => join.and_then(|j| j(a)),
-        _ => None,
-    };
-    if options.format == Format::KeyValues {
-        let chosen = instances
-            .iter()
-            .find(|a| a.dataset_id.is_none())
-            .or_else(|| instances.first());
-        return chosen
-            .map(|a| linked(a).unwrap_or_else(|| key_value(a, ctx, options)))
-            .unwrap_or(Value::Null);
-    }
-    one_or_many(
-        instances
-            .iter()
-            .map(|a| {
-                let mut value = encode_attribute(a, ctx, options);
-                if let (Some(entity), Value::Object(map)) = (linked(a), &mut value) {
-                    map.insert("entity".into(), entity);
-                }
-                value
-            })
-            .collect(),
-    )
-}
-
-/// The bare value of an attribute, as keyValues shows it.
-fn key_value(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
-    match &attribute.value {
-        AttributeValue::Property(v)
-        | AttributeValue::GeoProperty(v)
-        | AttributeValue::JsonProperty(v) => v.clone(),
-        AttributeValue::Relationship { object, .. } => relationship_object(object),
-        AttributeValue::LanguageProperty(map) => {
-            match pick_language(map, options.lang.as_deref()) {
-                Some((_, text)) => text.clone(),
-                None => json!({ "languageMap": map }),
-            }
-        }
-        AttributeValue::VocabProperty(terms) => compact_vocab(terms, ctx),
-        AttributeValue::ListProperty(items) => Value::Array(items.clone()),
-        AttributeValue::ListRelationship(items) => json!(items),
-    }
-}
-
-fn relationship_object(object: &RelationshipObject) -> Value {
-    match object {
-        RelationshipObject::One(o) => json!(o),
-        RelationshipObject::Many(os) => json!(os),
-    }
-}
-
-fn compact_vocab(terms: &[String], ctx: &ActiveContext) -> Value {
-    one_or_many(
-        terms
-            .iter()
-            .map(|t| json!(ctx.compact_iri(t, true)))
-            .collect(),
-    )
-}
-
-/// The text in the language asked for (`lang=ja`, `lang=ja,en;q=0.8`, `lang=*`),
-/// trying the tags by falling quality: an exact tag, else a tag of the same primary
-/// language; `*` (any language) and the end of the list take `@none`, else the first.
-fn pick_language<'a>(
-    map: &'a BTreeMap<String, Value>,
-    lang: Option<&str>,
-) -> Option<(&'a str, &'a Value)> {
-    let lang = lang?;
-    let mut wanted: Vec<(&str, f32)> = lang
-        .split(',')
-        .filter_map(|range| {
-            let mut parts = range.split(';');
-            let tag = parts.next().unwrap_or("").trim();
-            let quality = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (!tag.is_empty()).then_some((tag, quality))
-        })
-        .collect();
-    // A stable sort keeps the written order among equal qualities.
-    wanted.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let any = || {
-        map.get_key_value("@none")
-            .or_else(|| map.iter().next())
-            .map(|(k, v)| (k.as_str(), v))
-    };
-    for (tag, _) in &wanted {
-        if *tag == "*" {
-            return any();
-        }
-        if let Some((k, v)) = map.get_key_value(*tag) {
-            return Some((k, v));
-        }
-        let primary = tag.split('-').next().unwrap_or(tag);
-        if let Some((k, v)) = map
-            .iter()
-            .find(|(k, _)| k.split('-').next() == Some(primary))
-        {
-            return Some((k, v));
-        }
-    }
-    any()
-}
-
-fn encode_attribute(attribute: &Attribute, ctx: &ActiveContext, options: &RenderOptions) -> Value {
-    let concise = options.format == Format::Concise;
-    let mut kind = attribute.value.kind_name();
-    // Members that come right after the value, known while the value is picked.
-    let mut object_type = None;
-    let mut lang = None;
-    let (member, value) = match &attribute.value {
-        AttributeValue::Property(v) => ("value", v.clone()),
-        AttributeValue::GeoProperty(v) => ("value", v.clone()),
-        AttributeValue::Relationship {
-            object,
-            object_type: types,
-        } => {
-            object_type = types.as_deref().map(|types| compact_types(types, ctx));
-            ("object", relationship_object(object))
-        }
-        AttributeValue::LanguageProperty(map) => {
-            match pick_language(map, options.lang.as_deref()) {
-                Some((tag, text)) => {
-                    // With `lang`, a LanguageProperty is shown as a Property (clause 4.15).
-                    kind = "Property";
-                    lang = Some(tag);
-                    ("value", text.clone())
-                }
-                None => ("languageMap", json!(map)),
-            }
-        }
-        AttributeValue::VocabProperty(terms) => ("vocab", compact_vocab(terms, ctx)),
-        AttributeValue::ListProperty(items) => ("valueList", Value::Array(items.clone())),
-        AttributeValue::ListRelationship(items) => ("objectList", json!(items)),
-        AttributeValue::JsonProperty(v) => ("json", v.clone()),
-    };
-    let has_meta = attribute.dataset_id.is_some()
-        || attribute.observed_at.is_some()
-        || attribute.unit_code.is_some()
-        || !attribute.sub_attributes.is_empty()
-        || object_type.is_some()
-        || lang.is_some()
-        || (options.sys_attrs
-            && (attribute.created_at.is_some() || attribute.modified_at.is_some()));
-    if concise && !has_meta {
-        // A bare value stands for itself where reading it back gives the same attribute.
-        match (&attribute.value, &value) {
-            (AttributeValue::Property(_), v)
-                if !v.is_object()
-                    && !v.as_array().is_some_and(|a| a.iter().any(Value::is_object)) =>
-            {
-                return value
-            }
-            (AttributeValue::GeoProperty(_), _) => return value,
-            _ => {}
-        }
-    }
-    // The kind first and the value second, as the specification's examples do.
-    let mut out = Map::new();
-    if !concise {
-        out.insert("type".into(), json!(kind));
-    }
-    out.insert(member.into(), value);
-    if let Some(types) = object_type {
-        out.insert("objectType".into(), types);
-    }
-    if let Some(tag) = lang {
-        out.insert("lang".into(), json!(tag));
-    }
-    if let Some(dataset) = &attribute.dataset_id {
-        out.insert("datasetId".into(), json!(dataset));
-    }
-    if let Some(t) = &attribute.observed_at {
-        out.insert("observedAt".into(), json!(format_time(t)));
-    }
-    if let Some(unit) = &attribute.unit_code {
-        out.insert("unitCode".into(), json!(unit));
-    }
-    if options.sys_attrs {
-        insert_times(&mut out, attribute.created_at, attribute.modified_at);
-    }
-    for (name, instances) in &attribute.sub_attributes {
-        out.insert(
-            ctx.compact_iri(name, true),
-            encode_instances(instances, ctx, options, None),
-        );
-    }
-    Value::Object(out)
+    let rendered = EntityJson::new(entity, ctx, options).linked(linked);
+    // Only a map with a key that is not a string fails to become a `Value`, and every
+    // key of a rendered entity is a string.
+    serde_json::to_value(rendered).unwrap_or(Value::Null)
 }
 
 /// An entity as a GeoJSON Feature (clause 6.3.15), its geometry taken from the

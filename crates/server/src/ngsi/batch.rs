@@ -2,7 +2,7 @@
 //! merge and delete with their 201/204/207 answers, and the query operation with a
 //! Query document in the body.
 
-use super::entities::{entity_patch, with_geojson_context};
+use super::entities::{entity_patch, list_response};
 use super::query::{self, check_iri, expand_query, AttributeFilter, DEFAULT_PAGE_SIZE};
 use super::{negotiate, read_json_body, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
 use crate::problem::{problem_body, ApiError};
@@ -327,16 +327,7 @@ pub async fn query(
         _ => None,
     };
     let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
-    let rendered = renderer.render_all(&page.entities, &filter);
-    let body = match media {
-        MediaType::GeoJson => {
-            let mut collection = codec::encode_feature_collection(rendered);
-            with_geojson_context(&mut collection, &request);
-            collection
-        }
-        _ => Value::Array(rendered),
-    };
-    let mut response = request.respond(StatusCode::OK, media, body);
+    let mut response = list_response(&request, &renderer, media, &page.entities, &filter)?;
     if let Some(total) = page.total {
         response
             .headers_mut()

@@ -13,6 +13,7 @@ use axum::response::Response;
 use broker::ops::{EntityPatch, UpdateReport, SCOPE};
 use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
+use ngsi_ld::model::Entity;
 use ngsi_ld::NgsiError;
 use serde_json::{json, Value};
 
@@ -146,6 +147,11 @@ pub async fn retrieve(
         _ => None,
     };
     let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
+    if renderer.streams() {
+        let context = request.body_context_url(media);
+        let body = renderer.write_one(&entity, &filter, context.as_deref())?;
+        return Ok(request.respond_text(StatusCode::OK, media, body));
+    }
     let mut rendered = renderer.render_all(std::slice::from_ref(&entity), &filter);
     // A flat join answers with a list only when it found linked entities.
     let mut body = if rendered.len() == 1 {
@@ -159,6 +165,32 @@ pub async fn retrieve(
     if media == MediaType::GeoJson {
         with_geojson_context(&mut body, &request);
     }
+    Ok(request.respond(StatusCode::OK, media, body))
+}
+
+/// The answer listing queried entities: a JSON array written straight from the model,
+/// or, for GeoJSON and flat joins, built from rendered `Value`s.
+pub(super) fn list_response(
+    request: &NgsiRequest,
+    renderer: &query::Renderer<'_>,
+    media: MediaType,
+    entities: &[Entity],
+    filter: &AttributeFilter,
+) -> Result<Response, NgsiError> {
+    if renderer.streams() {
+        let context = request.body_context_url(media);
+        let body = renderer.write_list(entities, filter, context.as_deref())?;
+        return Ok(request.respond_text(StatusCode::OK, media, body));
+    }
+    let rendered = renderer.render_all(entities, filter);
+    let body = match media {
+        MediaType::GeoJson => {
+            let mut collection = codec::encode_feature_collection(rendered);
+            with_geojson_context(&mut collection, request);
+            collection
+        }
+        _ => Value::Array(rendered),
+    };
     Ok(request.respond(StatusCode::OK, media, body))
 }
 
@@ -214,17 +246,8 @@ pub async fn query(
         _ => None,
     };
     let renderer = query::Renderer::new(&ctx, &options, geometry.as_deref(), join, &linked);
-    let rendered = renderer.render_all(&page.entities, &filter);
     let count = page.entities.len();
-    let body = match media {
-        MediaType::GeoJson => {
-            let mut collection = codec::encode_feature_collection(rendered);
-            with_geojson_context(&mut collection, &request);
-            collection
-        }
-        _ => Value::Array(rendered),
-    };
-    let mut response = request.respond(StatusCode::OK, media, body);
+    let mut response = list_response(&request, &renderer, media, &page.entities, &filter)?;
     if let Some(total) = page.total {
         response
             .headers_mut()

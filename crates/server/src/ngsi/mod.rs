@@ -441,6 +441,12 @@ impl NgsiRequest {
             .unwrap_or_else(|| CORE_CONTEXT_URL.to_owned())
     }
 
+    /// The `@context` member a body written as text ends with: the context URL for
+    /// JSON-LD, none for the media types that carry it in the Link header.
+    pub fn body_context_url(&self, media: MediaType) -> Option<String> {
+        (media == MediaType::JsonLd).then(|| self.response_context_url())
+    }
+
     /// Builds a JSON response carrying its `@context` as the media type requires:
     /// a Link header for JSON and GeoJSON, an `@context` member for JSON-LD.
     pub fn respond(&self, status: StatusCode, media: MediaType, mut body: Value) -> Response {
@@ -461,7 +467,14 @@ impl NgsiRequest {
                 _ => {}
             }
         }
-        let mut response = (status, body.to_string()).into_response();
+        self.respond_text(status, media, body.to_string().into_bytes())
+    }
+
+    /// Like [`Self::respond`] for a body already written as JSON text, which carries
+    /// its `@context` member itself when `media` is JSON-LD.
+    pub fn respond_text(&self, status: StatusCode, media: MediaType, body: Vec<u8>) -> Response {
+        let context_url = self.response_context_url();
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -459,6 +459,49 @@ impl<'a> Renderer<'a> {
         out
     }
 
+    /// Whether answers can be written straight from the model as JSON text
+    /// ([`Self::write_one`], [`Self::write_list`]): GeoJSON and flat joins reshape
+    /// rendered `Value`s and take [`Self::render_all`].
+    pub fn streams(&self) -> bool {
+        self.geometry.is_none() && self.join.is_none_or(|j| j.mode == JoinMode::Inline)
+    }
+
+    /// One entity, already filtered, as JSON text ending with `context` as its
+    /// `@context` member when given (JSON-LD answers).
+    pub fn write_one(
+        &self,
+        entity: &Entity,
+        filter: &AttributeFilter,
+        context: Option<&str>,
+    ) -> Result<Vec<u8>, NgsiError> {
+        written(serde_json::to_vec(&Streamed {
+            renderer: self,
+            entity,
+            filter,
+            context,
+        }))
+    }
+
+    /// Entities, already filtered, as a JSON array, each ending with `context` when
+    /// given.
+    pub fn write_list(
+        &self,
+        entities: &[Entity],
+        filter: &AttributeFilter,
+        context: Option<&str>,
+    ) -> Result<Vec<u8>, NgsiError> {
+        let list: Vec<Streamed<'_>> = entities
+            .iter()
+            .map(|entity| Streamed {
+                renderer: self,
+                entity,
+                filter,
+                context,
+            })
+            .collect();
+        written(serde_json::to_vec(&list))
+    }
+
     /// One entity, already filtered, `depth` hops away from the entity asked for.
     pub fn render(&self, entity: &Entity, filter: &AttributeFilter, depth: usize) -> Value {
         let inline =
@@ -546,6 +589,47 @@ impl<'a> Renderer<'a> {
             }
         }
     }
+}
+
+/// One top-level entity of an answer, serialized straight from the model with its
+/// inline joins (see [`Renderer::streams`]).
+struct Streamed<'r> {
+    renderer: &'r Renderer<'r>,
+    entity: &'r Entity,
+    filter: &'r AttributeFilter,
+    context: Option<&'r str>,
+}
+
+impl serde::Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Streamed {
+            renderer,
+            entity,
+            filter,
+            context,
+        } = self;
+        let inline =
+            |name: &str, attribute: &Attribute| renderer.inline(name, attribute, filter, 0);
+        codec::EntityJson::new(entity, renderer.ctx, renderer.options)
+            .linked(&inline)
+            .members(
+                filter.projection.shows("id"),
+                filter.projection.shows("type"),
+            )
+            .with_context(*context)
+            .serialize(serializer)
+    }
+}
+
+/// An answer written as JSON text; writing into memory fails only on a map key that
+/// is not a string, which a rendered entity never has.
+fn written(text: Result<Vec<u8>, serde_json::Error>) -> Result<Vec<u8>, NgsiError> {
+    text.map_err(|err| {
+        NgsiError::new(
+            ngsi_ld::ProblemType::InternalError,
+            format!("the answer could not be written as JSON: {err}"),
+        )
+    })
 }
 
 fn targets(object: &RelationshipObject) -> Vec<&str> {

@@ -1,6 +1,6 @@
 //! Round trips and refusals of the entity codec.
 use super::*;
-use crate::context::{ActiveContext, NoRemoteContexts};
+use crate::context::{ActiveContext, Format, NoRemoteContexts};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -345,4 +345,61 @@ fn json_ld_keywords_are_no_entity_attribute_or_sub_attribute_names() {
         "since": {"type": "Property", "value": {"@type": "DateTime", "@value": "2024-04-01T00:00:00Z"}},
         "label": {"type": "LanguageProperty", "languageMap": {"@none": "x"}}});
     decode_entity(&typed, &core()).unwrap();
+}
+
+#[test]
+fn streamed_entities_keep_the_member_order_and_end_with_the_context() {
+    let entity = decode_entity(&shelter(), &core()).unwrap();
+    let ctx = core();
+    let options = normalized();
+    // The text itself, not a `Value` (whose maps compare regardless of order).
+    let text = |json: EntityJson<'_>| serde_json::to_string(&json).unwrap();
+    let full = text(EntityJson::new(&entity, &ctx, &options));
+    // Attributes in the model's order (by expanded name); within an attribute, its
+    // kind, its value, then the members the specification lists after it.
+    let expected = concat!(
+        r#"{"id":"urn:ngsi-ld:EvacuationSpace:222127-1","type":"EvacuationSpace","#,
+        r#""scope":"/Shizuoka/Yaizu","capacity":{"type":"Property","value":120,"#,
+        r#""observedAt":"2024-04-01T09:00:00Z","unitCode":"C62","#,
+        r#""reliability":{"type":"Property","value":0.9}},"#,
+        r#""category":{"type":"VocabProperty","vocab":"tsunamiShelter"},"#,
+        r#""extra":{"type":"JsonProperty","json":{"free":["form",1]}},"#,
+        r#""label":{"type":"LanguageProperty","#,
+        r#""languageMap":{"en":"Nakaminato Tower","ja":"中港タワー"}},"#,
+        r#""managedBy":{"type":"Relationship","#,
+        r#""object":"urn:ngsi-ld:LocalGovernment:222127","objectType":"LocalGovernment"},"#,
+        r#""name":{"type":"Property","value":"中港タワー"},"#,
+        r#""neighbours":{"type":"ListRelationship","#,
+        r#""objectList":["urn:ngsi-ld:EvacuationSpace:222127-2"]},"#,
+        r#""openingHours":{"type":"ListProperty","valueList":["09:00","17:00"]},"#,
+        r#""temperature":[{"type":"Property","value":20.5},"#,
+        r#"{"type":"Property","value":21.0,"datasetId":"urn:ngsi-ld:Dataset:sensor2"}],"#,
+        r#""location":{"type":"GeoProperty","#,
+        r#""value":{"type":"Point","coordinates":[138.327,34.875]}}}"#
+    );
+    assert_eq!(full, expected);
+    assert_eq!(
+        full,
+        encode_entity(&entity, &ctx, &options).to_string(),
+        "the Value form is the same rendering"
+    );
+
+    let hidden = text(
+        EntityJson::new(&entity, &ctx, &options)
+            .members(false, true)
+            .with_context(Some("https://example.org/ctx.jsonld")),
+    );
+    assert!(hidden.starts_with(r#"{"type":"EvacuationSpace","scope":"/Shizuoka/Yaizu","#));
+    assert!(hidden.ends_with(r#""@context":"https://example.org/ctx.jsonld"}"#));
+    assert!(!hidden.contains(r#""id":"urn:ngsi-ld:EvacuationSpace:222127-1""#));
+
+    let concise = RenderOptions {
+        format: Format::Concise,
+        ..normalized()
+    };
+    let text_concise = text(EntityJson::new(&entity, &ctx, &concise));
+    assert!(text_concise.contains(r#""name":"中港タワー""#));
+    assert!(text_concise.contains(
+        r#""capacity":{"value":120,"observedAt":"2024-04-01T09:00:00Z","unitCode":"C62","reliability":0.9}"#
+    ));
 }
