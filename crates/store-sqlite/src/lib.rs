@@ -452,7 +452,7 @@ impl EntityStore for SqliteStore {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
                 writer::ensure_tenant(tx, &tenant)?;
-                writer::put_entity(tx, &tenant, &rows)?;
+                writer::put_entity(tx, &tenant, &rows, None)?;
                 temporal::record(tx, &tenant, &head, &history, now)?;
                 let logged = subscribed.check(tx, &tenant)?;
                 if logged {
@@ -494,7 +494,7 @@ impl EntityStore for SqliteStore {
                 for (id, apply, given) in modifications {
                     let id = &id;
                     // The stored text is kept as the change log's `before`.
-                    let stored = writer::stored_doc(tx, &tenant, id)?;
+                    let (seq, stored) = writer::stored(tx, &tenant, id)?.unzip();
                     let current = stored.as_deref().map(decode).transpose()?;
                     // `apply` consumes the entity: a copy is kept only to compute the
                     // change when the modification carries no history of its own.
@@ -508,7 +508,7 @@ impl EntityStore for SqliteStore {
                         Ok(Write::Put(entity)) => {
                             wrote = true;
                             let rows = writer::EntityRows::new(entity);
-                            writer::put_entity(tx, &tenant, &rows)?;
+                            writer::put_entity(tx, &tenant, &rows, seq)?;
                             if subscribed.check(tx, &tenant)? {
                                 logged = true;
                                 let before = stored.as_deref();
@@ -524,7 +524,8 @@ impl EntityStore for SqliteStore {
                         }
                         Ok(Write::Delete) => {
                             wrote = true;
-                            if writer::delete_entity(tx, &tenant, id)? {
+                            if let Some(seq) = seq {
+                                writer::delete_seq(tx, seq)?;
                                 if subscribed.check(tx, &tenant)? {
                                     logged = true;
                                     writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;

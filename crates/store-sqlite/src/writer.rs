@@ -257,16 +257,18 @@ impl EntityRows {
     }
 }
 
-/// The stored document of an entity (JSON text), if stored.
-pub fn stored_doc(
+/// The row id and stored document (JSON text) of an entity, if stored.
+pub fn stored(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     id: &str,
-) -> Result<Option<String>, StoreError> {
-    tx.prepare_cached("SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2")
+) -> Result<Option<(i64, String)>, StoreError> {
+    tx.prepare_cached("SELECT seq, doc FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
-            s.query_row(params![tenant.name(), id], |row| row.get(0))
-                .optional()
+            s.query_row(params![tenant.name(), id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
         })
         .map_err(StoreError::backend)
 }
@@ -342,14 +344,16 @@ pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<
 }
 
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
-/// already exists.
+/// already exists: `existing` is that row id, which the caller has just read in this
+/// transaction (`None`: not stored).
 pub fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
+    existing: Option<i64>,
 ) -> Result<(), StoreError> {
     let backend = StoreError::backend;
-    let seq = match seq_of(tx, tenant, &rows.id)? {
+    let seq = match existing {
         Some(seq) => {
             tx.prepare_cached("UPDATE entities SET doc = ?1 WHERE seq = ?2")
                 .and_then(|mut s| s.execute(params![rows.doc, seq]))
@@ -419,13 +423,6 @@ pub fn delete_seq(tx: &Transaction<'_>, seq: i64) -> Result<(), StoreError> {
             .map_err(StoreError::backend)?;
     }
     Ok(())
-}
-
-pub fn delete_entity(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
-    match seq_of(tx, tenant, id)? {
-        Some(seq) => delete_seq(tx, seq).map(|()| true),
-        None => Ok(false),
-    }
 }
 
 pub fn put_context(tx: &Transaction<'_>, context: &StoredContext) -> Result<(), StoreError> {
