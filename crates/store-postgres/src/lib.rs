@@ -49,7 +49,7 @@ use tokio_postgres::{NoTls, Row};
 /// How many connections one node keeps open at most.
 const POOL_SIZE: usize = 16;
 
-/// How many candidate rows the first round trip of an inexact query reads; each
+/// How many candidate rows the first round trip of an inexact query reads at most; each
 /// further one reads four times as many, up to [`MAX_CHUNK`].
 const FIRST_CHUNK: usize = 64;
 const MAX_CHUNK: usize = 4096;
@@ -185,27 +185,68 @@ impl EntityRow {
     }
 }
 
+/// The entity a row's `doc` column holds, decoded in one pass from the JSON text.
 fn read_entity(tenant: &Tenant, row: &Row) -> Result<Entity, StoreError> {
-    read_doc(tenant, row).map(|(_, entity)| entity)
+    let JsonText(text) = row.try_get("doc").map_err(backend)?;
+    store::doc::decode_entity(text).map_err(|e| {
+        let doc = serde_json::from_str(text).ok();
+        corrupt_entity(tenant, doc.as_ref(), e)
+    })
 }
 
 /// The stored document of an entity and the entity it encodes (the document is what
 /// the change log keeps).
 fn read_doc(tenant: &Tenant, row: &Row) -> Result<(serde_json::Value, Entity), StoreError> {
     let doc: serde_json::Value = row.try_get("doc").map_err(backend)?;
-    let entity = doc_to_entity(&doc).map_err(|e| {
-        let id = doc
-            .get("id")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("(no id)")
-            .to_owned();
-        StoreError::backend(PostgresError::CorruptEntity {
-            tenant: tenant.name().to_owned(),
-            id,
-            reason: e.to_string(),
-        })
-    })?;
+    let entity = doc_to_entity(&doc).map_err(|e| corrupt_entity(tenant, Some(&doc), e))?;
     Ok((doc, entity))
+}
+
+fn corrupt_entity(
+    tenant: &Tenant,
+    doc: Option<&serde_json::Value>,
+    reason: impl std::fmt::Display,
+) -> StoreError {
+    let id = doc
+        .and_then(|doc| doc.get("id"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("(no id)")
+        .to_owned();
+    StoreError::backend(PostgresError::CorruptEntity {
+        tenant: tenant.name().to_owned(),
+        id,
+        reason: reason.to_string(),
+    })
+}
+
+/// A `json` or `jsonb` column as the JSON text it holds, borrowed from the row, for
+/// the one-pass decoder ([`store::doc::decode_entity`]): reading it as a
+/// `serde_json::Value` first and converting that cost as much again.
+struct JsonText<'a>(&'a str);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        // jsonb's binary form is a version byte (1) followed by the text.
+        let text = if *ty == tokio_postgres::types::Type::JSONB {
+            match raw.split_first() {
+                Some((1, text)) => text,
+                _ => return Err("unsupported jsonb binary format version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(JsonText(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        matches!(
+            *ty,
+            tokio_postgres::types::Type::JSON | tokio_postgres::types::Type::JSONB
+        )
+    }
 }
 
 async fn ensure_tenant(
@@ -610,7 +651,13 @@ impl EntityStore for PostgresStore {
         let mut matched = 0usize;
         let mut entities = Vec::new();
         let mut last_seq = 0i64;
-        let mut chunk = FIRST_CHUNK;
+        // Without a count, the first chunk need hold no more than the page: a prefilter
+        // that lets through only matches then fetches (and decodes) nothing more.
+        let mut chunk = if query.count {
+            FIRST_CHUNK
+        } else {
+            end.clamp(1, FIRST_CHUNK)
+        };
         'chunks: loop {
             let fetched = {
                 let limit = to_i64(chunk);
