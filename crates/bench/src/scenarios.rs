@@ -373,6 +373,7 @@ pub async fn read(s: &Settings, query: bool, retrieve: bool) -> Result<Outcome, 
     let started = Instant::now();
     load_renkei(&s.client, &renkei.base, "s", n, s.concurrency).await?;
     let took = started.elapsed();
+    renkei.settle().await?;
     out.notes.push(format!(
         "query/retrieve: loaded {n} shelters in {} ({:.0} entities/s, batch upserts of {BATCH}; not measured)",
         seconds(took),

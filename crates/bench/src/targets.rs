@@ -42,6 +42,30 @@ pub struct Running {
     _delivery: Option<server::delivery::Background>,
     /// The temporary directory or database; held only to be dropped after the server.
     _storage: Option<Box<dyn Send>>,
+    /// The PostgreSQL database, for [`Running::settle`].
+    postgres: Option<tokio_postgres::Config>,
+}
+
+impl Running {
+    /// After a bulk load, brings PostgreSQL's statistics and visibility map up to date
+    /// (`VACUUM ANALYZE`), as autovacuum does on its own a little later: otherwise the
+    /// first seconds of a read scenario share the machine with autovacuum and are
+    /// planned without statistics. SQLite needs nothing.
+    pub async fn settle(&self) -> Result<(), BenchError> {
+        let Some(config) = &self.postgres else {
+            return Ok(());
+        };
+        let fail = |e: tokio_postgres::Error| BenchError::Startup {
+            what: "VACUUM ANALYZE after loading",
+            detail: e.to_string(),
+        };
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+        let connection = tokio::spawn(connection);
+        let outcome = client.batch_execute("VACUUM ANALYZE").await.map_err(fail);
+        drop(client);
+        let _ = connection.await;
+        outcome
+    }
 }
 
 impl Drop for Running {
@@ -167,6 +191,7 @@ async fn start_renkei_with(backend: &Backend, deliver: bool) -> Result<Running, 
         what: "renkei store",
         detail: e.to_string(),
     };
+    let mut postgres = None;
     let (store, storage): (server::storage::Stores, Box<dyn Send>) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().map_err(|e| BenchError::Startup {
@@ -185,6 +210,7 @@ async fn start_renkei_with(backend: &Backend, deliver: bool) -> Result<Running, 
             let store = store_postgres::PostgresStore::connect_config(database.config())
                 .await
                 .map_err(store_err)?;
+            postgres = Some(database.config());
             (Arc::new(store).into(), Box::new(database))
         }
     };
@@ -216,6 +242,7 @@ async fn start_renkei_with(backend: &Backend, deliver: bool) -> Result<Running, 
         task,
         _delivery: delivery,
         _storage: Some(storage),
+        postgres,
     })
 }
 
@@ -261,5 +288,6 @@ pub async fn start_bare(list: &Value, one: &Value) -> Result<Running, BenchError
         task,
         _delivery: None,
         _storage: None,
+        postgres: None,
     })
 }
