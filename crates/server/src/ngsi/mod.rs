@@ -450,9 +450,8 @@ impl NgsiRequest {
     /// Builds a JSON response carrying its `@context` as the media type requires:
     /// a Link header for JSON and GeoJSON, an `@context` member for JSON-LD.
     pub fn respond(&self, status: StatusCode, media: MediaType, mut body: Value) -> Response {
-        let context_url = self.response_context_url();
-        if media == MediaType::JsonLd {
-            let context = Value::String(context_url.clone());
+        if let Some(context_url) = self.body_context_url(media) {
+            let context = Value::String(context_url);
             match &mut body {
                 Value::Object(map) => {
                     map.insert("@context".into(), context);
@@ -473,7 +472,6 @@ impl NgsiRequest {
     /// Like [`Self::respond`] for a body already written as JSON text, which carries
     /// its `@context` member itself when `media` is JSON-LD.
     pub fn respond_text(&self, status: StatusCode, media: MediaType, body: Vec<u8>) -> Response {
-        let context_url = self.response_context_url();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -481,6 +479,7 @@ impl NgsiRequest {
             HeaderValue::from_static(media.as_str()),
         );
         if media != MediaType::JsonLd {
+            let context_url = self.response_context_url();
             if let Ok(link) = HeaderValue::from_str(&format!(
                 "<{context_url}>; rel=\"{JSONLD_CONTEXT_REL}\"; type=\"application/ld+json\""
             )) {
