@@ -477,6 +477,79 @@ impl Harvester {
         input: SourceInput,
         access: &dyn Access,
     ) -> Result<HarvestSource, HarvestFailure> {
+        let url = self.checked_url(&input, access).await?;
+        let now = Utc::now();
+        let source = HarvestSource {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization: input.organization,
+            title: title_or_url(input.title, &url),
+            url,
+            remote_organization: input.remote_organization,
+            interval_minutes: input.interval_minutes,
+            enabled: input.enabled,
+            created_at: now,
+            // A scheduled source is first harvested at the scheduler's next round.
+            next_run_at: input.interval_minutes.map(|_| now),
+        };
+        self.store.insert_source(&source).await?;
+        if source.next_run_at.is_some() {
+            self.schedule_changed.notify_one();
+        }
+        Ok(source)
+    }
+
+    /// Replaces a source's settings with `input`, for a caller who may write both
+    /// the organisation it harvests into now and the one it is moved to. Its id,
+    /// creation time and runs stay. A schedule that is kept keeps its next run; a
+    /// source given a schedule is harvested at the scheduler's next round, as a new
+    /// one is; a changed interval counts from now.
+    pub async fn update_source(
+        &self,
+        id: &str,
+        input: SourceInput,
+        access: &dyn Access,
+    ) -> Result<HarvestSource, HarvestFailure> {
+        let current = self.source(id).await?;
+        writable(&current, access)?;
+        let url = self.checked_url(&input, access).await?;
+        let now = Utc::now();
+        let next_run_at = match (current.interval_minutes, input.interval_minutes) {
+            (_, None) => None,
+            (Some(before), Some(after)) if before == after => current.next_run_at.or(Some(now)),
+            (None, Some(_)) => Some(now),
+            (Some(_), Some(after)) => Some(now + chrono::Duration::minutes(i64::from(after))),
+        };
+        let source = HarvestSource {
+            organization: input.organization,
+            title: title_or_url(input.title, &url),
+            url,
+            remote_organization: input.remote_organization,
+            interval_minutes: input.interval_minutes,
+            enabled: input.enabled,
+            next_run_at,
+            ..current
+        };
+        self.store
+            .update_source(&source)
+            .await
+            .map_err(|e| match e {
+                // Deleted since it was read.
+                StoreError::NotFound(_) => HarvestFailure::SourceNotFound(id.to_owned()),
+                other => other.into(),
+            })?;
+        if source.next_run_at.is_some() {
+            self.schedule_changed.notify_one();
+        }
+        Ok(source)
+    }
+
+    /// Checks what a source is registered or changed with, and that the caller may
+    /// write the organisation it names; the URL normalised.
+    async fn checked_url(
+        &self,
+        input: &SourceInput,
+        access: &dyn Access,
+    ) -> Result<String, HarvestFailure> {
         let mut errors = FieldErrors::new();
         let mut refuse = |field: &str, message: String| {
             errors.entry(field.to_owned()).or_default().push(message);
@@ -529,27 +602,7 @@ impl Harvester {
                 input.organization
             )));
         }
-        let now = Utc::now();
-        let source = HarvestSource {
-            id: uuid::Uuid::new_v4().to_string(),
-            organization: input.organization,
-            title: input
-                .title
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| url.clone()),
-            url,
-            remote_organization: input.remote_organization,
-            interval_minutes: input.interval_minutes,
-            enabled: input.enabled,
-            created_at: now,
-            // A scheduled source is first harvested at the scheduler's next round.
-            next_run_at: input.interval_minutes.map(|_| now),
-        };
-        self.store.insert_source(&source).await?;
-        if source.next_run_at.is_some() {
-            self.schedule_changed.notify_one();
-        }
-        Ok(source)
+        Ok(url)
     }
 
     pub async fn source(&self, id: &str) -> Result<HarvestSource, HarvestFailure> {
@@ -677,6 +730,13 @@ impl Harvester {
 }
 
 /// Refuses a caller who may not write the source's organisation.
+/// A title given, or the URL when it is missing or blank (CKAN sources have one).
+fn title_or_url(title: Option<String>, url: &str) -> String {
+    title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| url.to_owned())
+}
+
 fn writable(source: &HarvestSource, access: &dyn Access) -> Result<(), HarvestFailure> {
     if access.can_write(&source.organization) {
         Ok(())

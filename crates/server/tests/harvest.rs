@@ -368,3 +368,94 @@ async fn a_scheduled_source_is_harvested_without_being_asked() {
         "the next run comes after this one: {shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_corrected_by_update_and_patch_and_keeps_its_runs() {
+    let source = start(YAIZU, Backend::Sqlite).await;
+    let target = start(TAKAMATSU, Backend::Sqlite).await;
+    publish_at_source(&source).await;
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let created = ok(
+        &target,
+        "harvest_source_create",
+        json!({"url": nowhere, "owner_org": TAKAMATSU, "title": "間違い"}),
+    )
+    .await;
+    let id = created["id"].clone();
+    let failed = ok(&target, "harvest_job_create", json!({"source_id": id})).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+
+    // Refused, and nothing changes: an anonymous caller, a URL that is no CKAN
+    // site's (the error names the field), a source that does not exist.
+    let correction = json!({"id": id, "url": source.served.url, "owner_org": TAKAMATSU});
+    let (status, _) = call(&target, "harvest_source_update", correction.clone(), false).await;
+    assert_eq!(status, 403);
+    let (status, envelope) = call(
+        &target,
+        "harvest_source_update",
+        json!({"id": id, "url": "ftp://example.jp", "owner_org": TAKAMATSU}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 409, "{envelope}");
+    assert!(envelope["error"]["url"].is_array(), "{envelope}");
+    let (status, _) = call(
+        &target,
+        "harvest_source_patch",
+        json!({"id": "no-such-source", "title": "x"}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let shown = ok(&target, "harvest_source_show", json!({"id": id})).await;
+    assert_eq!(
+        (&shown["url"], &shown["title"]),
+        (&json!(nowhere), &json!("間違い"))
+    );
+
+    // An update replaces the registration; the id and creation time stay.
+    let mut update = correction;
+    update["title"] = json!("焼津市オープンデータ");
+    let updated = ok(&target, "harvest_source_update", update).await;
+    assert_eq!(updated["id"], id);
+    assert_eq!(updated["url"], json!(source.served.url));
+    assert_eq!(updated["title"], "焼津市オープンデータ");
+    assert_eq!(updated["frequency"], "MANUAL");
+    assert_eq!(updated["metadata_created"], created["metadata_created"]);
+
+    // A patch changes only what it names (inactive, so the scheduler leaves it be).
+    let patched = ok(
+        &target,
+        "harvest_source_patch",
+        json!({"id": id, "frequency": "DAILY", "active": false}),
+    )
+    .await;
+    assert_eq!(patched["frequency"], "DAILY", "{patched}");
+    assert_eq!(patched["active"], false);
+    assert!(patched["next_run"].is_string(), "{patched}");
+    assert_eq!(
+        (&patched["url"], &patched["title"]),
+        (&updated["url"], &updated["title"])
+    );
+    let patched = ok(
+        &target,
+        "harvest_source_patch",
+        json!({"id": id, "title": "焼津市"}),
+    )
+    .await;
+    assert_eq!(
+        (&patched["frequency"], &patched["active"], &patched["title"]),
+        (&json!("DAILY"), &json!(false), &json!("焼津市"))
+    );
+
+    // The corrected source harvests, and the failed run is still on record.
+    let job = ok(&target, "harvest_job_create", json!({"source_id": id})).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(stats(&job), [4, 0, 0, 0, 0], "{job}");
+    let jobs = ok(&target, "harvest_job_list", json!({"source_id": id})).await;
+    let statuses: Vec<&Value> = jobs
+        .as_array()
+        .map(|jobs| jobs.iter().map(|j| &j["status"]).collect())
+        .unwrap_or_default();
+    assert_eq!(statuses, [&json!("succeeded"), &json!("failed")]);
+}

@@ -131,6 +131,36 @@ impl HarvestStore for PostgresStore {
         Ok(())
     }
 
+    async fn update_source(&self, source: &HarvestSource) -> Result<(), StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE harvest_sources
+                 SET organization = $2, url = $3, title = $4, remote_organization = $5,
+                     interval_minutes = $6, enabled = $7, next_run_at = $8
+                 WHERE id = $1",
+                &[
+                    &source.id,
+                    &source.organization,
+                    &source.url,
+                    &source.title,
+                    &source.remote_organization,
+                    &source
+                        .interval_minutes
+                        .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
+                    &source.enabled,
+                    &source.next_run_at,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(source.id.clone()));
+        }
+        Ok(())
+    }
+
     async fn get_source(&self, id: &str) -> Result<Option<HarvestSource>, StoreError> {
         let sql = format!("SELECT {SOURCE_COLUMNS} FROM harvest_sources WHERE id = $1");
         self.client()

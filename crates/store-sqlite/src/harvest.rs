@@ -238,6 +238,35 @@ impl HarvestStore for SqliteStore {
             .await
     }
 
+    async fn update_source(&self, source: &HarvestSource) -> Result<(), StoreError> {
+        let source = source.clone();
+        self.writer
+            .run(move |tx| {
+                let changed = execute(
+                    tx,
+                    "UPDATE harvest_sources
+                     SET organization = ?2, url = ?3, title = ?4, remote_organization = ?5,
+                         interval_minutes = ?6, enabled = ?7, next_run_at = ?8
+                     WHERE id = ?1",
+                    params![
+                        source.id,
+                        source.organization,
+                        source.url,
+                        source.title,
+                        source.remote_organization,
+                        source.interval_minutes.map(i64::from),
+                        source.enabled,
+                        opt_stamp(source.next_run_at)
+                    ],
+                )?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound(source.id.clone()));
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn get_source(&self, id: &str) -> Result<Option<HarvestSource>, StoreError> {
         let id = id.to_owned();
         self.read(move |conn| source_by_id(conn, &id)).await

@@ -140,6 +140,11 @@ pub trait HarvestStore: Send + Sync {
         organization: Option<&str>,
     ) -> Result<Vec<HarvestSource>, StoreError>;
 
+    /// Replaces a source's settings (organisation, URL, title, remote organisation,
+    /// interval, enabled, next run) with those of `source`; its id names it, and its
+    /// creation time, runs and any lease are kept. `NotFound` if there is none.
+    async fn update_source(&self, source: &HarvestSource) -> Result<(), StoreError>;
+
     /// Removes a source and its runs; false if there was none.
     async fn delete_source(&self, id: &str) -> Result<bool, StoreError>;
 

@@ -63,6 +63,7 @@ macro_rules! harvest_conformance_suite {
         $crate::harvest_conformance_suite!(@cases $new_store;
             sources_round_trip_and_are_listed_by_organization,
             taken_source_ids_are_refused,
+            updating_a_source_keeps_its_creation_lease_and_runs,
             deleting_a_source_removes_its_runs,
             only_enabled_due_unleased_sources_are_claimed,
             a_live_lease_keeps_other_holders_out_until_released_or_expired,
@@ -182,6 +183,60 @@ pub async fn taken_source_ids_are_refused(store: &HarvestTestStore) {
     }
     let kept = expect(store.get_source("s-1").await, "get_source");
     assert_eq!(kept.map(|s| s.organization), Some(TAKAMATSU.to_owned()));
+}
+
+pub async fn updating_a_source_keeps_its_creation_lease_and_runs(store: &HarvestTestStore) {
+    let original = source("s-1", TAKAMATSU, Some(at(5, 0)));
+    insert(store, &original).await;
+    insert(store, &source("s-2", TAKAMATSU, None)).await;
+    expect(store.insert_run(&run("r-1", "s-1", 1)).await, "insert_run");
+    assert_eq!(
+        claim_due(store, at(6, 0), "holder-1").await,
+        Some("s-1".into())
+    );
+    let changed = HarvestSource {
+        organization: MARUGAME.to_owned(),
+        url: "https://data.example.jp/ckan".to_owned(),
+        title: "新しい名前".to_owned(),
+        remote_organization: Some("marugame-city".to_owned()),
+        interval_minutes: Some(1440),
+        enabled: false,
+        // Neither is the caller's to change.
+        created_at: at(30, 0),
+        next_run_at: Some(at(9, 654_321)),
+        ..original.clone()
+    };
+    expect(store.update_source(&changed).await, "update_source");
+    let stored = expect(store.get_source("s-1").await, "get_source");
+    assert_eq!(
+        stored,
+        Some(HarvestSource {
+            created_at: original.created_at,
+            ..changed.clone()
+        })
+    );
+    // The other source is untouched, the lease still keeps others out, the run stays.
+    assert_eq!(
+        expect(store.get_source("s-2").await, "get_source"),
+        Some(source("s-2", TAKAMATSU, None))
+    );
+    let lease_until = at(20, 0);
+    assert!(!expect(
+        store
+            .claim_source("s-1", at(7, 0), "holder-2", lease_until)
+            .await,
+        "claim_source"
+    ));
+    assert!(expect(store.get_run("r-1").await, "get_run").is_some());
+    let missing = HarvestSource {
+        id: "nope".to_owned(),
+        ..changed
+    };
+    match store.update_source(&missing).await {
+        Err(StoreError::NotFound(id)) => assert_eq!(id, "nope"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(expect(store.get_source("nope").await, "get_source"), None);
 }
 
 pub async fn deleting_a_source_removes_its_runs(store: &HarvestTestStore) {

@@ -1,5 +1,6 @@
 //! The harvesting actions of the Action API, in the shape of ckanext-harvest's:
-//! `harvest_source_create` / `_list` / `_show` / `_delete`, `harvest_job_create`
+//! `harvest_source_create` / `_update` / `_patch` / `_list` / `_show` / `_delete`,
+//! `harvest_job_create`
 //! (renkei runs the job at once and answers with it finished) and
 //! `harvest_job_list` / `_show`; and the scheduler that `renkei serve` starts,
 //! which runs due sources every minute (see `catalog::harvest`).
@@ -43,6 +44,19 @@ pub async fn run(
         "harvest_source_create" => {
             let input = source_input(&params)?;
             let source = harvester.create_source(input, access).await?;
+            Ok(source_dict(&source, None))
+        }
+        "harvest_source_update" => {
+            let id = source_id(&params, "id")?;
+            let source = harvester
+                .update_source(id, source_input(&params)?, access)
+                .await?;
+            Ok(source_dict(&source, None))
+        }
+        "harvest_source_patch" => {
+            let current = harvester.source(source_id(&params, "id")?).await?;
+            let input = source_input(&patched(&current, params))?;
+            let source = harvester.update_source(&current.id, input, access).await?;
             Ok(source_dict(&source, None))
         }
         "harvest_source_list" => {
@@ -189,6 +203,32 @@ fn source_input(params: &Params) -> Result<SourceInput, CkanError> {
         interval_minutes,
         enabled: params.bool("active")?.unwrap_or(true),
     })
+}
+
+/// The parameters of `harvest_source_update` that `harvest_source_patch` means: the
+/// source's settings, overridden by those given. A schedule given either way
+/// (`frequency` or `interval_minutes`) replaces the stored one, as does a remote
+/// organisation given either way (`remote_organization` or `config`).
+fn patched(source: &HarvestSource, given: Params) -> Params {
+    let mut map = Map::new();
+    map.insert("url".into(), json!(source.url));
+    map.insert("owner_org".into(), json!(source.organization));
+    map.insert("title".into(), json!(source.title));
+    map.insert("active".into(), json!(source.enabled));
+    if !given.map.contains_key("frequency") {
+        map.insert("interval_minutes".into(), json!(source.interval_minutes));
+    }
+    if !given.map.contains_key("config") {
+        map.insert(
+            "remote_organization".into(),
+            json!(source.remote_organization),
+        );
+    }
+    map.extend(given.map);
+    Params {
+        map,
+        upload: given.upload,
+    }
 }
 
 /// The remote organisation of a ckanext-harvest `config` (a JSON object or its
