@@ -59,6 +59,12 @@ pub struct BatchReport {
 pub enum UpsertMode {
     Replace,
     Update,
+    /// Replace, but an entity that already has the types, scopes and attributes
+    /// given is left as it is: no new `modifiedAt`, history instance or
+    /// notification. Not an option of the NGSI-LD API (whose upsert is an update
+    /// even when nothing differs): what a synchronizer uses, such as the catalog
+    /// publishing a file again, so that only what changed is recorded.
+    ReplaceChanged,
 }
 
 /// Turns a storage failure into the problem the client sees. Domain refusals keep
@@ -412,6 +418,14 @@ impl Broker {
                         UpsertMode::Replace => {
                             ops::refuse_nulls(&entity.attributes)?;
                             Ok(Write::Put(ops::replace_entity(&old, entity, now)))
+                        }
+                        UpsertMode::ReplaceChanged => {
+                            ops::refuse_nulls(&entity.attributes)?;
+                            Ok(if old.same_content(&entity) {
+                                Write::Unchanged
+                            } else {
+                                Write::Put(ops::replace_entity(&old, entity, now))
+                            })
                         }
                         UpsertMode::Update => {
                             let mut merged = old;

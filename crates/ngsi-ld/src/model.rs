@@ -35,6 +35,16 @@ impl Entity {
         }
     }
 
+    /// Whether `other` has the same types, scopes and attributes, whatever the system
+    /// times (`createdAt`, `modifiedAt`) of either: what a replace by `other` would
+    /// change nothing of.
+    pub fn same_content(&self, other: &Entity) -> bool {
+        self.id == other.id
+            && self.types == other.types
+            && self.scopes == other.scopes
+            && same_attributes(&self.attributes, &other.attributes)
+    }
+
     /// The instance of `attr` with the given dataset id (`None` is the default instance).
     pub fn attribute(&self, attr: &str, dataset_id: Option<&str>) -> Option<&Attribute> {
         self.attributes
@@ -70,6 +80,22 @@ impl Attribute {
             sub_attributes: Attributes::new(),
         }
     }
+}
+
+/// Attribute maps equal but for the system times, instance by instance in order.
+fn same_attributes(a: &Attributes, b: &Attributes) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((name_a, xs), (name_b, ys))| {
+            name_a == name_b
+                && xs.len() == ys.len()
+                && xs.iter().zip(ys).all(|(x, y)| {
+                    x.value == y.value
+                        && x.dataset_id == y.dataset_id
+                        && x.observed_at == y.observed_at
+                        && x.unit_code == y.unit_code
+                        && same_attributes(&x.sub_attributes, &y.sub_attributes)
+                })
+        })
 }
 
 /// Which instances of an attribute an operation takes (`datasetId`, `deleteAll`).
@@ -138,4 +164,54 @@ pub mod iri {
     pub const OBSERVATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/observationSpace";
     pub const OPERATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/operationSpace";
     pub const DEFAULT_CONTEXT_VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shelter(name: &str, stamp: Option<DateTime<Utc>>) -> Entity {
+        let mut entity = Entity::new("urn:ngsi-ld:EvacuationSpace:1", vec!["T".into()]);
+        let mut attribute = Attribute::new(AttributeValue::Property(json!(name)));
+        attribute.created_at = stamp;
+        attribute.modified_at = stamp;
+        let mut capacity = Attribute::new(AttributeValue::Property(json!(1900)));
+        capacity.unit_code = Some("C62".into());
+        attribute
+            .sub_attributes
+            .insert("capacity".into(), vec![capacity]);
+        entity.attributes.insert("name".into(), vec![attribute]);
+        entity.created_at = stamp;
+        entity.modified_at = stamp;
+        entity
+    }
+
+    #[test]
+    fn same_content_ignores_system_times_and_nothing_else() {
+        let now = Some(Utc::now());
+        let stored = shelter("中港タワー", now);
+        assert!(stored.same_content(&shelter("中港タワー", None)));
+        assert!(!stored.same_content(&shelter("中港タワー（改修）", now)));
+        let mut other = shelter("中港タワー", now);
+        other.scopes.push("/Shizuoka".into());
+        assert!(!stored.same_content(&other));
+        let mut other = shelter("中港タワー", now);
+        other.attributes.insert("extra".into(), Vec::new());
+        assert!(!stored.same_content(&other));
+        let mut other = shelter("中港タワー", now);
+        if let Some(sub) = other
+            .attributes
+            .get_mut("name")
+            .and_then(|xs| xs.first_mut())
+            .and_then(|x| x.sub_attributes.get_mut("capacity"))
+            .and_then(|xs| xs.first_mut())
+        {
+            sub.unit_code = None;
+        }
+        assert!(!stored.same_content(&other), "a sub-attribute differs");
+        let mut other = shelter("中港タワー", now);
+        other.types.push("U".into());
+        assert!(!stored.same_content(&other));
+    }
 }

@@ -112,7 +112,7 @@ async fn register_tenant(state: &AppState, code: &str) -> anyhow::Result<()> {
 async fn upsert(broker: &Broker, tenant: &Tenant, entities: Vec<Entity>) -> anyhow::Result<()> {
     let items = entities.into_iter().map(BatchItem::Valid).collect();
     let report = broker
-        .batch_upsert(tenant, items, UpsertMode::Replace)
+        .batch_upsert(tenant, items, UpsertMode::ReplaceChanged)
         .await
         .map_err(|e| anyhow!("loading demo data into tenant {}: {e}", tenant.name()))?;
     if let Some((id, error)) = report.errors.first() {

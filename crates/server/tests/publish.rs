@@ -142,6 +142,24 @@ impl World {
     }
 }
 
+impl World {
+    /// When the entity was last modified, as the broker tells it.
+    async fn modified_at(&self, id: &str) -> Value {
+        let bearer = format!("Bearer {}", self.publisher);
+        let reply = self
+            .server
+            .send(
+                Method::GET,
+                &format!("{NGSI}/entities/{id}?options=sysAttrs"),
+                &[("NGSILD-Tenant", YAIZU), ("Authorization", bearer.as_str())],
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["modifiedAt"].clone()
+    }
+}
+
 fn by_id<'a>(entities: &'a [Value], id: &str) -> Option<&'a Value> {
     entities.iter().find(|e| e["id"] == json!(id))
 }
@@ -237,7 +255,11 @@ async fn a_standard_dataset_becomes_entities_and_follows_its_resource(backend: B
     assert_eq!(public_toilets.len(), 112);
 
     // A changed file replaces the resource's entities: one gone, one changed, one
-    // without coordinates withdrawn and reported.
+    // without coordinates withdrawn and reported. The rows that did not change are
+    // left as they were (no new modification, history or notification).
+    let site4 = format!("urn:ngsi-ld:EvacuationSpace:{YAIZU}:{rid}:4");
+    let (site1_before, site4_before) = (w.modified_at(&site1).await, w.modified_at(&site4).await);
+    assert!(site4_before.is_string(), "{site4_before}");
     let changed = changed_evacuation_spaces();
     let resource = w
         .upload(
@@ -263,6 +285,8 @@ async fn a_standard_dataset_becomes_entities_and_follows_its_resource(backend: B
         first["location"]["value"]["coordinates"],
         json!([138.328, 34.876])
     );
+    assert_ne!(w.modified_at(&site1).await, site1_before);
+    assert_eq!(w.modified_at(&site4).await, site4_before);
 
     // Rows written through the datastore API are published too, and rows deleted
     // through it are withdrawn.
@@ -280,6 +304,7 @@ async fn a_standard_dataset_becomes_entities_and_follows_its_resource(backend: B
     assert_eq!(sites.len(), 30);
     let added = by_id(&sites, &site99).expect("the inserted row is published");
     assert_eq!(added["name"]["value"], json!("新しい避難場所"));
+    assert_eq!(w.modified_at(&site4).await, site4_before);
     w.action(
         "datastore_delete",
         json!({"resource_id": rid, "filters": {"NO": "99"}}),

@@ -263,7 +263,7 @@ async fn publish(
             if !items.is_empty() {
                 let report = state
                     .broker
-                    .batch_upsert(&tenant, items, UpsertMode::Replace)
+                    .batch_upsert(&tenant, items, UpsertMode::ReplaceChanged)
                     .await?;
                 outcome.refused.extend(
                     report
