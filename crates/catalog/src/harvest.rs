@@ -125,6 +125,34 @@ pub struct SourceInput {
     pub enabled: bool,
 }
 
+impl SourceInput {
+    /// The source these settings describe, with its checked `url` and what the
+    /// caller does not choose. A missing or blank title is the URL (CKAN sources
+    /// have one).
+    fn into_source(
+        self,
+        id: String,
+        url: String,
+        created_at: chrono::DateTime<Utc>,
+        next_run_at: Option<chrono::DateTime<Utc>>,
+    ) -> HarvestSource {
+        HarvestSource {
+            id,
+            organization: self.organization,
+            title: self
+                .title
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| url.clone()),
+            url,
+            remote_organization: self.remote_organization,
+            interval_minutes: self.interval_minutes,
+            enabled: self.enabled,
+            created_at,
+            next_run_at,
+        }
+    }
+}
+
 /// The base URL of a remote CKAN: http or https, without a trailing slash or the
 /// Action API's path (`https://ckan.example.jp/api/3/action/` → `https://ckan.example.jp`).
 pub fn normalize_base_url(url: &str) -> Result<String, String> {
@@ -479,18 +507,10 @@ impl Harvester {
     ) -> Result<HarvestSource, HarvestFailure> {
         let url = self.checked_url(&input, access).await?;
         let now = Utc::now();
-        let source = HarvestSource {
-            id: uuid::Uuid::new_v4().to_string(),
-            organization: input.organization,
-            title: title_or_url(input.title, &url),
-            url,
-            remote_organization: input.remote_organization,
-            interval_minutes: input.interval_minutes,
-            enabled: input.enabled,
-            created_at: now,
-            // A scheduled source is first harvested at the scheduler's next round.
-            next_run_at: input.interval_minutes.map(|_| now),
-        };
+        // A scheduled source is first harvested at the scheduler's next round.
+        let next_run_at = input.interval_minutes.map(|_| now);
+        let id = uuid::Uuid::new_v4().to_string();
+        let source = input.into_source(id, url, now, next_run_at);
         self.store.insert_source(&source).await?;
         if source.next_run_at.is_some() {
             self.schedule_changed.notify_one();
@@ -519,16 +539,7 @@ impl Harvester {
             (None, Some(_)) => Some(now),
             (Some(_), Some(after)) => Some(now + chrono::Duration::minutes(i64::from(after))),
         };
-        let source = HarvestSource {
-            organization: input.organization,
-            title: title_or_url(input.title, &url),
-            url,
-            remote_organization: input.remote_organization,
-            interval_minutes: input.interval_minutes,
-            enabled: input.enabled,
-            next_run_at,
-            ..current
-        };
+        let source = input.into_source(current.id, url, current.created_at, next_run_at);
         self.store
             .update_source(&source)
             .await
@@ -730,13 +741,6 @@ impl Harvester {
 }
 
 /// Refuses a caller who may not write the source's organisation.
-/// A title given, or the URL when it is missing or blank (CKAN sources have one).
-fn title_or_url(title: Option<String>, url: &str) -> String {
-    title
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| url.to_owned())
-}
-
 fn writable(source: &HarvestSource, access: &dyn Access) -> Result<(), HarvestFailure> {
     if access.can_write(&source.organization) {
         Ok(())
