@@ -435,6 +435,23 @@ pub async fn a_refused_item_writes_nothing_and_the_others_are_written(store: &Te
     let a = get(store, &tenant, "urn:a").await;
     assert_eq!(a.as_ref().and_then(|a| integer(a, CAPACITY)), Some(2));
     assert_eq!(get(store, &tenant, "urn:b").await, None);
+    // A refused item leaves the entity as it was for the next item on it.
+    let results = modify(
+        store,
+        &tenant,
+        vec![
+            Modification::new("urn:a", |_| Err(NgsiError::not_found("refused"))),
+            Modification::new("urn:a", |current| {
+                let current = current.ok_or_else(|| NgsiError::not_found("urn:a lost"))?;
+                let next = integer(&current, CAPACITY).unwrap_or(0) + 1;
+                Ok(Write::Put(with_property(current, CAPACITY, json!(next))))
+            }),
+        ],
+    )
+    .await;
+    assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+    let a = get(store, &tenant, "urn:a").await;
+    assert_eq!(a.as_ref().and_then(|a| integer(a, CAPACITY)), Some(3));
     assert_eq!(
         get(store, &tenant, "urn:c").await,
         Some(entity("urn:c", &[HOSPITAL]))
