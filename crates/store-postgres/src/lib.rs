@@ -302,15 +302,15 @@ fn write_sql(mode: WriteMode) -> String {
 }
 
 async fn write_entity(
-    client: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     mode: WriteMode,
     tenant: &Tenant,
     entity: &Entity,
 ) -> Result<(), tokio_postgres::Error> {
     let row = EntityRow::of(entity);
     let name = tenant.name();
-    client
-        .execute(&write_sql(mode), &write_params(&name, &entity.id, &row))
+    let statement = tx.prepare_cached(&write_sql(mode)).await?;
+    tx.execute(&statement, &write_params(&name, &entity.id, &row))
         .await
         .map(|_| ())
 }
@@ -385,7 +385,7 @@ fn write_params<'a>(tenant: &'a &'a str, id: &'a String, row: &'a EntityRow) -> 
 
 /// Records the deletion of each of `gone` (deleted in `tx`) in its history.
 async fn record_deletions(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     tenant: &Tenant,
     gone: &[Entity],
 ) -> Result<(), StoreError> {
