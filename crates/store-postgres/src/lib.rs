@@ -35,7 +35,7 @@ use ngsi_ld::query::eval::Matcher;
 use ngsi_ld::query::EntityQuery;
 use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use store::doc::{doc_to_entity, entity_to_doc};
 use store::{
@@ -529,8 +529,9 @@ impl EntityStore for PostgresStore {
     /// applies the modifications in order in memory (a later item on the same entity
     /// sees what an earlier one made of it), then sends every write at once
     /// (pipelined, in order), so that a batch of 1,000 costs a few round trips rather
-    /// than several per entity. A refusal writes nothing; a failing write fails the
-    /// whole transaction, as it did when each item had its own savepoint.
+    /// than several per entity. A refusal writes nothing, so items need no savepoint
+    /// of their own; a failing write fails the whole batch, and nothing of it is
+    /// committed.
     async fn modify(
         &self,
         tenant: &Tenant,
@@ -541,7 +542,7 @@ impl EntityStore for PostgresStore {
         let ids: Vec<&str> = modifications.iter().map(|m| m.entity_id.as_str()).collect();
         // Each named entity as stored (document and entity), or as an earlier item
         // of this batch left it; absent when there is none.
-        let mut stored = std::collections::HashMap::new();
+        let mut stored = HashMap::new();
         for row in tx
             .query(
                 "SELECT doc FROM entities WHERE tenant = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
@@ -555,8 +556,7 @@ impl EntityStore for PostgresStore {
         }
         // How many items of the batch are still to come for each entity: only those
         // still named need what this one writes kept in `stored`.
-        let mut pending: std::collections::HashMap<String, usize> =
-            std::collections::HashMap::new();
+        let mut pending: HashMap<String, usize> = HashMap::new();
         for id in &ids {
             *pending.entry((*id).to_owned()).or_default() += 1;
         }
