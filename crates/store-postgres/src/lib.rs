@@ -36,7 +36,7 @@ use ngsi_ld::query::EntityQuery;
 use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use store::doc::{doc_to_entity, entity_to_doc};
 use store::{
     AttributeStats, ContextKind, EntityPage, EntityStore, Modification, StoreError, StoredContext,
@@ -272,10 +272,20 @@ enum WriteMode {
 }
 
 /// One statement writing an entity's row and its `entity_values` rows (parameters
-/// in the order of [`write_entity`]): the data-modifying parts all see the snapshot
+/// in the order of [`write_params`]): the data-modifying parts all see the snapshot
 /// from before it, so the `DELETE` removes only a replaced entity's old index rows,
-/// and the foreign key is checked at its end, when the entity row exists.
-fn write_sql(mode: WriteMode) -> String {
+/// and the foreign key is checked at its end, when the entity row exists. Fixed text,
+/// built once per mode, so that it is prepared once per connection.
+fn write_sql(mode: WriteMode) -> &'static str {
+    static INSERT: LazyLock<String> = LazyLock::new(|| build_write_sql(WriteMode::Insert));
+    static UPSERT: LazyLock<String> = LazyLock::new(|| build_write_sql(WriteMode::Upsert));
+    match mode {
+        WriteMode::Insert => &INSERT,
+        WriteMode::Upsert => &UPSERT,
+    }
+}
+
+fn build_write_sql(mode: WriteMode) -> String {
     let location = index::location_sql(6, 7);
     let conflict = match mode {
         WriteMode::Insert => "",
@@ -309,7 +319,7 @@ async fn write_entity(
 ) -> Result<(), tokio_postgres::Error> {
     let row = EntityRow::of(entity);
     let name = tenant.name();
-    let statement = tx.prepare_cached(&write_sql(mode)).await?;
+    let statement = tx.prepare_cached(write_sql(mode)).await?;
     tx.execute(&statement, &write_params(&name, &entity.id, &row))
         .await
         .map(|_| ())
@@ -335,7 +345,7 @@ async fn write_in_order(
         ensure_tenant(tx, tenant).await?;
     }
     let upsert = tx
-        .prepare_cached(&write_sql(WriteMode::Upsert))
+        .prepare_cached(write_sql(WriteMode::Upsert))
         .await
         .map_err(backend)?;
     let delete = tx

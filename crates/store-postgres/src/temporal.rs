@@ -21,6 +21,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use ngsi_ld::model::Attribute;
 use ngsi_ld::temporal::{hour_of, HourlyRollup, TemporalInstance, TimeProperty, TimeRel};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 use store::doc::{attribute_to_doc, doc_to_attribute};
 use store::temporal::{DatasetSelector, HistoryRead, TemporalHead, TemporalStore};
 use store::{StoreError, Tenant};
@@ -152,6 +153,48 @@ fn upsert_rollups_sql(first: usize) -> String {
     )
 }
 
+/// The statement [`record`] runs: fixed text, built once, so that it is prepared
+/// once per connection.
+fn record_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH instances AS (
+                 INSERT INTO temporal_instances (tenant, entity_id, attr, dataset_id, instance_id,
+                     observed_at, created_at, modified_at, deleted_at, doc)
+                 SELECT $1, u.entity_id, u.attr, u.dataset_id, u.instance_id, u.observed_at,
+                     u.created_at, u.modified_at, u.deleted_at, u.doc
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                     $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[])
+                     WITH ORDINALITY AS u (entity_id, attr, dataset_id, instance_id, observed_at,
+                         created_at, modified_at, deleted_at, doc, ord)
+                 ORDER BY u.ord
+             ), series AS (
+                 INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id)
+                 SELECT DISTINCT $1, u.entity_id, u.attr, u.dataset_id
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (entity_id, attr, dataset_id)
+                 ON CONFLICT DO NOTHING
+             ), rollups AS (
+                 {}
+             )
+             INSERT INTO temporal_heads AS h (tenant, id, types, scopes, created_at, modified_at,
+                 deleted_at)
+             SELECT $1, w.id, ARRAY(SELECT jsonb_array_elements_text(w.types)),
+                 ARRAY(SELECT jsonb_array_elements_text(w.scopes)), $21, $21,
+                 CASE WHEN w.deleted THEN $21::timestamptz END
+             FROM unnest($22::text[], $23::jsonb[], $24::jsonb[], $25::bool[])
+                 AS w (id, types, scopes, deleted)
+             ON CONFLICT (tenant, id) DO UPDATE SET
+                 types = EXCLUDED.types,
+                 scopes = EXCLUDED.scopes,
+                 deleted_at = EXCLUDED.deleted_at,
+                 modified_at = CASE WHEN EXCLUDED.id = ANY ($26::text[])
+                     THEN EXCLUDED.modified_at ELSE h.modified_at END",
+            upsert_rollups_sql(11)
+        )
+    });
+    &SQL
+}
+
 /// Records the history of entity writes: the instances (in the order given), their
 /// series, their rollups and each entity's head (created on its first write, its
 /// types, scopes and `deletedAt` those of the latest write, its `modifiedAt` moved
@@ -243,40 +286,6 @@ pub(crate) async fn record(
         head_scopes.push(serde_json::json!(scopes));
         head_deleted.push(gone);
     }
-    let sql = format!(
-        "WITH instances AS (
-             INSERT INTO temporal_instances (tenant, entity_id, attr, dataset_id, instance_id,
-                 observed_at, created_at, modified_at, deleted_at, doc)
-             SELECT $1, u.entity_id, u.attr, u.dataset_id, u.instance_id, u.observed_at,
-                 u.created_at, u.modified_at, u.deleted_at, u.doc
-             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                 $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[])
-                 WITH ORDINALITY AS u (entity_id, attr, dataset_id, instance_id, observed_at,
-                     created_at, modified_at, deleted_at, doc, ord)
-             ORDER BY u.ord
-         ), series AS (
-             INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id)
-             SELECT DISTINCT $1, u.entity_id, u.attr, u.dataset_id
-             FROM unnest($2::text[], $3::text[], $4::text[]) AS u (entity_id, attr, dataset_id)
-             ON CONFLICT DO NOTHING
-         ), rollups AS (
-             {}
-         )
-         INSERT INTO temporal_heads AS h (tenant, id, types, scopes, created_at, modified_at,
-             deleted_at)
-         SELECT $1, w.id, ARRAY(SELECT jsonb_array_elements_text(w.types)),
-             ARRAY(SELECT jsonb_array_elements_text(w.scopes)), $21, $21,
-             CASE WHEN w.deleted THEN $21::timestamptz END
-         FROM unnest($22::text[], $23::jsonb[], $24::jsonb[], $25::bool[])
-             AS w (id, types, scopes, deleted)
-         ON CONFLICT (tenant, id) DO UPDATE SET
-             types = EXCLUDED.types,
-             scopes = EXCLUDED.scopes,
-             deleted_at = EXCLUDED.deleted_at,
-             modified_at = CASE WHEN EXCLUDED.id = ANY ($26::text[])
-                 THEN EXCLUDED.modified_at ELSE h.modified_at END",
-        upsert_rollups_sql(11)
-    );
     let name = tenant.name();
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![
         &name,
@@ -299,7 +308,7 @@ pub(crate) async fn record(
     params.push(&grown);
     // Prepared once per connection: planning this statement anew cost PostgreSQL
     // more than running it for a single entity.
-    let statement = tx.prepare_cached(&sql).await.map_err(backend)?;
+    let statement = tx.prepare_cached(record_sql()).await.map_err(backend)?;
     tx.execute(&statement, &params).await.map_err(backend)?;
     // After the insert: the hours recomputed count the replacing instances too, in
     // time order as `of_all` sums them.
