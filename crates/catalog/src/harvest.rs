@@ -505,7 +505,7 @@ impl Harvester {
         input: SourceInput,
         access: &dyn Access,
     ) -> Result<HarvestSource, HarvestFailure> {
-        let url = self.checked_url(&input, access).await?;
+        let url = self.check_input(&input, access).await?;
         let now = Utc::now();
         // A scheduled source is first harvested at the scheduler's next round.
         let next_run_at = input.interval_minutes.map(|_| now);
@@ -531,7 +531,7 @@ impl Harvester {
     ) -> Result<HarvestSource, HarvestFailure> {
         let current = self.source(id).await?;
         writable(&current, access)?;
-        let url = self.checked_url(&input, access).await?;
+        let url = self.check_input(&input, access).await?;
         let now = Utc::now();
         let next_run_at = match (current.interval_minutes, input.interval_minutes) {
             (_, None) => None,
@@ -554,9 +554,10 @@ impl Harvester {
         Ok(source)
     }
 
-    /// Checks what a source is registered or changed with, and that the caller may
-    /// write the organisation it names; the URL normalised.
-    async fn checked_url(
+    /// Checks what a source is registered or changed with (URL, organisation,
+    /// interval, remote organisation: every problem named by its field), and that
+    /// the caller may write the organisation it names. Gives the URL normalised.
+    async fn check_input(
         &self,
         input: &SourceInput,
         access: &dyn Access,
