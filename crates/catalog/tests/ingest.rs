@@ -651,12 +651,28 @@ fn unusable_files_are_rejected_before_anything_is_loaded() {
     let mut bad = "名称\n".as_bytes().to_vec();
     bad.extend_from_slice(b"\xFF\xFF\n");
     assert_eq!(csv(&bad), (RejectKind::Undecodable, 2));
+    // Records are split before they are decoded, so a Shift_JIS character
+    // cut by a delimiter, or by the end of the file, must be caught first.
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("名称,住所\n避難所,焼津\n");
+    let mut cut_by_comma = sjis.to_vec();
+    cut_by_comma.extend_from_slice(b"\x82,\xA0\n");
+    assert_eq!(csv(&cut_by_comma), (RejectKind::Undecodable, 3));
+    let mut cut_by_end = sjis.to_vec();
+    cut_by_end.extend_from_slice(b"\x82");
+    assert_eq!(csv(&cut_by_end), (RejectKind::Undecodable, 3));
     assert_eq!(
         csv(b"222127,1,34.86,138.32\n222127,2,34.87,138.33\n"),
         (RejectKind::NoHeader, 1)
     );
     // The same reasons and lines as the in-memory validator.
-    for bytes in [&b""[..], b"a,b\nc,\x00d\n", &bad, b"1,2\n3,4\n"] {
+    for bytes in [
+        &b""[..],
+        b"a,b\nc,\x00d\n",
+        &bad,
+        &cut_by_comma,
+        &cut_by_end,
+        b"1,2\n3,4\n",
+    ] {
         let file = TempFile::new("x.csv", bytes);
         let streamed = rejected(&file.path, Format::Csv, &options);
         let Err(in_memory) = validate::validate(bytes, &validate::Options::default()) else {

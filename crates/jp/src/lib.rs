@@ -11,5 +11,6 @@ pub mod encoding;
 pub mod localgov;
 pub mod phone;
 pub mod postal;
+pub mod shift_jis;
 pub mod wareki;
 pub mod width;

@@ -231,15 +231,14 @@ fn ingest_text<S: Sink>(
     sink: &mut S,
 ) -> Result<IngestReport, IngestError<S::Error>> {
     let sniffed = text::sniff(path)?;
-    let reader = text::TextReader::open(path, sniffed.encoding)?;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .buffer_capacity(256 * 1024)
-        .from_reader(reader);
+        .from_reader(text::open_records(path, sniffed.encoding)?);
     let mut record = csv::ByteRecord::new();
-    let read = |csv: &mut csv::Reader<text::TextReader>, record: &mut csv::ByteRecord| {
+    let read = |csv: &mut csv::Reader<File>, record: &mut csv::ByteRecord| {
         csv.read_byte_record(record).map_err(read_error)
     };
     if !read(&mut csv, &mut record)? {
@@ -251,7 +250,9 @@ fn ingest_text<S: Sink>(
             "the file is empty",
         )));
     }
-    let header: Vec<String> = text::fields(&record)?
+    let mut decoder = text::FieldDecoder::new(sniffed.encoding);
+    let header: Vec<String> = decoder
+        .fields(&record)?
         .into_iter()
         .map(str::to_string)
         .collect();
@@ -276,12 +277,12 @@ fn ingest_text<S: Sink>(
     )?;
     let workers = workers(options, std::fs::metadata(path)?.len());
     if workers > 1 {
-        parallel::load_rows(&mut csv, &mut loader, workers)?;
+        parallel::load_rows(&mut csv, &mut loader, workers, sniffed.encoding)?;
     } else {
         let mut row = 1;
         while read(&mut csv, &mut record)? {
             row += 1;
-            loader.row(row, line_of(&record), &text::fields(&record)?)?;
+            loader.row(row, line_of(&record), &decoder.fields(&record)?)?;
         }
     }
     loader.finish(sniffed.unbalanced_quotes)

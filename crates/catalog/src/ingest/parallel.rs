@@ -1,5 +1,5 @@
-//! Checking CSV rows on worker threads while the calling thread reads and
-//! decodes the file and splits it into records: normalising and converting
+//! Checking CSV rows on worker threads while the calling thread reads the
+//! file and splits it into records: decoding, normalising and converting
 //! cells costs more than that, and rows share no state, so chunks of
 //! records go to the workers in turn and come back in the same turn, which
 //! keeps file order.
@@ -50,6 +50,7 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
     csv: &mut csv::Reader<R>,
     loader: &mut Loader<'_, S>,
     workers: usize,
+    encoding: jp::encoding::Encoding,
 ) -> Result<(), IngestError<S::Error>> {
     let workers = workers.max(1);
     std::thread::scope(|scope| {
@@ -60,11 +61,12 @@ pub(crate) fn load_rows<S: Sink, R: Read>(
             let (done_tx, done_rx) = mpsc::channel::<Checked>();
             let work = loader.work();
             scope.spawn(move || {
+                let mut decoder = text::FieldDecoder::new(encoding);
                 for chunk in chunk_rx {
                     let check = |(i, record): (usize, &csv::ByteRecord)| {
                         let row = chunk.first_row + i;
                         let line = line_of(record);
-                        let (out, issues) = work.check(row, line, &text::fields(record)?);
+                        let (out, issues) = work.check(row, line, &decoder.fields(record)?);
                         Ok((row, line, out, issues))
                     };
                     let rows = chunk

@@ -4,13 +4,15 @@
 //! otherwise Shift_JIS in its Windows form, CP932) and finds what makes a
 //! file unusable — NUL bytes, bytes neither encoding reads, nothing but
 //! white space — so that a file is rejected before any row is loaded. The
-//! second pass decodes in large chunks as the CSV reader asks for text.
+//! second pass splits the file's own bytes into records (exact for
+//! Shift_JIS too, see `jp::shift_jis`) and a [`FieldDecoder`] turns each
+//! record into text on whichever thread checks it.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use encoding_rs::{Decoder, DecoderResult, SHIFT_JIS};
+use encoding_rs::{DecoderResult, SHIFT_JIS};
 use jp::encoding::{DecodeError, Encoding};
 
 use crate::validate::{reject, RejectKind, Rejected};
@@ -84,6 +86,8 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
     let mut quotes = 0usize;
     let mut blank = true;
     let mut bom = false;
+    // Checked alongside UTF-8 so the file is read once; given up once it fails.
+    let mut shift_jis = Some(jp::shift_jis::Validator::default());
     loop {
         let n = read_full(&mut file, &mut buf[carry..carry + CHUNK])?;
         let fresh = &buf[carry..carry + n];
@@ -110,6 +114,11 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
         quotes += scan.iter().filter(|&&b| b == b'"').count();
         if blank {
             blank = scan.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0B);
+        }
+        if let Some(validator) = &mut shift_jis {
+            if !validator.feed(fresh) || (n == 0 && !validator.finish()) {
+                shift_jis = None;
+            }
         }
         let data_len = carry + n;
         if utf8_error.is_none() {
@@ -143,6 +152,7 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
         (true, None) => Encoding::Utf8Bom,
         (false, None) => Encoding::Utf8,
         (true, Some(at)) => return Err(SniffError::Rejected(undecodable(path, at, true)?)),
+        (false, Some(_)) if shift_jis.is_some() => Encoding::ShiftJis,
         (false, Some(utf8_at)) => match shift_jis_error(path)? {
             None => Encoding::ShiftJis,
             Some(sjis_at) => {
@@ -193,7 +203,8 @@ fn undecodable(path: &Path, at: u64, after_bom: bool) -> io::Result<Rejected> {
 }
 
 /// Decodes the whole file as Shift_JIS without keeping the text; the
-/// offset of the first malformed byte, if any.
+/// offset of the first malformed byte, if any. Only for a file already
+/// found invalid, to name the byte exactly as `jp::encoding` does.
 fn shift_jis_error(path: &Path) -> io::Result<Option<u64>> {
     let mut file = File::open(path)?;
     let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
@@ -224,138 +235,81 @@ fn shift_jis_error(path: &Path) -> io::Result<Option<u64>> {
     }
 }
 
-/// UTF-8 text of a file, decoded as it is read.
-pub(crate) enum TextReader {
-    /// Already UTF-8: the bytes pass through (after any BOM).
-    Utf8(File),
-    ShiftJis(ShiftJisReader),
-}
-
-impl TextReader {
-    pub(crate) fn open(path: &Path, encoding: Encoding) -> io::Result<TextReader> {
-        let mut file = File::open(path)?;
-        Ok(match encoding {
-            Encoding::Utf8 => TextReader::Utf8(file),
-            Encoding::Utf8Bom => {
-                file.seek(SeekFrom::Start(UTF8_BOM.len() as u64))?;
-                TextReader::Utf8(file)
-            }
-            Encoding::ShiftJis => TextReader::ShiftJis(ShiftJisReader::new(file)),
-        })
+/// The file's bytes for the CSV reader: after any BOM, not decoded.
+pub(crate) fn open_records(path: &Path, encoding: Encoding) -> io::Result<File> {
+    let mut file = File::open(path)?;
+    if encoding == Encoding::Utf8Bom {
+        file.seek(SeekFrom::Start(UTF8_BOM.len() as u64))?;
     }
+    Ok(file)
 }
 
-impl Read for TextReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            TextReader::Utf8(file) => file.read(buf),
-            TextReader::ShiftJis(reader) => reader.read(buf),
-        }
-    }
+/// Turns records read as bytes into text fields. It keeps one buffer for
+/// the decoded record, so a thread decoding many records allocates once.
+pub(crate) struct FieldDecoder {
+    encoding: Encoding,
+    text: String,
+    ends: Vec<usize>,
 }
 
-/// Shift_JIS bytes in, UTF-8 out, a chunk at a time.
-pub(crate) struct ShiftJisReader {
-    file: File,
-    decoder: Decoder,
-    input: Vec<u8>,
-    input_start: usize,
-    input_end: usize,
-    input_done: bool,
-    output: Vec<u8>,
-    output_start: usize,
-    output_end: usize,
-    finished: bool,
-}
-
-impl ShiftJisReader {
-    fn new(file: File) -> ShiftJisReader {
-        ShiftJisReader {
-            file,
-            decoder: SHIFT_JIS.new_decoder_without_bom_handling(),
-            input: vec![0; CHUNK],
-            input_start: 0,
-            input_end: 0,
-            input_done: false,
-            // A Shift_JIS byte becomes at most 3 bytes of UTF-8.
-            output: vec![0; CHUNK * 3 + 16],
-            output_start: 0,
-            output_end: 0,
-            finished: false,
+impl FieldDecoder {
+    pub(crate) fn new(encoding: Encoding) -> FieldDecoder {
+        FieldDecoder {
+            encoding,
+            text: String::new(),
+            ends: Vec::new(),
         }
     }
 
-    /// Decodes the next chunk into `output`; false at the end.
-    fn refill(&mut self) -> io::Result<bool> {
-        while !self.finished {
-            if self.input_start == self.input_end && !self.input_done {
-                self.input_end = read_full(&mut self.file, &mut self.input)?;
-                self.input_start = 0;
-                self.input_done = self.input_end == 0;
-            }
-            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
-                &self.input[self.input_start..self.input_end],
-                &mut self.output,
-                self.input_done,
-            );
-            self.input_start += read;
-            self.output_start = 0;
-            self.output_end = written;
-            match result {
-                DecoderResult::InputEmpty if self.input_done => self.finished = true,
-                DecoderResult::InputEmpty | DecoderResult::OutputFull => {}
-                // The first pass decoded the whole file, so this means the
-                // file changed between the passes.
-                DecoderResult::Malformed(..) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the file is no longer valid Shift_JIS (changed while being read?)",
-                    ))
-                }
-            }
-            if written > 0 {
-                return Ok(true);
-            }
+    /// The fields of `record` as text. The first pass found the whole file
+    /// valid, so this can only fail if the file changed between the
+    /// passes.
+    pub(crate) fn fields<'d>(
+        &'d mut self,
+        record: &'d csv::ByteRecord,
+    ) -> io::Result<Vec<&'d str>> {
+        let changed = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the file is no longer valid text (changed while being read?)",
+            )
+        };
+        if self.encoding != Encoding::ShiftJis {
+            // UTF-8: the record is checked whole, once, and its fields cut
+            // from it (CSV splits only at ASCII bytes, so at character
+            // boundaries).
+            let whole = record.as_slice();
+            let text = std::str::from_utf8(whole).map_err(|_| changed())?;
+            return (0..record.len())
+                .map(|i| {
+                    record
+                        .range(i)
+                        .and_then(|r| text.get(r))
+                        .ok_or_else(changed)
+                })
+                .collect();
         }
-        Ok(false)
-    }
-}
-
-impl Read for ShiftJisReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.output_start == self.output_end && !self.refill()? {
-            return Ok(0);
+        self.text.clear();
+        self.ends.clear();
+        // A Shift_JIS byte becomes at most three of UTF-8. encoding_rs is
+        // fast once called; the call, not the decoding, is what a field of a
+        // few bytes costs, so the text goes into one buffer per thread.
+        self.text.reserve(record.as_slice().len() * 3);
+        for field in record {
+            let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
+            let (result, _) =
+                decoder.decode_to_string_without_replacement(field, &mut self.text, true);
+            if result != DecoderResult::InputEmpty {
+                return Err(changed());
+            }
+            self.ends.push(self.text.len());
         }
-        let n = buf.len().min(self.output_end - self.output_start);
-        buf[..n].copy_from_slice(&self.output[self.output_start..self.output_start + n]);
-        self.output_start += n;
-        Ok(n)
+        let mut out = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            out.push(self.text.get(start..end).ok_or_else(changed)?);
+            start = end;
+        }
+        Ok(out)
     }
-}
-
-/// The fields of a record read from a [`TextReader`], as text. The reader
-/// gives UTF-8 throughout (decoded from Shift_JIS, or found valid by the
-/// first pass), so records are read as bytes and checked here, on
-/// whichever thread checks the row, rather than by the CSV reader on the
-/// reading thread. The record is checked whole, once, and its fields cut
-/// from it (CSV splits only at ASCII bytes, so at character boundaries);
-/// this can only fail if the file changed between the passes.
-pub(crate) fn fields(record: &csv::ByteRecord) -> io::Result<Vec<&str>> {
-    let changed = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the file is no longer valid text (changed while being read?)",
-        )
-    };
-    let whole = record.as_slice();
-    let text = std::str::from_utf8(whole).map_err(|_| changed())?;
-    let mut out = Vec::with_capacity(record.len());
-    for field in record {
-        // Every field is a subslice of the record's buffer.
-        let start = (field.as_ptr() as usize)
-            .checked_sub(whole.as_ptr() as usize)
-            .ok_or_else(changed)?;
-        out.push(text.get(start..start + field.len()).ok_or_else(changed)?);
-    }
-    Ok(out)
 }

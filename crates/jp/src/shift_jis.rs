@@ -1,0 +1,198 @@
+//! Checking that bytes are Shift_JIS (CP932, the WHATWG `Shift_JIS` of
+//! `encoding_rs`) without decoding them, for a loader that must reject an
+//! undecodable file before loading any of it and would otherwise decode
+//! the whole file twice. The table of valid lead and trail byte pairs is
+//! built once from `encoding_rs` itself, so [`is_valid`] and [`Validator`]
+//! agree with it by construction; the tests compare them over every byte
+//! pair and random input.
+//!
+//! A valid file can then be split into records before it is decoded: the
+//! bytes CSV and TSV split at (tab, line feed, carriage return, `"` and
+//! `,`) are all below 0x40, and no Shift_JIS character has a second byte
+//! below 0x40, so every field of a valid file is whole characters.
+
+use std::sync::LazyLock;
+
+use encoding_rs::SHIFT_JIS;
+
+/// Lead bytes of two-byte characters: 0x81–0x9F and 0xE0–0xFC.
+fn lead_index(byte: u8) -> Option<usize> {
+    match byte {
+        0x81..=0x9F => Some(usize::from(byte - 0x81)),
+        0xE0..=0xFC => Some(usize::from(byte - 0xE0) + 31),
+        _ => None,
+    }
+}
+
+const LEADS: usize = 31 + 29;
+
+/// Whether each (lead, trail) pair is a character, as `encoding_rs`
+/// decodes it (with no error and to one character).
+struct PairTable(Box<[[bool; 256]; LEADS]>);
+
+static PAIRS: LazyLock<PairTable> = LazyLock::new(|| {
+    let mut table = Box::new([[false; 256]; LEADS]);
+    for lead in (0x81..=0x9Fu8).chain(0xE0..=0xFC) {
+        let Some(row) = lead_index(lead) else {
+            continue;
+        };
+        for trail in 0x40..=0xFCu8 {
+            let pair = [lead, trail];
+            let (text, malformed) = SHIFT_JIS.decode_without_bom_handling(&pair);
+            table[row][usize::from(trail)] = !malformed && text.chars().count() == 1;
+        }
+    }
+    PairTable(table)
+});
+
+impl PairTable {
+    fn is_pair(&self, lead: usize, trail: u8) -> bool {
+        self.0[lead][usize::from(trail)]
+    }
+}
+
+/// A one-byte character: ASCII, 0x80 (U+0080, as WHATWG maps it) and the
+/// half-width katakana 0xA1–0xDF.
+fn is_single(byte: u8) -> bool {
+    matches!(byte, 0x00..=0x80 | 0xA1..=0xDF)
+}
+
+/// Checks bytes without decoding them. A stream cut into pieces is checked
+/// with a [`Validator`].
+pub fn is_valid(bytes: &[u8]) -> bool {
+    let mut validator = Validator::default();
+    validator.feed(bytes) && validator.finish()
+}
+
+/// Checks a stream of Shift_JIS fed in pieces, cut anywhere.
+#[derive(Debug, Default, Clone)]
+pub struct Validator {
+    /// A lead byte that ended the previous piece.
+    lead: Option<usize>,
+}
+
+impl Validator {
+    /// False once the stream so far is not valid Shift_JIS.
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        let pairs = &*PAIRS;
+        let mut i = 0;
+        if let Some(lead) = self.lead.take() {
+            match bytes.first() {
+                None => {
+                    self.lead = Some(lead);
+                    return true;
+                }
+                Some(&trail) if pairs.is_pair(lead, trail) => i = 1,
+                Some(_) => return false,
+            }
+        }
+        while i < bytes.len() {
+            // Eight ASCII bytes at a time: most of a CSV's bytes are.
+            if let Some(word) = bytes.get(i..i + 8) {
+                let word = u64::from_le_bytes(word.try_into().unwrap_or([0x80; 8]));
+                if word & 0x8080_8080_8080_8080 == 0 {
+                    i += 8;
+                    continue;
+                }
+            }
+            let byte = bytes[i];
+            if byte.is_ascii() {
+                i += 1;
+            } else if let Some(lead) = lead_index(byte) {
+                match bytes.get(i + 1) {
+                    None => {
+                        self.lead = Some(lead);
+                        return true;
+                    }
+                    Some(&trail) if pairs.is_pair(lead, trail) => i += 2,
+                    Some(_) => return false,
+                }
+            } else if is_single(byte) {
+                i += 1;
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// False when the stream ended inside a two-byte character.
+    pub fn finish(&self) -> bool {
+        self.lead.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference(bytes: &[u8]) -> Option<String> {
+        SHIFT_JIS
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|text| text.into_owned())
+    }
+
+    #[test]
+    fn every_one_and_two_byte_sequence_agrees_with_encoding_rs() {
+        for first in 0..=255u8 {
+            assert_eq!(
+                is_valid(&[first]),
+                reference(&[first]).is_some(),
+                "{first:02X}"
+            );
+            for second in 0..=255u8 {
+                let pair = [first, second];
+                assert_eq!(is_valid(&pair), reference(&pair).is_some(), "{pair:02X?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_real_text_is_valid_and_a_cut_character_is_not() {
+        let text = "指定緊急避難場所,ｼﾔｸｼﾖ,①髙橋,０５４-６２６,\u{80}";
+        let (bytes, _, lossy) = SHIFT_JIS.encode(text);
+        assert!(!lossy);
+        assert!(is_valid(&bytes));
+        assert!(!is_valid(&bytes[..1]));
+        assert!(!is_valid(b"ab\x82,"));
+    }
+
+    /// Bytes weighted towards the ranges where Shift_JIS is subtle.
+    fn sjis_like() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                0x20..0x7Fu8,
+                0x80..=0x80u8,
+                0x81..=0x9Fu8,
+                0xA0..=0xDFu8,
+                0xE0..=0xFFu8,
+                0x40..=0xFCu8,
+            ],
+            0..40,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn validating_agrees_with_encoding_rs(bytes in sjis_like()) {
+            prop_assert_eq!(is_valid(&bytes), reference(&bytes).is_some());
+        }
+
+        /// A stream cut anywhere is judged as the whole.
+        #[test]
+        fn validating_in_pieces_agrees_with_encoding_rs(bytes in sjis_like(), cuts in proptest::collection::vec(0..40usize, 0..4)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut validator = Validator::default();
+            let mut from = 0;
+            let mut ok = true;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                ok = ok && validator.feed(&bytes[from..cut]);
+                from = cut;
+            }
+            ok = ok && validator.finish();
+            prop_assert_eq!(ok, reference(&bytes).is_some());
+        }
+    }
+}
