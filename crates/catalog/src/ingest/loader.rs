@@ -66,7 +66,7 @@ impl RowWork {
                         row,
                         line,
                         column: Some(i + 1),
-                        column_name: Some(self.header.get(i).cloned().unwrap_or_default()),
+                        column_name: None,
                         severity: Severity::Error,
                         code: "not-stored",
                         original: String::new(),
@@ -129,7 +129,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         options: &Options,
     ) -> Result<Loader<'s, S>, IngestError<S::Error>> {
         let checker = RowChecker::new(&header, &header_match);
-        let mut report = ReportBuilder::new(options.max_issue_details);
+        let mut report = ReportBuilder::new(options.max_issue_details, &header);
         report.extend(early_issues);
         report.extend(checker.header_issues(&header, &header_match, header_line));
         let (fields, columns) = columns::plan_columns(&header, &header_match);

@@ -107,12 +107,23 @@ pub(crate) struct ReportBuilder {
 }
 
 impl ReportBuilder {
-    pub(crate) fn new(cap: usize) -> ReportBuilder {
+    /// `header` names the columns counted, so that issues checked without
+    /// details need not carry the name.
+    pub(crate) fn new(cap: usize, header: &[String]) -> ReportBuilder {
+        let by_column = header
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ColumnCounts {
+                column: i + 1,
+                name: name.clone(),
+                ..ColumnCounts::default()
+            })
+            .collect();
         ReportBuilder {
             cap,
             issues: Vec::new(),
             by_code: BTreeMap::new(),
-            by_column: Vec::new(),
+            by_column,
             totals: Counts::default(),
         }
     }
