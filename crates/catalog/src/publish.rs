@@ -798,7 +798,7 @@ fn value_of(cell: &Cell, ty: ColumnType) -> Option<Value> {
             "@type": "DateTime",
             "@value": t.format("%Y-%m-%dT%H:%M:%S").to_string()
         })),
-        Cell::Json(v) => (!v.is_null()).then(|| v.clone()),
+        Cell::Json(v) => (!v.is_null()).then(|| Value::clone(v)),
     }
 }
 

@@ -87,7 +87,7 @@ fn param(cell: Cell, column_type: ColumnType) -> Param {
         Cell::Bool(b) => Box::new(b),
         Cell::Date(date) => Box::new(date),
         Cell::Timestamp(at) => Box::new(at),
-        Cell::Json(value) => Box::new(value),
+        Cell::Json(value) => Box::new(*value),
     }
 }
 
@@ -116,7 +116,7 @@ fn cell_at(row: &Row, index: usize, column_type: ColumnType) -> Result<Cell, Sto
         ColumnType::Bool => get(row, index, Cell::Bool),
         ColumnType::Date => get(row, index, Cell::Date),
         ColumnType::Timestamp => get(row, index, Cell::Timestamp),
-        ColumnType::Json => get(row, index, Cell::Json),
+        ColumnType::Json => get(row, index, |v: Value| Cell::Json(Box::new(v))),
     }
 }
 
@@ -130,14 +130,16 @@ fn answer_cell(value: Value, column_type: &Type) -> Cell {
     };
     match value {
         Value::Null => Cell::Null,
-        _ if *column_type == Type::JSON || *column_type == Type::JSONB => Cell::Json(value),
+        _ if *column_type == Type::JSON || *column_type == Type::JSONB => {
+            Cell::Json(Box::new(value))
+        }
         Value::Number(_) if *column_type == Type::FLOAT4 || *column_type == Type::FLOAT8 => {
             value.as_f64().map_or(Cell::Null, Cell::Numeric)
         }
         Value::Number(_) => number(&value),
         Value::String(text) => Cell::Text(text),
         Value::Bool(b) => Cell::Bool(b),
-        other => Cell::Json(other),
+        other => Cell::Json(Box::new(other)),
     }
 }
 

@@ -117,7 +117,9 @@ fn cell_at(row: &Row<'_>, index: usize, column_type: ColumnType) -> rusqlite::Re
         (_, ColumnType::Timestamp) => Cell::Timestamp(
             NaiveDateTime::parse_from_str(text()?, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| bad())?,
         ),
-        (_, ColumnType::Json) => Cell::Json(serde_json::from_str(text()?).map_err(|_| bad())?),
+        (_, ColumnType::Json) => {
+            Cell::Json(Box::new(serde_json::from_str(text()?).map_err(|_| bad())?))
+        }
         _ => return Err(bad()),
     })
 }

@@ -422,7 +422,9 @@ pub async fn every_column_type_reads_back_typed_in_id_order(store: &DatastoreTes
         Cell::Bool(true),
         Cell::Date(day),
         Cell::Timestamp(timestamp(date(2024, 4, 1), 9, 30, 15, 123_456)),
-        Cell::Json(json!({"floors": [1, 2], "note": "津波", "ok": null})),
+        Cell::Json(Box::new(
+            json!({"floors": [1, 2], "note": "津波", "ok": null}),
+        )),
     ];
     let second = vec![
         text(""),
@@ -431,7 +433,7 @@ pub async fn every_column_type_reads_back_typed_in_id_order(store: &DatastoreTes
         Cell::Bool(false),
         Cell::Date(date(1989, 1, 8)),
         Cell::Timestamp(timestamp(date(2000, 2, 29), 0, 0, 0, 0)),
-        Cell::Json(json!("text")),
+        Cell::Json(Box::new(json!("text"))),
     ];
     let names: Vec<String> = ColumnType::ALL
         .iter()
@@ -446,7 +448,7 @@ pub async fn every_column_type_reads_back_typed_in_id_order(store: &DatastoreTes
         Vec::new(),
         // A JSON null is a value, not a missing one; an integer fits a numeric column.
         row(&[
-            ("json_value", Cell::Json(json!(null))),
+            ("json_value", Cell::Json(Box::new(json!(null)))),
             ("numeric_value", Cell::Int(7)),
         ]),
     ];
@@ -476,7 +478,7 @@ pub async fn every_column_type_reads_back_typed_in_id_order(store: &DatastoreTes
     assert_eq!(page.rows[2][1..], vec![Cell::Null; 7][..]);
     let mut fourth = vec![Cell::Null; 7];
     fourth[2] = Cell::Numeric(7.0);
-    fourth[6] = Cell::Json(json!(null));
+    fourth[6] = Cell::Json(Box::new(json!(null)));
     assert_eq!(page.rows[3][1..], fourth[..]);
     assert_eq!(page.total, None);
 }

@@ -54,7 +54,7 @@ pub fn cell_from_json(column_type: ColumnType, value: &Value) -> Result<Cell, &'
             .and_then(parse_timestamp)
             .map(Cell::Timestamp)
             .ok_or("a timestamp (ISO 8601)"),
-        ColumnType::Json => Ok(Cell::Json(value.clone())),
+        ColumnType::Json => Ok(Cell::Json(Box::new(value.clone()))),
     }
 }
 
@@ -166,7 +166,7 @@ pub fn cell_to_json(cell: &Cell) -> Value {
         Cell::Bool(flag) => Value::Bool(*flag),
         Cell::Date(date) => Value::String(format_date(*date)),
         Cell::Timestamp(stamp) => Value::String(format_timestamp(*stamp)),
-        Cell::Json(value) => value.clone(),
+        Cell::Json(value) => Value::clone(value),
     }
 }
 

@@ -144,7 +144,7 @@ pub(crate) fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'
             .map(Cell::Timestamp)
             .map_err(|_| value),
         ColumnType::Json => match serde_json::from_str(&value) {
-            Ok(v) => Ok(Cell::Json(v)),
+            Ok(v) => Ok(Cell::Json(Box::new(v))),
             Err(_) => Err(value),
         },
     }

@@ -85,7 +85,7 @@ fn cells_render_as_ckan_json() {
         json!("2024-04-01T09:30:00.000001")
     );
     assert_eq!(
-        cell_to_json(&Cell::Json(json!({"a": [1]}))),
+        cell_to_json(&Cell::Json(Box::new(json!({"a": [1]})))),
         json!({"a": [1]})
     );
 }
