@@ -11,8 +11,9 @@
 //! - `upload`: the whole path, `resource_create` multipart to the running renkei,
 //!   spooled, ingested and written into the SQLite (or PostgreSQL) datastore.
 //!
-//! The peak resident set during each ingest is sampled (every 5 ms) and compared
-//! between the two file sizes.
+//! The first three are measured in turn, three rounds, and the median of each counts.
+//! The peak resident set during each ingest is sampled (every 5 ms); the highest of
+//! the rounds is compared between the two file sizes.
 
 use super::file::{self, Written};
 use super::{action_result, call, start, CatalogRenkei};
@@ -264,41 +265,61 @@ async fn measure_size(path: PathBuf, rows: usize, label: &str) -> Result<SizeRun
         written.bytes as f64 / (1024.0 * 1024.0),
         seconds(started.elapsed())
     );
-    let mut baselines = Vec::new();
-    for decode in [false, true] {
-        let target = path.clone();
-        let started = Instant::now();
-        let (read, _) = tokio::task::spawn_blocking(move || csv_baseline(&target, decode))
-            .await
-            .map_err(|e| BenchError::Worker(format!("csv baseline: {e}")))??;
-        let name = if decode { "csv-decode" } else { "csv-raw" };
-        if read != rows {
+    // csv-raw, csv-decode and ingest, in turn, every round.
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut last_report = None;
+    let mut ingest_rss: Option<(u64, u64)> = None;
+    for _ in 0..ROUNDS {
+        for (slot, decode) in [(0, false), (1, true)] {
+            let target = path.clone();
+            let started = Instant::now();
+            let (read, _) = tokio::task::spawn_blocking(move || csv_baseline(&target, decode))
+                .await
+                .map_err(|e| BenchError::Worker(format!("csv baseline: {e}")))??;
+            if read != rows {
+                return Err(BenchError::Startup {
+                    what: "csv baseline",
+                    detail: format!("read {read} rows of {rows}"),
+                });
+            }
+            times[slot].push(started.elapsed());
+        }
+        let sampler = RssPeak::start();
+        let (elapsed, report) = ingest_file(path.clone()).await?;
+        let (before, growth) = sampler.stop();
+        if report.rows != rows as u64 {
             return Err(BenchError::Startup {
-                what: "csv baseline",
-                detail: format!("read {read} rows of {rows}"),
+                what: "catalog ingest",
+                detail: format!("loaded {} rows of {rows}", report.rows),
             });
         }
-        baselines.push(one_run(&format!("{name}-{label}"), started.elapsed(), rows));
+        // The highest growth of any round: memory is judged by its worst.
+        ingest_rss = Some(ingest_rss.map_or((before, growth), |(b, g)| (b, g.max(growth))));
+        times[2].push(elapsed);
+        last_report = Some(report);
     }
-    let sampler = RssPeak::start();
-    let (elapsed, report) = ingest_file(path).await?;
-    let ingest_rss = sampler.stop();
-    if report.rows != rows as u64 {
-        return Err(BenchError::Startup {
-            what: "catalog ingest",
-            detail: format!("loaded {} rows of {rows}", report.rows),
-        });
-    }
-    let decode = baselines.pop().expect("two baselines");
-    let raw = baselines.pop().expect("two baselines");
+    let [raw, decode, ingest] = times.map(median);
+    let (Some(report), Some(ingest_rss)) = (last_report, ingest_rss) else {
+        return Err(BenchError::Worker("no ingest round ran".into()));
+    };
     Ok(SizeRun {
         written,
-        raw,
-        decode,
-        ingest: one_run(&format!("ingest-{label}"), elapsed, rows),
+        raw: one_run(&format!("csv-raw-{label}"), raw, rows),
+        decode: one_run(&format!("csv-decode-{label}"), decode, rows),
+        ingest: one_run(&format!("ingest-{label}"), ingest, rows),
         report,
         ingest_rss,
     })
+}
+
+/// Rounds of each measurement, taken in turn, of which the median counts: one run of a
+/// few seconds on a shared 2-core machine varies by ±15 %, more than most changes
+/// worth measuring.
+const ROUNDS: usize = 3;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// `catalog-ingest` with a `rows`-row file (and a tenth of it for memory).
@@ -392,8 +413,8 @@ pub async fn ingest(s: &Settings, rows: usize, upload_rows: usize) -> Result<Out
     let schema = full.report.schema.as_ref().map_or("none", |s| s.id);
     out.notes.push(format!(
         "catalog-ingest: {} rows × {} columns of {} in Shift_JIS, {:.1} MiB (tenth: {} rows, {:.1} MiB); \
-         recognised as {schema}; {} errors, {} warnings; csv-raw = csv::ByteRecord over the \
-         Shift_JIS bytes (no decoding), csv-decode = the same plus encoding_rs decoding of every \
+         recognised as {schema}; {} errors, {} warnings; medians of {ROUNDS} rounds taken in \
+         turn; csv-raw = csv::ByteRecord over the Shift_JIS bytes (no decoding), csv-decode = the same plus encoding_rs decoding of every \
          field; ingest = catalog::ingest::ingest (sniff, decode, recognise, normalise, validate, \
          type) into a sink that drops the batches; upload = package_create + resource_create \
          multipart of the first --upload-rows rows (and a tenth of them) into the {} datastore",
