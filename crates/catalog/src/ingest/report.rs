@@ -107,8 +107,9 @@ pub(crate) struct ReportBuilder {
 }
 
 impl ReportBuilder {
-    /// `header` names the columns counted, so that issues checked without
-    /// details need not carry the name.
+    /// `header` names the columns counted: the names come from it alone, so
+    /// that issues checked without details need not carry them (a column
+    /// beyond the header has none).
     pub(crate) fn new(cap: usize, header: &[String]) -> ReportBuilder {
         let by_column = header
             .iter()
@@ -144,11 +145,6 @@ impl ReportBuilder {
                     }));
             }
             let counts = &mut self.by_column[column - 1];
-            if counts.name.is_empty() {
-                if let Some(name) = &issue.column_name {
-                    counts.name.clone_from(name);
-                }
-            }
             match issue.severity {
                 Severity::Error => counts.errors += 1,
                 Severity::Warning => counts.warnings += 1,
