@@ -123,19 +123,24 @@ impl SqliteStore {
     /// connection is free, else like [`SqliteStore::read`]. Such a read takes
     /// microseconds, less than handing it to a blocking thread and waking the task
     /// again, which was a fifth of the CPU time of retrieving an entity. Scans never
-    /// come here: they may take long enough to hold up the other tasks of this thread.
+    /// come here: they may take long enough to hold up the other tasks of this thread
+    /// (a query reads only its first part on this thread, within a [`Budget`]).
     async fn read_by_key<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        if let Ok(_slot) = self.read_slots.try_acquire() {
-            if let Some(conn) = self.readers.take() {
-                let result = work(&conn);
-                self.readers.put_back(conn);
-                return result;
-            }
+        if let Some((_slot, conn)) = self.try_warm_reader() {
+            let result = work(&conn);
+            self.readers.put_back(conn);
+            return result;
         }
         self.read(work).await
+    }
+
+    /// A read slot and a warm pooled connection, if both are free now.
+    fn try_warm_reader(&self) -> Option<(tokio::sync::OwnedSemaphorePermit, Connection)> {
+        let slot = self.read_slots.clone().try_acquire_owned().ok()?;
+        Some((slot, self.readers.take()?))
     }
 }
 
@@ -153,6 +158,76 @@ impl ReaderPool {
 
     fn put_back(&self, conn: Connection) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+    }
+
+    /// Ends the read transaction [`scan_first_part`] opened and keeps the connection, unless
+    /// the transaction could not be ended: a connection left inside one would hold its
+    /// old snapshot (and keep the WAL from being checkpointed), so it is closed.
+    fn end_read_and_put_back(&self, conn: Connection) {
+        let ended = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut statement| statement.execute([]));
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "cannot end a SQLite read transaction");
+        }
+        if conn.is_autocommit() {
+            self.put_back(conn);
+        }
+    }
+}
+
+/// The first part of a scan that may be resumed: opens a read transaction, so that
+/// every statement until [`ReaderPool::end_read_and_put_back`] reads the same snapshot,
+/// then scans within `budget`.
+fn scan_first_part(
+    conn: &Connection,
+    tenant: &Tenant,
+    query: &EntityQuery,
+    budget: Budget,
+    visit: impl FnMut(i64, Entity) -> bool,
+) -> Result<ScanEnd, StoreError> {
+    conn.prepare_cached("BEGIN")
+        .and_then(|mut statement| statement.execute([]))
+        .map_err(StoreError::backend)?;
+    scan(conn, tenant, query, None, Some(budget), visit)
+}
+
+/// Collects the page a query asks for as a scan visits the matches: the entities from
+/// `offset` on, `limit` of them, and the number of matches if asked.
+struct PageBuilder {
+    page: EntityPage,
+    seen: usize,
+    offset: usize,
+    end: usize,
+    count: bool,
+}
+
+impl PageBuilder {
+    fn new(query: &EntityQuery) -> PageBuilder {
+        PageBuilder {
+            page: EntityPage::default(),
+            seen: 0,
+            offset: query.offset,
+            end: query.offset.saturating_add(query.limit),
+            count: query.count,
+        }
+    }
+
+    /// Takes one match; answers whether the scan should go on.
+    fn visit(&mut self, entity: Entity) -> bool {
+        if self.seen >= self.offset && self.seen < self.end {
+            self.page.entities.push(entity);
+        }
+        self.seen += 1;
+        // Without a count, there is no need to read past the page.
+        self.count || self.seen < self.end
+    }
+
+    fn finish(mut self) -> EntityPage {
+        if self.count {
+            self.page.total = Some(self.seen as u64);
+        }
+        self.page
     }
 }
 
@@ -181,16 +256,77 @@ fn type_union(types: &TypeExpr) -> Option<Vec<String>> {
     }
 }
 
+/// How much of a scan may run before it pauses (see [`SqliteStore::query_entities`]):
+/// at most `rows` candidates decoded, and at most `vm_ticks` times
+/// [`VM_TICK`] SQLite virtual machine instructions, which bounds the time SQL spends
+/// between two candidates when the indexes narrow poorly.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    rows: usize,
+    vm_ticks: u32,
+}
+
+/// How many SQLite instructions make one tick of a [`Budget`].
+const VM_TICK: std::os::raw::c_int = 1000;
+
+/// How far a query runs on the calling async thread: about a millisecond of work,
+/// enough for a page of 20 (the usual size) of well-narrowed candidates.
+const INLINE_BUDGET: Budget = Budget {
+    rows: 64,
+    vm_ticks: 50,
+};
+
+/// How a [`scan`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanEnd {
+    /// Every candidate was visited, or `visit` asked to stop.
+    Finished,
+    /// The budget ran out; the scan goes on with the candidates after `last_seq`.
+    Paused { last_seq: Option<i64> },
+}
+
 /// Streams the tenant's candidate entities for a query in creation order, calling
-/// `visit` with each one that matches; `visit` returns false to stop.
+/// `visit` with each one that matches; `visit` returns false to stop. Only candidates
+/// after `after_seq` are read (to resume a paused scan); with a `budget`, the scan
+/// pauses once it is spent.
 fn scan(
     conn: &Connection,
     tenant: &Tenant,
     query: &EntityQuery,
+    after_seq: Option<i64>,
+    budget: Option<Budget>,
+    visit: impl FnMut(i64, Entity) -> bool,
+) -> Result<ScanEnd, StoreError> {
+    let Some(budget) = budget else {
+        return scan_rows(conn, tenant, query, after_seq, usize::MAX, visit);
+    };
+    let mut ticks = 0u32;
+    conn.progress_handler(
+        VM_TICK,
+        Some(move || {
+            ticks += 1;
+            ticks > budget.vm_ticks
+        }),
+    );
+    let end = scan_rows(conn, tenant, query, after_seq, budget.rows, visit);
+    conn.progress_handler(0, None::<fn() -> bool>);
+    end
+}
+
+fn scan_rows(
+    conn: &Connection,
+    tenant: &Tenant,
+    query: &EntityQuery,
+    after_seq: Option<i64>,
+    max_rows: usize,
     mut visit: impl FnMut(i64, Entity) -> bool,
-) -> Result<(), StoreError> {
+) -> Result<ScanEnd, StoreError> {
     let mut sql = String::from("SELECT e.seq, e.doc FROM entities e WHERE e.tenant = ?");
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
+    if let Some(seq) = after_seq {
+        sql.push_str(" AND e.seq > ?");
+        args.push(SqlValue::Integer(seq));
+    }
     // Narrowing conditions first, each answered by an index; the matcher decides.
     if let Some(b) = query.geo_q.as_ref().and_then(geo_prefilter) {
         // The R*Tree drives: few rows are near any one place.
@@ -234,15 +370,32 @@ fn scan(
     let mut rows = statement
         .query(params_from_iter(args))
         .map_err(StoreError::backend)?;
-    while let Some(row) = rows.next().map_err(StoreError::backend)? {
+    let mut last_seq = after_seq;
+    let mut decoded = 0usize;
+    loop {
+        if decoded == max_rows {
+            return Ok(ScanEnd::Paused { last_seq });
+        }
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(ScanEnd::Finished),
+            // Only a budget's progress handler interrupts a read.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                return Ok(ScanEnd::Paused { last_seq });
+            }
+            Err(e) => return Err(StoreError::backend(e)),
+        };
         let seq: i64 = row.get(0).map_err(StoreError::backend)?;
         let doc: String = row.get(1).map_err(StoreError::backend)?;
         let entity = decode(&doc)?;
+        decoded += 1;
+        last_seq = Some(seq);
         if matcher.matches(&entity) && !visit(seq, entity) {
-            break;
+            return Ok(ScanEnd::Finished);
         }
     }
-    Ok(())
 }
 
 /// The most attribute conditions (or names of `attrs`) one narrowing renders, two
@@ -565,23 +718,46 @@ impl EntityStore for SqliteStore {
         tenant: &Tenant,
         query: &EntityQuery,
     ) -> Result<EntityPage, StoreError> {
-        let (tenant, query) = (tenant.clone(), query.clone());
-        self.read(move |conn| {
-            let mut page = EntityPage::default();
-            let mut seen = 0usize;
-            let end = query.offset.saturating_add(query.limit);
-            scan(conn, &tenant, &query, |_, entity| {
-                if seen >= query.offset && seen < end {
-                    page.entities.push(entity);
-                }
-                seen += 1;
-                // Without a count, there is no need to read past the page.
-                query.count || seen < end
-            })?;
-            if query.count {
-                page.total = Some(seen as u64);
+        let mut page = PageBuilder::new(query);
+        // A count reads every match, so it goes to a blocking thread at once.
+        let inline = if query.count {
+            None
+        } else {
+            self.try_warm_reader()
+        };
+        let Some((slot, conn)) = inline else {
+            let (tenant, query) = (tenant.clone(), query.clone());
+            return self
+                .read(move |conn| {
+                    scan(conn, &tenant, &query, None, None, |_, e| page.visit(e))?;
+                    Ok(page.finish())
+                })
+                .await;
+        };
+        // The first part of the page is read here, within a budget: most pages are
+        // done by then, and reading them on this thread saves handing the read to a
+        // blocking thread, and the decoded entities from one thread's allocator to
+        // another's (together a quarter of the CPU time of a query). A read that needs
+        // more goes on on a blocking thread, in the same read transaction, so the page
+        // comes from one snapshot.
+        let first = scan_first_part(&conn, tenant, query, INLINE_BUDGET, |_, e| page.visit(e));
+        let last_seq = match first {
+            Ok(ScanEnd::Paused { last_seq }) => last_seq,
+            Ok(ScanEnd::Finished) => {
+                self.readers.end_read_and_put_back(conn);
+                return Ok(page.finish());
             }
-            Ok(page)
+            Err(e) => {
+                self.readers.end_read_and_put_back(conn);
+                return Err(e);
+            }
+        };
+        let (tenant, query, readers) = (tenant.clone(), query.clone(), self.readers.clone());
+        blocking(move || {
+            let _slot = slot;
+            let rest = scan(&conn, &tenant, &query, last_seq, None, |_, e| page.visit(e));
+            readers.end_read_and_put_back(conn);
+            rest.map(|_| page.finish())
         })
         .await
     }
@@ -599,7 +775,7 @@ impl EntityStore for SqliteStore {
                 let now = temporal::now();
                 // The entities are kept for their deletion records and the change log.
                 let mut doomed = Vec::new();
-                scan(tx, &tenant, &query, |seq, entity| {
+                scan(tx, &tenant, &query, None, None, |seq, entity| {
                     doomed.push((seq, entity));
                     true
                 })?;
@@ -628,14 +804,21 @@ impl EntityStore for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn| {
             let mut by_type: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
-            scan(conn, &tenant, &EntityQuery::default(), |_, entity| {
-                for t in &entity.types {
-                    let (count, attrs) = by_type.entry(t.clone()).or_default();
-                    *count += 1;
-                    attrs.extend(entity.attributes.keys().cloned());
-                }
-                true
-            })?;
+            scan(
+                conn,
+                &tenant,
+                &EntityQuery::default(),
+                None,
+                None,
+                |_, entity| {
+                    for t in &entity.types {
+                        let (count, attrs) = by_type.entry(t.clone()).or_default();
+                        *count += 1;
+                        attrs.extend(entity.attributes.keys().cloned());
+                    }
+                    true
+                },
+            )?;
             Ok(by_type
                 .into_iter()
                 .map(|(type_iri, (entity_count, attrs))| TypeStats {
@@ -653,15 +836,22 @@ impl EntityStore for SqliteStore {
         self.read(move |conn| {
             let mut by_attr: BTreeMap<String, (u64, BTreeSet<String>, BTreeSet<String>)> =
                 BTreeMap::new();
-            scan(conn, &tenant, &EntityQuery::default(), |_, entity| {
-                for (name, instances) in &entity.attributes {
-                    let (count, kinds, types) = by_attr.entry(name.clone()).or_default();
-                    *count += 1;
-                    kinds.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
-                    types.extend(entity.types.iter().cloned());
-                }
-                true
-            })?;
+            scan(
+                conn,
+                &tenant,
+                &EntityQuery::default(),
+                None,
+                None,
+                |_, entity| {
+                    for (name, instances) in &entity.attributes {
+                        let (count, kinds, types) = by_attr.entry(name.clone()).or_default();
+                        *count += 1;
+                        kinds.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
+                        types.extend(entity.types.iter().cloned());
+                    }
+                    true
+                },
+            )?;
             Ok(by_attr
                 .into_iter()
                 .map(
@@ -725,5 +915,169 @@ impl EntityStore for SqliteStore {
                     .map_err(StoreError::backend)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pausing and resuming a scan (see [`Budget`]); the conformance suite checks the
+    //! pages themselves.
+
+    use super::*;
+    use ngsi_ld::model::{Attribute, AttributeValue};
+    use ngsi_ld::query::{AttrPath, QExpr, QOp, QTerm, QValue};
+
+    const SHELTER: &str = "https://ex.org/Shelter";
+    const CAPACITY: &str = "https://ex.org/capacity";
+
+    /// A store holding `n` shelters, `urn:s:0` … in creation order, each with its
+    /// number as `capacity`; and a read connection of its own.
+    async fn store_of(n: usize) -> (SqliteStore, Connection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shelters = (0..n).map(|i| {
+            let id = format!("urn:s:{i}");
+            let mut e = Entity::new(id.clone(), vec![SHELTER.to_owned()]);
+            let capacity = AttributeValue::Property(serde_json::json!(i));
+            e.attributes
+                .insert(CAPACITY.to_owned(), vec![Attribute::new(capacity)]);
+            Modification::new(id, move |_| Ok(Write::Put(e)))
+        });
+        let written = store
+            .modify(&Tenant::default_tenant(), shelters.collect())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        (store, conn, dir)
+    }
+
+    fn shelters() -> EntityQuery {
+        EntityQuery {
+            types: Some(TypeExpr::Type(SHELTER.to_owned())),
+            limit: usize::MAX,
+            ..EntityQuery::default()
+        }
+    }
+
+    /// Runs one part of a scan, returning how it ended and the ids it visited.
+    fn part(
+        conn: &Connection,
+        query: &EntityQuery,
+        after_seq: Option<i64>,
+        budget: Option<Budget>,
+    ) -> (ScanEnd, Vec<String>) {
+        let mut ids = Vec::new();
+        let end = scan(
+            conn,
+            &Tenant::default_tenant(),
+            query,
+            after_seq,
+            budget,
+            |_, e| {
+                ids.push(e.id);
+                true
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (end, ids)
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("urn:s:{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_scan_paused_by_its_row_budget_resumes_after_the_last_row_it_read() {
+        let (_store, conn, _dir) = store_of(100).await;
+        let budget = Budget {
+            rows: 7,
+            vm_ticks: u32::MAX,
+        };
+        let (end, first) = part(&conn, &shelters(), None, Some(budget));
+        assert_eq!(first, ids(0..7));
+        let ScanEnd::Paused { last_seq } = end else {
+            panic!("a scan of 100 within a budget of 7 rows ended: {end:?}");
+        };
+        let (end, rest) = part(&conn, &shelters(), last_seq, None);
+        assert_eq!(end, ScanEnd::Finished);
+        assert_eq!(rest, ids(7..100));
+    }
+
+    #[tokio::test]
+    async fn a_scan_interrupted_inside_sql_resumes_without_losing_a_match() {
+        let (_store, conn, _dir) = store_of(2000).await;
+        let last_five = EntityQuery {
+            q: Some(QExpr::Term(QTerm {
+                path: AttrPath {
+                    attr: CAPACITY.to_owned(),
+                    sub_attrs: Vec::new(),
+                    trailing: Vec::new(),
+                },
+                comparison: Some((QOp::Ge, QValue::Number(1995.0))),
+            })),
+            ..shelters()
+        };
+        // SQL passes 1,995 candidates before the first match, far more than one tick.
+        let budget = Budget {
+            rows: 64,
+            vm_ticks: 0,
+        };
+        let (end, first) = part(&conn, &last_five, None, Some(budget));
+        let ScanEnd::Paused { last_seq } = end else {
+            panic!("a scan with no instructions to spend ended: {end:?}");
+        };
+        // The budget's progress handler is gone: the rest runs to its end.
+        let (end, rest) = part(&conn, &last_five, last_seq, None);
+        assert_eq!(end, ScanEnd::Finished);
+        assert_eq!([first, rest].concat(), ids(1995..2000));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_scan_reads_the_snapshot_its_first_part_read() {
+        let (store, conn, _dir) = store_of(100).await;
+        let tenant = Tenant::default_tenant();
+        let budget = Budget {
+            rows: 10,
+            vm_ticks: u32::MAX,
+        };
+        let mut first = Vec::new();
+        let end = scan_first_part(&conn, &tenant, &shelters(), budget, |_, e| {
+            first.push(e.id);
+            true
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ScanEnd::Paused { last_seq } = end else {
+            panic!("{end:?}");
+        };
+        // Between the parts: one entity after the pause deleted, one created.
+        let gone = EntityQuery {
+            ids: vec!["urn:s:50".to_owned()],
+            ..shelters()
+        };
+        let deleted = store.delete_matching(&tenant, &gone).await;
+        assert_eq!(deleted.unwrap_or_else(|e| panic!("{e}")), 1);
+        let late = Entity::new("urn:s:late", vec![SHELTER.to_owned()]);
+        store
+            .create_entity(&tenant, late)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, rest) = part(&conn, &shelters(), last_seq, None);
+        assert_eq!([first, rest].concat(), ids(0..100));
+        let readers = ReaderPool::default();
+        readers.end_read_and_put_back(conn);
+        let conn = readers
+            .take()
+            .unwrap_or_else(|| panic!("the reader was not kept"));
+        let (_, after) = part(&conn, &shelters(), None, None);
+        let expected: Vec<String> = ids(0..50)
+            .into_iter()
+            .chain(ids(51..100))
+            .chain(["urn:s:late".to_owned()])
+            .collect();
+        assert_eq!(after, expected);
     }
 }

@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
             query_by_scope_q,
             query_by_geo_q_near_and_within,
             paging_follows_creation_order_and_counts_the_total,
+            a_long_page_is_whole_and_in_creation_order,
             a_replaced_entity_keeps_its_place_in_creation_order,
             delete_matching_deletes_only_the_matches,
             type_and_attribute_stats,
@@ -841,6 +842,42 @@ pub async fn query_by_geo_q_near_and_within(store: &TestStore) {
             .collect::<Vec<_>>(),
         ["urn:s1", "urn:s2"]
     );
+}
+
+/// A page longer than the part of a read a backend may do before moving it elsewhere
+/// (the SQLite backend reads the first 64 candidates on the calling thread), and one
+/// whose matches are rare among many candidates: whole, in creation order, each match
+/// once.
+pub async fn a_long_page_is_whole_and_in_creation_order(store: &TestStore) {
+    let tenant = Tenant::default_tenant();
+    let created: Vec<String> = (0..300).map(|i| format!("urn:long:{i}")).collect();
+    for (i, id) in created.iter().enumerate() {
+        create(
+            store,
+            &tenant,
+            with_property(entity(id, &[SHELTER]), CAPACITY, json!(i)),
+        )
+        .await;
+    }
+    let page = |offset, limit| EntityQuery {
+        types: types_or(&[SHELTER]),
+        offset,
+        limit,
+        ..EntityQuery::default()
+    };
+    assert_eq!(ids(store, page(10, 200)).await, created[10..210]);
+    // Every tenth entity matches: no index can tell, so all 300 are candidates.
+    let tenths = EntityQuery {
+        id_pattern: Some(r"^urn:long:\d*0$".to_owned()),
+        ..page(0, 1000)
+    };
+    let expected: Vec<String> = created.iter().step_by(10).cloned().collect();
+    assert_eq!(ids(store, tenths).await, expected);
+    let last_few = EntityQuery {
+        q: Some(q_term(CAPACITY, QOp::Ge, QValue::Number(295.0))),
+        ..page(0, 20)
+    };
+    assert_eq!(ids(store, last_few).await, created[295..]);
 }
 
 pub async fn paging_follows_creation_order_and_counts_the_total(store: &TestStore) {
