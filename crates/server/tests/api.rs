@@ -297,6 +297,24 @@ async fn malformed_bodies_and_invalid_entities_never_get_stored() {
         .unwrap();
     let response = s.send_request(broken).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.problem_type(), INVALID_REQUEST);
+    // JSON that is no object is an InvalidRequest under either media type, even
+    // where the context rules would refuse it first (JSON-LD without @context).
+    for (media, body) in [
+        ("application/json", "[]"),
+        ("application/ld+json", "[]"),
+        ("application/ld+json", "42"),
+    ] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{NGSI}/entities"))
+            .header("content-type", media)
+            .body(Body::from(body))
+            .unwrap();
+        let response = s.send_request(request).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{media} {body}");
+        assert_eq!(response.problem_type(), INVALID_REQUEST, "{media} {body}");
+    }
 
     let no_type = s
         .post(

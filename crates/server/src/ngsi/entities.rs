@@ -3,7 +3,10 @@
 
 use super::params::Params;
 use super::query::{self, check_iri, AttributeFilter};
-use super::{negotiate, read_json_body, MediaType, NgsiRequest, RESULTS_COUNT_HEADER};
+use super::{
+    body_is_json_ld, buffer_body, checked_body_value, json_body, negotiate, read_json_body,
+    MediaType, NgsiRequest, MERGE_PATCH, RESULTS_COUNT_HEADER,
+};
 use crate::problem::ApiError;
 use crate::AppState;
 use axum::body::Body;
@@ -75,8 +78,15 @@ pub async fn create(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
-    let body = require_object_body(&state, body).await?;
-    let body = read_json_body(&state, &request, &headers, body).await?;
+    let bytes = buffer_body(&state, body).await?;
+    let parsed = serde_json::from_slice::<Value>(&bytes);
+    // JSON that is no object (`[]`, `42`) is malformed whatever its `@context`, so it
+    // is an InvalidRequest before the context rules would call it BadRequestData.
+    if parsed.as_ref().is_ok_and(|value| !value.is_object()) {
+        return Err(NgsiError::invalid_request("the body must be a JSON object").into());
+    }
+    let is_json_ld = body_is_json_ld(&headers, &[MERGE_PATCH])?;
+    let body = json_body(&request, is_json_ld, checked_body_value(parsed)?)?;
     let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
     let location = format!("/ngsi-ld/v1/entities/{}", entity.id);
@@ -86,22 +96,6 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
-}
-
-/// Buffers a body and refuses one that is JSON but no object (`[]`, `42`) as an
-/// InvalidRequest: such a request is malformed whatever its `@context`, so this is
-/// checked before the context rules would call it BadRequestData.
-async fn require_object_body(state: &AppState, body: Body) -> Result<Body, ApiError> {
-    let limit = state.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-    if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-        if !value.is_object() {
-            return Err(NgsiError::invalid_request("the body must be a JSON object").into());
-        }
-    }
-    Ok(Body::from(bytes))
 }
 
 pub async fn retrieve(
