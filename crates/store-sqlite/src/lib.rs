@@ -313,6 +313,20 @@ fn scan(
     end
 }
 
+/// Visits every entity of a tenant, in creation order.
+fn scan_tenant(
+    conn: &Connection,
+    tenant: &Tenant,
+    mut visit: impl FnMut(Entity),
+) -> Result<(), StoreError> {
+    let all = EntityQuery::default();
+    scan(conn, tenant, &all, None, None, |_, entity| {
+        visit(entity);
+        true
+    })
+    .map(drop)
+}
+
 fn scan_rows(
     conn: &Connection,
     tenant: &Tenant,
@@ -804,21 +818,13 @@ impl EntityStore for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn| {
             let mut by_type: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
-            scan(
-                conn,
-                &tenant,
-                &EntityQuery::default(),
-                None,
-                None,
-                |_, entity| {
-                    for t in &entity.types {
-                        let (count, attrs) = by_type.entry(t.clone()).or_default();
-                        *count += 1;
-                        attrs.extend(entity.attributes.keys().cloned());
-                    }
-                    true
-                },
-            )?;
+            scan_tenant(conn, &tenant, |entity| {
+                for t in &entity.types {
+                    let (count, attrs) = by_type.entry(t.clone()).or_default();
+                    *count += 1;
+                    attrs.extend(entity.attributes.keys().cloned());
+                }
+            })?;
             Ok(by_type
                 .into_iter()
                 .map(|(type_iri, (entity_count, attrs))| TypeStats {
@@ -836,22 +842,14 @@ impl EntityStore for SqliteStore {
         self.read(move |conn| {
             let mut by_attr: BTreeMap<String, (u64, BTreeSet<String>, BTreeSet<String>)> =
                 BTreeMap::new();
-            scan(
-                conn,
-                &tenant,
-                &EntityQuery::default(),
-                None,
-                None,
-                |_, entity| {
-                    for (name, instances) in &entity.attributes {
-                        let (count, kinds, types) = by_attr.entry(name.clone()).or_default();
-                        *count += 1;
-                        kinds.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
-                        types.extend(entity.types.iter().cloned());
-                    }
-                    true
-                },
-            )?;
+            scan_tenant(conn, &tenant, |entity| {
+                for (name, instances) in &entity.attributes {
+                    let (count, kinds, types) = by_attr.entry(name.clone()).or_default();
+                    *count += 1;
+                    kinds.extend(instances.iter().map(|a| a.value.kind_name().to_owned()));
+                    types.extend(entity.types.iter().cloned());
+                }
+            })?;
             Ok(by_attr
                 .into_iter()
                 .map(
