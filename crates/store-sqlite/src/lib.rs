@@ -160,9 +160,9 @@ impl ReaderPool {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
     }
 
-    /// Ends the read transaction [`scan_first_part`] opened and keeps the connection, unless
-    /// the transaction could not be ended: a connection left inside one would hold its
-    /// old snapshot (and keep the WAL from being checkpointed), so it is closed.
+    /// Ends the read transaction [`scan_first_part`] opened and keeps the connection,
+    /// unless the transaction could not be ended: a connection left inside one would
+    /// hold its old snapshot (and keep the WAL from being checkpointed), so it is closed.
     fn end_read_and_put_back(&self, conn: Connection) {
         let ended = conn
             .prepare_cached("COMMIT")
