@@ -13,6 +13,7 @@ mod columns;
 mod datastore;
 mod harvest;
 mod identity;
+mod modify;
 mod registrations;
 mod schema;
 mod subscriptions;
@@ -644,85 +645,21 @@ impl EntityStore for SqliteStore {
         let tenant = tenant.clone();
         let subscribed = self.writer.subscribed_tenants();
         // The history a modification carries is encoded here, off the writer thread.
-        let modifications: Vec<_> = modifications
+        let items: Vec<_> = modifications
             .into_iter()
-            .map(|m| {
-                let given = m.history.as_deref().map(temporal::HistoryRows::given);
-                (m.entity_id, m.apply, given)
+            .map(|m| modify::Item {
+                given: m.history.as_deref().map(temporal::HistoryRows::given),
+                id: m.entity_id,
+                apply: m.apply,
             })
             .collect();
         self.writer
             .run_signalling(move |tx| {
-                let now = temporal::now();
-                let mut results = Vec::with_capacity(modifications.len());
-                let mut wrote = false;
-                // Whether a change row was logged: the dispatcher is then woken.
-                let mut logged = false;
-                for (id, apply, given) in modifications {
-                    let id = &id;
-                    // The stored text is kept as the change log's `before`.
-                    let (seq, stored) = writer::stored(tx, &tenant, id)?.unzip();
-                    let current = stored.as_deref().map(decode).transpose()?;
-                    // `apply` consumes the entity: a copy is kept only to compute the
-                    // change when the modification carries no history of its own.
-                    let before = if given.is_none() {
-                        current.clone()
-                    } else {
-                        None
-                    };
-                    let outcome = apply(current);
-                    match &outcome {
-                        Ok(Write::Put(entity)) => {
-                            wrote = true;
-                            let rows = writer::EntityRows::new(entity);
-                            writer::put_entity(tx, &tenant, &rows, seq)?;
-                            if subscribed.check(tx, &tenant)? {
-                                logged = true;
-                                let before = stored.as_deref();
-                                writer::log_change(tx, &tenant, id, before, Some(rows.doc()))?;
-                            }
-                            let history = given.unwrap_or_else(|| {
-                                let change =
-                                    instances_of_change(before.as_ref(), Some(entity), now);
-                                temporal::HistoryRows::new(&change)
-                            });
-                            let head = temporal::Head::of(entity, false);
-                            temporal::record(tx, &tenant, &head, &history, now)?;
-                        }
-                        Ok(Write::Delete) => {
-                            wrote = true;
-                            if let Some(seq) = seq {
-                                writer::delete_seq(tx, seq)?;
-                                if subscribed.check(tx, &tenant)? {
-                                    logged = true;
-                                    writer::log_change(tx, &tenant, id, stored.as_deref(), None)?;
-                                }
-                                // Deleted, so it was stored: `before` is it, unless a
-                                // carried history made the copy needless.
-                                let before = match before {
-                                    Some(before) => before,
-                                    None => stored
-                                        .as_deref()
-                                        .map(decode)
-                                        .transpose()?
-                                        .ok_or_else(|| StoreError::NotFound(id.clone()))?,
-                                };
-                                let history = given.unwrap_or_else(|| {
-                                    let change = instances_of_change(Some(&before), None, now);
-                                    temporal::HistoryRows::new(&change)
-                                });
-                                let head = temporal::Head::of(&before, true);
-                                temporal::record(tx, &tenant, &head, &history, now)?;
-                            }
-                        }
-                        Ok(Write::Unchanged) | Err(_) => {}
-                    }
-                    results.push(outcome);
-                }
-                if wrote {
+                let done = modify::run(tx, &tenant, &subscribed, items, temporal::now())?;
+                if done.wrote {
                     writer::ensure_tenant(tx, &tenant)?;
                 }
-                Ok((results, logged))
+                Ok((done.results, done.logged))
             })
             .await
     }

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             the_default_tenant_exists_and_others_appear_on_first_write,
             tenants_are_strictly_isolated,
             modify_applies_in_order_each_item_seeing_the_previous,
+            a_long_batch_applies_in_order_each_item_seeing_the_previous,
             a_refused_item_writes_nothing_and_the_others_are_written,
             modify_deletes_and_leaves_unchanged,
             modify_creates_the_tenant_on_first_write,
@@ -401,6 +402,67 @@ pub async fn modify_applies_in_order_each_item_seeing_the_previous(store: &TestS
         stored.attribute(NAME, None).map(|a| a.value.clone()),
         Some(AttributeValue::Property(json!("焼津避難所")))
     );
+}
+
+/// A batch long enough for a backend to work on several items at once (the SQLite
+/// writer encodes items on a helper thread): items on the same entities, a few apart,
+/// still see each other's writes, and come back in order.
+pub async fn a_long_batch_applies_in_order_each_item_seeing_the_previous(store: &TestStore) {
+    let tenant = Tenant::default_tenant();
+    let mut counters: BTreeMap<String, i64> = BTreeMap::new();
+    let mut expected = Vec::new();
+    let mut modifications = Vec::new();
+    for i in 0..150 {
+        let id = format!("urn:ngsi-ld:Shelter:long:{}", i % 7);
+        let seen = counters.get(&id).copied();
+        let delete = i % 11 == 10;
+        let outcome = match (delete, seen) {
+            (true, Some(_)) => {
+                counters.remove(&id);
+                Ok(Write::Delete)
+            }
+            (true, None) => Ok(Write::Unchanged),
+            (false, _) => {
+                let next = seen.unwrap_or(0) + 1;
+                counters.insert(id.clone(), next);
+                Ok(Write::Put(with_property(
+                    entity(&id, &[SHELTER]),
+                    COUNTER,
+                    json!(next),
+                )))
+            }
+        };
+        expected.push(outcome);
+        let item_id = id.clone();
+        modifications.push(Modification::new(id, move |current| {
+            let current_count = current.as_ref().and_then(|e| integer(e, COUNTER));
+            if current_count != seen {
+                return Err(NgsiError::bad_request_data(format!(
+                    "item {i} on {item_id} saw {current_count:?}, not {seen:?}"
+                )));
+            }
+            match (delete, current) {
+                (true, Some(_)) => Ok(Write::Delete),
+                (true, None) => Ok(Write::Unchanged),
+                (false, _) => Ok(Write::Put(with_property(
+                    entity(&item_id, &[SHELTER]),
+                    COUNTER,
+                    json!(seen.unwrap_or(0) + 1),
+                ))),
+            }
+        }));
+    }
+    let results = modify(store, &tenant, modifications).await;
+    assert_eq!(results, expected);
+    for i in 0..7 {
+        let id = format!("urn:ngsi-ld:Shelter:long:{i}");
+        let stored = get(store, &tenant, &id).await;
+        assert_eq!(
+            stored.as_ref().and_then(|e| integer(e, COUNTER)),
+            counters.get(&id).copied(),
+            "{id}"
+        );
+    }
 }
 
 pub async fn a_refused_item_writes_nothing_and_the_others_are_written(store: &TestStore) {
