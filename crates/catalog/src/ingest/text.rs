@@ -313,3 +313,46 @@ impl FieldDecoder {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Characters of every width Shift_JIS gives them: ASCII, half-width kana,
+    /// kanji and kana, and symbols that become two bytes of UTF-8.
+    fn cell() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', '1', ' ', '-', '"', ',', 'ｱ', 'ﾟ', '避', '難', 'ア', '○', '×', '°', 'Α', '　',
+        ]);
+        prop::collection::vec(chars, 0..8).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        /// Fields come back as they were written, in any mix of widths: each is
+        /// cut from the one buffer the record is decoded into.
+        #[test]
+        fn shift_jis_fields_decode_to_what_was_encoded(
+            cells in prop::collection::vec(cell(), 1..12),
+        ) {
+            let mut record = csv::ByteRecord::new();
+            for cell in &cells {
+                let (bytes, _, unmappable) = SHIFT_JIS.encode(cell);
+                prop_assert!(!unmappable, "{cell:?}");
+                record.push_field(&bytes);
+            }
+            let mut decoder = FieldDecoder::new(Encoding::ShiftJis);
+            let fields = decoder.fields(&record).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(fields, cells.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_field_cut_inside_a_character_is_refused() {
+        let mut record = csv::ByteRecord::new();
+        record.push_field(b"ok");
+        record.push_field(b"\x94");
+        let mut decoder = FieldDecoder::new(Encoding::ShiftJis);
+        assert!(decoder.fields(&record).is_err());
+    }
+}
