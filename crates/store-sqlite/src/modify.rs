@@ -6,7 +6,7 @@
 //! item of the batch is still having encoded waits until that one is written, so it
 //! sees what the earlier one wrote.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
@@ -60,13 +60,31 @@ struct Applied {
 /// An item ready to be written.
 struct Encoded {
     id: String,
-    seq: Option<i64>,
+    /// The stored text, the change log's `before`.
     stored: Option<String>,
     outcome: Result<Write, NgsiError>,
-    /// The rows of an entity put.
-    rows: Option<EntityRows>,
-    /// The history a put, or the deletion of a stored entity, records.
-    history: Option<(Head, HistoryRows)>,
+    effect: Effect,
+}
+
+/// What an item writes, encoded.
+enum Effect {
+    /// The entity's rows, replacing those of row `seq` if it was stored, and the
+    /// history the write records.
+    Put {
+        seq: Option<i64>,
+        rows: EntityRows,
+        head: Head,
+        history: HistoryRows,
+    },
+    /// The stored entity at row `seq` goes, and its history records the deletion.
+    Delete {
+        seq: i64,
+        head: Head,
+        history: HistoryRows,
+    },
+    /// Nothing: the item was refused, left the entity unchanged, or deleted an
+    /// entity that was not stored.
+    Nothing,
 }
 
 /// Applies and writes `items` in `tx`, in order, at the instant `now`.
@@ -99,35 +117,30 @@ pub(crate) fn run(
                 }
             });
             // The ids handed to the helper and not yet written, oldest first (the
-            // helper keeps their order).
+            // helper keeps their order). At most `IN_FLIGHT`, so a linear search
+            // costs less than keeping a set beside them.
             let mut in_flight: VecDeque<String> = VecDeque::new();
-            let mut pending: HashSet<String> = HashSet::new();
-            let mut write_next = |in_flight: &mut VecDeque<String>,
-                                  pending: &mut HashSet<String>,
-                                  next: Result<Encoded, StoreError>|
-             -> Result<(), StoreError> {
-                if let Some(id) = in_flight.pop_front() {
-                    pending.remove(&id);
-                }
-                write_one(next?)
-            };
+            let mut write_next =
+                |in_flight: &mut VecDeque<String>, next: Result<Encoded, StoreError>| {
+                    in_flight.pop_front();
+                    write_one(next?)
+                };
             for item in items {
-                while pending.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
+                while in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
                     let next = encoded.recv().map_err(|_| helper_stopped())?;
-                    write_next(&mut in_flight, &mut pending, next)?;
+                    write_next(&mut in_flight, next)?;
                 }
                 let applied = apply(tx, tenant, item)?;
-                pending.insert(applied.id.clone());
                 in_flight.push_back(applied.id.clone());
                 to_helper.send(applied).map_err(|_| helper_stopped())?;
                 while let Ok(next) = encoded.try_recv() {
-                    write_next(&mut in_flight, &mut pending, next)?;
+                    write_next(&mut in_flight, next)?;
                 }
             }
             drop(to_helper);
             while !in_flight.is_empty() {
                 let next = encoded.recv().map_err(|_| helper_stopped())?;
-                write_next(&mut in_flight, &mut pending, next)?;
+                write_next(&mut in_flight, next)?;
             }
             Ok(())
         })?;
@@ -177,37 +190,40 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     let history_of = |before: Option<&Entity>, after: Option<&Entity>| {
         given.unwrap_or_else(|| HistoryRows::new(&instances_of_change(before, after, now)))
     };
-    let (rows, history) = match &outcome {
-        Ok(Write::Put(entity)) => {
-            let history = history_of(before.as_ref(), Some(entity));
-            (
-                Some(EntityRows::new(entity)),
-                Some((Head::of(entity, false), history)),
-            )
-        }
-        Ok(Write::Delete) if seq.is_some() => {
-            // Deleted, so it was stored: `before` is it, unless a carried history
-            // made the copy needless.
-            let before = match before {
-                Some(before) => before,
-                None => stored
-                    .as_deref()
-                    .map(crate::decode)
-                    .transpose()?
-                    .ok_or_else(|| StoreError::NotFound(id.clone()))?,
-            };
-            let history = history_of(Some(&before), None);
-            (None, Some((Head::of(&before, true), history)))
-        }
-        Ok(Write::Delete | Write::Unchanged) | Err(_) => (None, None),
+    let effect = match &outcome {
+        Ok(Write::Put(entity)) => Effect::Put {
+            seq,
+            rows: EntityRows::new(entity),
+            head: Head::of(entity, false),
+            history: history_of(before.as_ref(), Some(entity)),
+        },
+        Ok(Write::Delete) => match seq {
+            Some(seq) => {
+                // Deleted, so it was stored: `before` is it, unless a carried
+                // history made the copy needless.
+                let before = match before {
+                    Some(before) => before,
+                    None => stored
+                        .as_deref()
+                        .map(crate::decode)
+                        .transpose()?
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))?,
+                };
+                Effect::Delete {
+                    seq,
+                    head: Head::of(&before, true),
+                    history: history_of(Some(&before), None),
+                }
+            }
+            None => Effect::Nothing,
+        },
+        Ok(Write::Unchanged) | Err(_) => Effect::Nothing,
     };
     Ok(Encoded {
         id,
-        seq,
         stored,
         outcome,
-        rows,
-        history,
+        effect,
     })
 }
 
@@ -220,39 +236,34 @@ fn write(
     now: DateTime<Utc>,
     done: &mut Done,
 ) -> Result<(), StoreError> {
-    let Encoded {
-        id,
-        seq,
-        stored,
-        outcome,
-        rows,
-        history,
-    } = encoded;
-    match (&outcome, seq) {
-        (Ok(Write::Put(_)), _) => {
-            done.wrote = true;
-            if let Some(rows) = &rows {
-                writer::put_entity(tx, tenant, rows, seq)?;
-                if subscribed.check(tx, tenant)? {
-                    done.logged = true;
-                    writer::log_change(tx, tenant, &id, stored.as_deref(), Some(rows.doc()))?;
-                }
-            }
+    let mut log_change = |after: Option<&str>| -> Result<(), StoreError> {
+        if subscribed.check(tx, tenant)? {
+            done.logged = true;
+            writer::log_change(tx, tenant, &encoded.id, encoded.stored.as_deref(), after)?;
         }
-        (Ok(Write::Delete), Some(seq)) => {
-            done.wrote = true;
-            writer::delete_seq(tx, seq)?;
-            if subscribed.check(tx, tenant)? {
-                done.logged = true;
-                writer::log_change(tx, tenant, &id, stored.as_deref(), None)?;
-            }
+        Ok(())
+    };
+    match &encoded.effect {
+        Effect::Put {
+            seq,
+            rows,
+            head,
+            history,
+        } => {
+            writer::put_entity(tx, tenant, rows, *seq)?;
+            log_change(Some(rows.doc()))?;
+            temporal::record(tx, tenant, head, history, now)?;
         }
-        (Ok(Write::Delete), None) => done.wrote = true,
-        (Ok(Write::Unchanged) | Err(_), _) => {}
+        Effect::Delete { seq, head, history } => {
+            writer::delete_seq(tx, *seq)?;
+            log_change(None)?;
+            temporal::record(tx, tenant, head, history, now)?;
+        }
+        Effect::Nothing => {}
     }
-    if let Some((head, history)) = &history {
-        temporal::record(tx, tenant, head, history, now)?;
-    }
-    done.results.push(outcome);
+    // Every put or delete counts as a write, even the deletion of an entity that
+    // was not stored: the tenant is then created.
+    done.wrote |= matches!(encoded.outcome, Ok(Write::Put(_) | Write::Delete));
+    done.results.push(encoded.outcome);
     Ok(())
 }
