@@ -17,6 +17,7 @@ use ngsi_ld::query::index::{index_rows, location_box, BoundingBox, IndexEntry, I
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use store::{StoreError, StoredContext, Tenant};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -160,7 +161,7 @@ fn savepoint<T>(
 struct CommitFailed;
 
 #[derive(Debug, thiserror::Error)]
-#[error("the SQLite writer thread has stopped")]
+#[error("the SQLite writer did not finish the write (the writer stopped, or the write failed inside it)")]
 struct WriterGone;
 
 fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>) {
@@ -184,10 +185,21 @@ fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>) {
         let mut spoiled = false;
         let replies: Vec<_> = group
             .into_iter()
-            .map(|job| {
-                let (spoils, reply) = job(&tx);
-                spoiled |= spoils;
-                reply
+            .filter_map(|job| {
+                // A job that panics (a fault in its code) must not take the writer,
+                // and with it every later write, down. It may have written part of its
+                // work, so its group is rolled back; its caller's answer is dropped.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| job(&tx))) {
+                    Ok((spoils, reply)) => {
+                        spoiled |= spoils;
+                        Some(reply)
+                    }
+                    Err(_) => {
+                        tracing::error!("a SQLite writer job panicked");
+                        spoiled = true;
+                        None
+                    }
+                }
             })
             .collect();
         let committed = if spoiled {
@@ -541,5 +553,29 @@ mod tests {
             .await;
         assert!(undone.is_err());
         assert!(!stored(&dir).contains(&2000));
+    }
+
+    /// A job that panics after writing fails alone: its write is not kept, and the
+    /// writer goes on with the next jobs.
+    #[tokio::test]
+    async fn a_panicking_job_fails_without_stopping_the_writer() {
+        let (writer, dir) = writer();
+        let panicked = writer
+            .run_signalling(|tx| -> Result<((), bool), StoreError> {
+                tx.execute("INSERT INTO t (k) VALUES (1)", [])
+                    .map_err(StoreError::backend)?;
+                panic!("a fault inside a write")
+            })
+            .await;
+        assert!(panicked.is_err());
+        writer
+            .run_signalling(|tx| {
+                tx.execute("INSERT INTO t (k) VALUES (2)", [])
+                    .map(|_| ((), false))
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("the writer stopped after a panic: {e}"));
+        assert_eq!(stored(&dir), vec![2]);
     }
 }
