@@ -694,13 +694,9 @@ impl EntityStore for SqliteStore {
         let first = scan_first_part(&conn, tenant, query, INLINE_BUDGET, |_, e| page.visit(e));
         let last_seq = match first {
             Ok(ScanEnd::Paused { last_seq }) => last_seq,
-            Ok(ScanEnd::Finished) => {
+            done => {
                 self.readers.end_read_and_put_back(conn);
-                return Ok(page.finish());
-            }
-            Err(e) => {
-                self.readers.end_read_and_put_back(conn);
-                return Err(e);
+                return done.map(|_| page.finish());
             }
         };
         let (tenant, query, readers) = (tenant.clone(), query.clone(), self.readers.clone());

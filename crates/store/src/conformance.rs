@@ -408,6 +408,19 @@ pub async fn modify_applies_in_order_each_item_seeing_the_previous(store: &TestS
 /// writer encodes items on a helper thread): items on the same entities, a few apart,
 /// still see each other's writes, and come back in order.
 pub async fn a_long_batch_applies_in_order_each_item_seeing_the_previous(store: &TestStore) {
+    /// What an item does to an entity whose counter is `count` (`None`: not stored):
+    /// deletes it, or puts it with the counter one up.
+    fn step(id: &str, delete: bool, count: Option<i64>) -> Result<Write, NgsiError> {
+        Ok(match (delete, count) {
+            (true, Some(_)) => Write::Delete,
+            (true, None) => Write::Unchanged,
+            (false, _) => Write::Put(with_property(
+                entity(id, &[SHELTER]),
+                COUNTER,
+                json!(count.unwrap_or(0) + 1),
+            )),
+        })
+    }
     let tenant = Tenant::default_tenant();
     let mut counters: BTreeMap<String, i64> = BTreeMap::new();
     let mut expected = Vec::new();
@@ -416,23 +429,12 @@ pub async fn a_long_batch_applies_in_order_each_item_seeing_the_previous(store: 
         let id = format!("urn:ngsi-ld:Shelter:long:{}", i % 7);
         let seen = counters.get(&id).copied();
         let delete = i % 11 == 10;
-        let outcome = match (delete, seen) {
-            (true, Some(_)) => {
-                counters.remove(&id);
-                Ok(Write::Delete)
-            }
-            (true, None) => Ok(Write::Unchanged),
-            (false, _) => {
-                let next = seen.unwrap_or(0) + 1;
-                counters.insert(id.clone(), next);
-                Ok(Write::Put(with_property(
-                    entity(&id, &[SHELTER]),
-                    COUNTER,
-                    json!(next),
-                )))
-            }
-        };
-        expected.push(outcome);
+        if delete {
+            counters.remove(&id);
+        } else {
+            counters.insert(id.clone(), seen.unwrap_or(0) + 1);
+        }
+        expected.push(step(&id, delete, seen));
         let item_id = id.clone();
         modifications.push(Modification::new(id, move |current| {
             let current_count = current.as_ref().and_then(|e| integer(e, COUNTER));
@@ -441,15 +443,7 @@ pub async fn a_long_batch_applies_in_order_each_item_seeing_the_previous(store: 
                     "item {i} on {item_id} saw {current_count:?}, not {seen:?}"
                 )));
             }
-            match (delete, current) {
-                (true, Some(_)) => Ok(Write::Delete),
-                (true, None) => Ok(Write::Unchanged),
-                (false, _) => Ok(Write::Put(with_property(
-                    entity(&item_id, &[SHELTER]),
-                    COUNTER,
-                    json!(seen.unwrap_or(0) + 1),
-                ))),
-            }
+            step(&item_id, delete, current_count)
         }));
     }
     let results = modify(store, &tenant, modifications).await;
