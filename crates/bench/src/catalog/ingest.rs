@@ -415,8 +415,9 @@ pub async fn ingest(s: &Settings, rows: usize, upload_rows: usize) -> Result<Out
         "catalog-ingest: {} rows × {} columns of {} in Shift_JIS, {:.1} MiB (tenth: {} rows, {:.1} MiB); \
          recognised as {schema}; {} errors, {} warnings; medians of {ROUNDS} rounds taken in \
          turn; csv-raw = csv::ByteRecord over the Shift_JIS bytes (no decoding), csv-decode = \
-         the same plus encoding_rs decoding of every field; ingest = catalog::ingest::ingest (sniff, decode, recognise, normalise, validate, \
-         type) into a sink that drops the batches; upload = package_create + resource_create \
+         the same plus encoding_rs decoding of every field; ingest = catalog::ingest::ingest \
+         (sniff, decode, recognise, normalise, validate, type) into a sink that drops the \
+         batches; upload = package_create + resource_create \
          multipart of the first --upload-rows rows (and a tenth of them) into the {} datastore",
         full.written.rows,
         full.written.columns,
