@@ -4,7 +4,8 @@
 //! the subscription's own, so one slow or dead endpoint never delays another
 //! subscription's notifications, and the recorder, which writes the outcomes in
 //! batches. A failed attempt is retried with exponential backoff; the queue is in the
-//! database, so a restart resumes where the last node stopped.
+//! database, so a restart resumes where the last node stopped. A loop that panics is
+//! started again, so one fault does not end notifications until a restart.
 
 use crate::AppState;
 use broker::notifications::Dispatcher;
@@ -70,13 +71,67 @@ pub fn start(state: &AppState) -> anyhow::Result<Background> {
         wake: wake.clone(),
     };
     let activity = state.subscriptions.activity();
+    let recorder_wake = wake.clone();
+    let store = state.subscriptions.clone();
+    // The recorder's loop may be started again; each run takes the receiver for as
+    // long as it lives (a tokio lock is released, not poisoned, by a panic).
+    let finished = Arc::new(tokio::sync::Mutex::new(finished));
     Ok(Background {
         tasks: vec![
-            tokio::spawn(dispatch_loop(dispatcher, activity, wake.clone())),
-            tokio::spawn(record_outcomes(state.subscriptions.clone(), finished, wake)),
-            tokio::spawn(deliveries.run()),
+            tokio::spawn(supervise("dispatcher", RESTART_DELAY, move || {
+                dispatch_loop(dispatcher.clone(), activity.clone(), wake.clone())
+            })),
+            tokio::spawn(supervise("outcome recorder", RESTART_DELAY, move || {
+                let (store, finished, wake) =
+                    (store.clone(), finished.clone(), recorder_wake.clone());
+                async move { record_outcomes(store, &mut *finished.lock().await, wake).await }
+            })),
+            tokio::spawn(supervise("delivery loop", RESTART_DELAY, move || {
+                deliveries.clone().run()
+            })),
         ],
     })
+}
+
+/// How long a loop that panicked waits before it is started again, so that a fault
+/// that recurs at once does not spin.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Aborts the task it holds when dropped: the loop a stopped supervisor ran must stop
+/// with it.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the loop `start` makes on a task of its own and, when it panics, logs it and
+/// starts a new one after `delay`. A loop that panics over one change or one
+/// notification (a fault in renkei, not in the data) must not stop every later
+/// notification until the process restarts; what the dead run had claimed comes back
+/// when its leases run out. A loop that returns is not restarted.
+async fn supervise<F, Fut>(name: &'static str, delay: Duration, start: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let mut run = AbortOnDrop(tokio::spawn(start()));
+        match (&mut run.0).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                tracing::error!(
+                    task = name,
+                    "a notification loop panicked; starting it again"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            // Cancelled: only by the runtime shutting down.
+            Err(_) => return,
+        }
+    }
 }
 
 /// Sleeps until `signal` is given or the idle poll comes round.
@@ -111,7 +166,7 @@ async fn dispatch_loop(dispatcher: Arc<Dispatcher>, activity: Arc<Notify>, wake:
 /// and wakes the delivery loop: the subscriptions they free have more to send.
 async fn record_outcomes(
     store: SharedSubscriptionStore,
-    mut finished: mpsc::UnboundedReceiver<(i64, DeliveryOutcome)>,
+    finished: &mut mpsc::UnboundedReceiver<(i64, DeliveryOutcome)>,
     wake: Arc<Notify>,
 ) {
     while let Some(first) = finished.recv().await {
@@ -333,6 +388,52 @@ fn context_url(context: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_loop_that_panics_is_started_again_and_one_that_returns_is_not() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let supervised = supervise("test loop", Duration::from_millis(1), move || {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if run < 2 {
+                    panic!("run {run} fails");
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), supervised)
+            .await
+            .unwrap_or_else(|_| panic!("the supervisor did not return"));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn stopping_the_supervisor_stops_its_loop() {
+        let alive = Arc::new(());
+        let held = alive.clone();
+        let supervisor = tokio::spawn(supervise("test loop", Duration::ZERO, move || {
+            let held = held.clone();
+            async move {
+                let _held = held;
+                std::future::pending::<()>().await;
+            }
+        }));
+        while Arc::strong_count(&alive) < 3 {
+            tokio::task::yield_now().await;
+        }
+        supervisor.abort();
+        let _ = supervisor.await;
+        // The supervisor took its factory's clone with it; the aborted loop lets go of
+        // its own once the runtime drops it.
+        for _ in 0..1000 {
+            if Arc::strong_count(&alive) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(Arc::strong_count(&alive), 1);
+    }
 
     #[test]
     fn retries_back_off_exponentially_up_to_ten_minutes() {
