@@ -132,7 +132,7 @@ fn expected_cell(ty: ColumnType, value: &str) -> Cell {
         ColumnType::Date => {
             NaiveDate::parse_from_str(value, "%Y-%m-%d").map_or(Cell::Null, Cell::Date)
         }
-        _ => Cell::Text(value.to_string()),
+        _ => Cell::Text(value.into()),
     }
 }
 

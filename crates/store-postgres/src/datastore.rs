@@ -81,7 +81,7 @@ fn param(cell: Cell, column_type: ColumnType) -> Param {
             ColumnType::Timestamp => Box::new(None::<NaiveDateTime>),
             ColumnType::Json => Box::new(None::<Value>),
         },
-        Cell::Text(text) => Box::new(text),
+        Cell::Text(text) => Box::new(text.into_string()),
         Cell::Int(n) => Box::new(n),
         Cell::Numeric(x) => Box::new(x),
         Cell::Bool(b) => Box::new(b),
@@ -110,7 +110,7 @@ fn cell_at(row: &Row, index: usize, column_type: ColumnType) -> Result<Cell, Sto
             .map_err(backend)
     }
     match column_type {
-        ColumnType::Text => get(row, index, Cell::Text),
+        ColumnType::Text => get(row, index, |text: &str| Cell::Text(text.into())),
         ColumnType::Int => get(row, index, Cell::Int),
         ColumnType::Numeric => get(row, index, Cell::Numeric),
         ColumnType::Bool => get(row, index, Cell::Bool),
@@ -137,7 +137,7 @@ fn answer_cell(value: Value, column_type: &Type) -> Cell {
             value.as_f64().map_or(Cell::Null, Cell::Numeric)
         }
         Value::Number(_) => number(&value),
-        Value::String(text) => Cell::Text(text),
+        Value::String(text) => Cell::Text(text.into()),
         Value::Bool(b) => Cell::Bool(b),
         other => Cell::Json(Box::new(other)),
     }

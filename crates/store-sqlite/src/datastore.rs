@@ -79,13 +79,27 @@ fn timestamp_text(at: NaiveDateTime) -> String {
 fn sql_value(cell: Cell) -> SqlValue {
     match cell {
         Cell::Null => SqlValue::Null,
-        Cell::Text(text) => SqlValue::Text(text),
+        Cell::Text(text) => SqlValue::Text(text.into_string()),
         Cell::Int(n) => SqlValue::Integer(n),
         Cell::Numeric(x) => SqlValue::Real(x),
         Cell::Bool(b) => SqlValue::Integer(i64::from(b)),
         Cell::Date(date) => SqlValue::Text(date.format(DATE_FORMAT).to_string()),
         Cell::Timestamp(at) => SqlValue::Text(timestamp_text(at)),
         Cell::Json(value) => SqlValue::Text(value.to_string()),
+    }
+}
+
+/// A cell bound to an insert: text, most of a loaded table, is bound where it lies
+/// instead of being copied into a parameter of its own.
+struct Bound<'a>(&'a Cell);
+
+impl rusqlite::ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ToSqlOutput;
+        Ok(match self.0 {
+            Cell::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            cell => ToSqlOutput::Owned(sql_value(cell.clone())),
+        })
     }
 }
 
@@ -106,7 +120,7 @@ fn cell_at(row: &Row<'_>, index: usize, column_type: ColumnType) -> rusqlite::Re
     let text = || value.as_str().map_err(|_| bad());
     Ok(match (value, column_type) {
         (ValueRef::Null, _) => Cell::Null,
-        (_, ColumnType::Text) => Cell::Text(text()?.to_owned()),
+        (_, ColumnType::Text) => Cell::Text(text()?.into()),
         (ValueRef::Integer(n), ColumnType::Int) => Cell::Int(n),
         (ValueRef::Integer(n), ColumnType::Numeric) => Cell::Numeric(n as f64),
         (ValueRef::Real(x), ColumnType::Numeric) => Cell::Numeric(x),
@@ -130,10 +144,8 @@ fn dynamic_cell(value: ValueRef<'_>) -> Cell {
         ValueRef::Null => Cell::Null,
         ValueRef::Integer(n) => Cell::Int(n),
         ValueRef::Real(x) => Cell::Numeric(x),
-        ValueRef::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into_owned()),
-        ValueRef::Blob(bytes) => {
-            Cell::Text(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-        }
+        ValueRef::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into()),
+        ValueRef::Blob(bytes) => Cell::Text(bytes.iter().map(|b| format!("{b:02x}")).collect()),
     }
 }
 
@@ -407,7 +419,7 @@ fn insert_row(tx: &Transaction<'_>, table: &Table, row: CheckedRow) -> Result<()
         key_of(table, &row).ok()
     };
     tx.prepare_cached(&sql)
-        .and_then(|mut s| s.execute(params_from_iter(row.values.into_iter().map(sql_value))))
+        .and_then(|mut s| s.execute(params_from_iter(row.values.iter().map(Bound))))
         .map(drop)
         .map_err(|e| {
             if is_unique_violation(&e) {

@@ -84,7 +84,10 @@ pub struct Table {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Null,
-    Text(String),
+    /// Text of up to 24 bytes (a code, a phone number, a flag, most names) is kept in
+    /// the cell itself: a load makes and frees millions of cells, often on different
+    /// threads, and a heap allocation for each short text cost more than checking it.
+    Text(CompactString),
     Int(i64),
     Numeric(f64),
     Bool(bool),
@@ -97,6 +100,8 @@ pub enum Cell {
 
 // What the box above keeps: a cell the size of a `String` and its tag.
 const _: () = assert!(std::mem::size_of::<Cell>() <= 32);
+
+pub use compact_str::CompactString;
 
 /// How [`DatastoreStore::write_rows`] treats rows whose primary key exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -62,6 +62,7 @@ macro_rules! datastore_conformance_suite {
             adding_fields_keeps_rows_and_types_cannot_change,
             primary_key_and_indexes_are_replaced,
             every_column_type_reads_back_typed_in_id_order,
+            text_of_every_length_reads_back_and_filters,
             a_duplicate_key_writes_nothing_of_the_call,
             upsert_replaces_given_columns_and_adds_new_keys,
             update_of_a_missing_key_is_not_found_and_writes_nothing,
@@ -117,7 +118,7 @@ fn table(resource_id: &str, fields: Vec<Field>, primary_key: &[&str]) -> Table {
 }
 
 fn text(value: &str) -> Cell {
-    Cell::Text(value.to_owned())
+    Cell::Text(value.into())
 }
 
 fn row(cells: &[(&str, Cell)]) -> RowValues {
@@ -210,7 +211,7 @@ fn column_of(page: &RowPage, column: &str) -> Vec<String> {
     page.rows
         .iter()
         .map(|r| match &r[at] {
-            Cell::Text(t) => t.clone(),
+            Cell::Text(t) => t.to_string(),
             Cell::Int(n) => n.to_string(),
             Cell::Null => "-".to_owned(),
             other => format!("{other:?}"),
@@ -481,6 +482,44 @@ pub async fn every_column_type_reads_back_typed_in_id_order(store: &DatastoreTes
     fourth[6] = Cell::Json(Box::new(json!(null)));
     assert_eq!(page.rows[3][1..], fourth[..]);
     assert_eq!(page.total, None);
+}
+
+/// Text cells up to 24 bytes are kept inside the cell and longer ones on the heap:
+/// texts of every length around that boundary, ASCII and Japanese (where the boundary
+/// falls inside a character), are written, read back and found by a filter alike.
+pub async fn text_of_every_length_reads_back_and_filters(store: &DatastoreTestStore) {
+    expect(
+        store
+            .create_table(&table(SHELTERS, vec![field("name", ColumnType::Text)], &[]))
+            .await,
+        "create_table",
+    );
+    let mut texts: Vec<String> = (0..=40).map(|n| "a".repeat(n)).collect();
+    texts.extend((1..=12).map(|n| "避".repeat(n)));
+    texts.extend((1..=12).map(|n| format!("x{}", "難".repeat(n))));
+    let rows = texts
+        .iter()
+        .map(|t| row(&[("name", text(t))]))
+        .collect::<Vec<_>>();
+    expect(
+        store.write_rows(SHELTERS, WriteMethod::Insert, rows).await,
+        "write_rows",
+    );
+    let read = column_of(&search(store, SHELTERS, everything()).await, "name");
+    assert_eq!(read, texts);
+    for wanted in [
+        "a".repeat(24),
+        "a".repeat(25),
+        "避".repeat(8),
+        "避".repeat(9),
+    ] {
+        let query = RowQuery {
+            filters: vec![filter("name", vec![text(&wanted)])],
+            ..everything()
+        };
+        let found = column_of(&search(store, SHELTERS, query).await, "name");
+        assert_eq!(found, std::slice::from_ref(&wanted), "filter on {wanted:?}");
+    }
 }
 
 pub async fn a_duplicate_key_writes_nothing_of_the_call(store: &DatastoreTestStore) {

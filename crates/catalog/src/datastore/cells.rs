@@ -27,9 +27,9 @@ pub fn cell_from_json(column_type: ColumnType, value: &Value) -> Result<Cell, &'
     }
     match column_type {
         ColumnType::Text => match value {
-            Value::String(text) => Ok(Cell::Text(text.clone())),
-            Value::Number(number) => Ok(Cell::Text(number.to_string())),
-            Value::Bool(flag) => Ok(Cell::Text(flag.to_string())),
+            Value::String(text) => Ok(Cell::Text(text.as_str().into())),
+            Value::Number(number) => Ok(Cell::Text(number.to_string().into())),
+            Value::Bool(flag) => Ok(Cell::Text(flag.to_string().into())),
             _ => Err("text"),
         },
         ColumnType::Int => int_from_json(value).map(Cell::Int).ok_or("an int"),
@@ -160,7 +160,7 @@ pub fn infer_column_type(value: &Value) -> Option<ColumnType> {
 pub fn cell_to_json(cell: &Cell) -> Value {
     match cell {
         Cell::Null => Value::Null,
-        Cell::Text(text) => Value::String(text.clone()),
+        Cell::Text(text) => Value::String(text.to_string()),
         Cell::Int(int) => Value::from(*int),
         Cell::Numeric(float) => Number::from_f64(*float).map_or(Value::Null, Value::Number),
         Cell::Bool(flag) => Value::Bool(*flag),
@@ -174,7 +174,7 @@ pub fn cell_to_json(cell: &Cell) -> Value {
 pub fn cell_to_text(cell: &Cell) -> String {
     match cell {
         Cell::Null => String::new(),
-        Cell::Text(text) => text.clone(),
+        Cell::Text(text) => text.to_string(),
         Cell::Int(int) => int.to_string(),
         Cell::Numeric(float) if float.is_finite() => float.to_string(),
         Cell::Numeric(_) => String::new(),

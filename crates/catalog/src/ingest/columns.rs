@@ -118,14 +118,14 @@ pub(crate) fn plan_columns(header: &[String], m: &HeaderMatch) -> (Vec<Field>, V
 
 /// Converts a normalised value; `Err` gives the value back when it does
 /// not fit the type. Empty cells are null, as CKAN loads them. Only text
-/// needs its own copy: numbers and dates are parsed from the borrowed
-/// value.
+/// needs its own copy (in the cell itself when short): numbers and dates
+/// are parsed from the borrowed value.
 pub(crate) fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
     if value.is_empty() {
         return Ok(Cell::Null);
     }
     match ty {
-        ColumnType::Text => Ok(Cell::Text(value.into_owned())),
+        ColumnType::Text => Ok(Cell::Text(value.into())),
         ColumnType::Int => value.parse::<i64>().map(Cell::Int).map_err(|_| value),
         ColumnType::Numeric => match value.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Cell::Numeric(x)),
