@@ -46,7 +46,12 @@ fn bilingual(code: &'static str, error: &dyn std::fmt::Display) -> Note {
 
 /// Trims white space, including the ideographic space U+3000, at both ends.
 fn trim(raw: &str) -> &str {
-    raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
+    let blank = |c: char| c.is_whitespace() || c == '\u{FEFF}';
+    // Most cells have nothing to trim: looking at their two ends is enough.
+    if !raw.chars().next().is_some_and(blank) && !raw.chars().next_back().is_some_and(blank) {
+        return raw;
+    }
+    raw.trim_matches(blank)
 }
 
 /// [`jp::width::normalize`] for a value already trimmed: NFKC leaves
@@ -231,18 +236,33 @@ pub fn text(value: &str) -> Cell {
     }
 }
 
+/// Whether [`text_value`] rewrites anything in `value`: whether it has a
+/// full-width letter or digit, half-width katakana or a dash look-alike.
+/// Every such character is three bytes in UTF-8 starting E2 or EF, bytes
+/// that Japanese text (kana and kanji start E3 to E9) seldom has, so only
+/// the characters at those bytes are looked at. A lead byte is never in the
+/// middle of a character, so each is a character boundary.
+fn has_rewritable(value: &str) -> bool {
+    memchr::memchr2_iter(0xE2, 0xEF, value.as_bytes()).any(|at| {
+        value
+            .get(at..)
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(is_rewritable)
+    })
+}
+
+fn is_rewritable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FF0D}'..='\u{FF9F}'
+    )
+}
+
 /// [`text`] as [`normalize_value`] wants it.
 fn text_value(value: &str, details: bool) -> Normal<'_> {
     // Only full-width letters and digits, half-width katakana and dash
     // look-alikes are rewritten; most cells have none.
-    if value.is_ascii()
-        || !value.chars().any(|c| {
-            matches!(
-                c,
-                '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FF0D}'..='\u{FF9F}'
-            )
-        })
-    {
+    if !has_rewritable(value) {
         return Normal::Ok(Cow::Borrowed(value));
     }
     let chars: Vec<char> = value.chars().collect();
@@ -692,6 +712,23 @@ mod tests {
             let slow = flag_mark(&width_normalize(value));
             let fast = flag_mark(value).or_else(|| flag_mark(&width_normalize(value)));
             prop_assert_eq!(fast, slow);
+        }
+
+        /// The byte search for characters text rewrites against looking at
+        /// every character.
+        #[test]
+        fn rewritable_search_agrees_with_every_character(
+            raw in prop_oneof![any_cell(), "[ｦ-ﾟ０-９Ａ-Ｚａ-ｚ‐-―−－（）！？…、。あ漢\u{2000}-\u{2030}\u{FF00}-\u{FFEF}a]{0,12}"],
+        ) {
+            prop_assert_eq!(has_rewritable(&raw), raw.chars().any(is_rewritable));
+        }
+
+        /// Trimming looks at the ends first; it must still trim as before.
+        #[test]
+        fn trimming_agrees_with_trimming_every_end(
+            raw in prop_oneof![any_cell(), "[ \u{3000}\u{FEFF}\t\r\na-zあ]{0,8}"],
+        ) {
+            prop_assert_eq!(trim(&raw), raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}'));
         }
 
         /// The postal code fast path against the full parse.
