@@ -84,9 +84,10 @@ pub struct Table {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Null,
-    /// Text of up to 24 bytes (a code, a phone number, a flag, most names) is kept in
-    /// the cell itself: a load makes and frees millions of cells, often on different
-    /// threads, and a heap allocation for each short text cost more than checking it.
+    /// Text of up to 24 bytes (a code, a phone number, a flag, a name of eight kanji)
+    /// is kept in the cell itself: a load makes and frees millions of cells, often on
+    /// different threads, and a heap allocation for each short text cost more than
+    /// checking it.
     Text(CompactString),
     Int(i64),
     Numeric(f64),
