@@ -20,8 +20,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::Value;
 use std::collections::HashMap;
 use store::datastore::{
-    Cell, ColumnFilter, ColumnType, DatastoreStore, RowPage, RowQuery, RowValues, SqlAnswer,
-    SqlLimits, SqlRefusal, Table, WriteMethod,
+    Cell, ColumnFilter, ColumnType, CompactString, DatastoreStore, RowPage, RowQuery, RowValues,
+    SqlAnswer, SqlLimits, SqlRefusal, Table, WriteMethod,
 };
 use store::datastore_backend::{
     column_type, definition_json, fit, merge_definition, quoted, stable_hash, table_from_json,
@@ -81,7 +81,7 @@ fn param(cell: Cell, column_type: ColumnType) -> Param {
             ColumnType::Timestamp => Box::new(None::<NaiveDateTime>),
             ColumnType::Json => Box::new(None::<Value>),
         },
-        Cell::Text(text) => Box::new(text.into_string()),
+        Cell::Text(text) => Box::new(Text(text)),
         Cell::Int(n) => Box::new(n),
         Cell::Numeric(x) => Box::new(x),
         Cell::Bool(b) => Box::new(b),
@@ -89,6 +89,27 @@ fn param(cell: Cell, column_type: ColumnType) -> Param {
         Cell::Timestamp(at) => Box::new(at),
         Cell::Json(value) => Box::new(*value),
     }
+}
+
+/// A text cell as a parameter, sent as the `&str` it holds: turning it into a
+/// `String` would allocate for every short text, which the cell keeps inline.
+#[derive(Debug)]
+struct Text(CompactString);
+
+impl ToSql for Text {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
