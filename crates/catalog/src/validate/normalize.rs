@@ -236,8 +236,9 @@ pub fn text(value: &str) -> Cell {
     }
 }
 
-/// Whether [`text_value`] rewrites anything in `value`: whether it has a
-/// full-width letter or digit, half-width katakana or a dash look-alike.
+/// Whether `value` has a character [`text_value`] may rewrite: a full-width
+/// letter or digit, half-width katakana or a dash look-alike (a dash only
+/// becomes ー after katakana).
 /// Every such character is three bytes in UTF-8 starting E2 or EF, bytes
 /// that Japanese text (kana and kanji start E3 to E9) seldom has, so only
 /// the characters at those bytes are looked at. A lead byte is never in the
