@@ -98,6 +98,9 @@ impl rusqlite::ToSql for Bound<'_> {
         use rusqlite::types::ToSqlOutput;
         Ok(match self.0 {
             Cell::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            // Serialised from the value where it lies, not from a deep copy of it.
+            Cell::Json(value) => ToSqlOutput::Owned(SqlValue::Text(value.to_string())),
+            // The rest are a few bytes to copy.
             cell => ToSqlOutput::Owned(sql_value(cell.clone())),
         })
     }
