@@ -27,6 +27,10 @@ const PIPELINE_MIN: usize = 16;
 /// keep the helper busy, few enough that a batch's encoded rows never pile up.
 const IN_FLIGHT: usize = 64;
 
+/// Applied items handed to the helper at once (see `run`); well under `IN_FLIGHT`, so
+/// the helper has the next chunk while the writer writes the last.
+const CHUNK: usize = 8;
+
 /// One modification as the writer receives it.
 pub(crate) struct Item {
     pub(crate) id: String,
@@ -107,12 +111,14 @@ pub(crate) fn run(
         }
     } else {
         std::thread::scope(|scope| {
-            let (to_helper, applied) = mpsc::channel::<Applied>();
+            let (to_helper, applied) = mpsc::channel::<Vec<Applied>>();
             let (encoded_tx, encoded) = mpsc::channel::<Result<Encoded, StoreError>>();
             scope.spawn(move || {
-                for item in applied {
-                    if encoded_tx.send(encode(item, now)).is_err() {
-                        break;
+                for chunk in applied {
+                    for item in chunk {
+                        if encoded_tx.send(encode(item, now)).is_err() {
+                            return;
+                        }
                     }
                 }
             });
@@ -120,23 +126,43 @@ pub(crate) fn run(
             // helper keeps their order). At most `IN_FLIGHT`, so a linear search
             // costs less than keeping a set beside them.
             let mut in_flight: VecDeque<String> = VecDeque::new();
+            // Applied items not yet handed over: they go `CHUNK` at a time, since
+            // each hand-off wakes the helper, and on two cores the woken helper
+            // takes the writer's core from it.
+            let mut chunk: Vec<Applied> = Vec::with_capacity(CHUNK);
+            let hand_over = |chunk: &mut Vec<Applied>| {
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                to_helper
+                    .send(std::mem::replace(chunk, Vec::with_capacity(CHUNK)))
+                    .map_err(|_| helper_stopped())
+            };
             let mut write_next =
                 |in_flight: &mut VecDeque<String>, next: Result<Encoded, StoreError>| {
                     in_flight.pop_front();
                     write_one(next?)
                 };
             for item in items {
-                while in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
-                    let next = encoded.recv().map_err(|_| helper_stopped())?;
-                    write_next(&mut in_flight, next)?;
+                if in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
+                    // What is waited for may still be in the chunk.
+                    hand_over(&mut chunk)?;
+                    while in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
+                        let next = encoded.recv().map_err(|_| helper_stopped())?;
+                        write_next(&mut in_flight, next)?;
+                    }
                 }
                 let applied = apply(tx, tenant, item)?;
                 in_flight.push_back(applied.id.clone());
-                to_helper.send(applied).map_err(|_| helper_stopped())?;
+                chunk.push(applied);
+                if chunk.len() >= CHUNK {
+                    hand_over(&mut chunk)?;
+                }
                 while let Ok(next) = encoded.try_recv() {
                     write_next(&mut in_flight, next)?;
                 }
             }
+            hand_over(&mut chunk)?;
             drop(to_helper);
             while !in_flight.is_empty() {
                 let next = encoded.recv().map_err(|_| helper_stopped())?;
