@@ -88,6 +88,14 @@ fn run(path: &Path, format: Format, options: &Options) -> (IngestReport, Collect
 }
 
 fn rejected(path: &Path, format: Format, options: &Options) -> Rejected {
+    let (r, planned) = rejected_as_it_loads(path, format, options);
+    assert!(!planned, "rejected after the plan was sent");
+    r
+}
+
+/// The rejection, and whether the sink had been sent the plan (rows may
+/// have followed; the caller then discards what it wrote).
+fn rejected_as_it_loads(path: &Path, format: Format, options: &Options) -> (Rejected, bool) {
     let mut sink = Collect::default();
     match ingest(path, format, options, &mut sink) {
         Err(IngestError::Rejected(r)) => {
@@ -97,8 +105,7 @@ fn rejected(path: &Path, format: Format, options: &Options) -> Rejected {
                     && r.message_ja != r.message_en,
                 "{r:?}"
             );
-            assert!(sink.plan.is_none(), "rejected after the plan was sent");
-            r
+            (r, sink.plan.is_some())
         }
         Err(e) => panic!("{path:?}: not a rejection: {e}"),
         Ok(report) => panic!("{path:?}: accepted: {}", report.message_en),
@@ -680,6 +687,50 @@ fn unusable_files_are_rejected_before_anything_is_loaded() {
         };
         assert_eq!(streamed, in_memory);
     }
+}
+
+/// Past the head the first pass reads (1 MiB and a little more), a broken
+/// file is found as it loads: the load stops with the verdict the whole
+/// file gets, at the line where it breaks.
+#[test]
+fn problems_past_the_head_stop_the_load_with_the_whole_files_verdict() {
+    let options = Options::default();
+    let sjis = |text: &str| encoding_rs::SHIFT_JIS.encode(text).0.into_owned();
+    let lines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count();
+    let mut body = sjis("名称,住所\r\n");
+    while body.len() < 2 * 1024 * 1024 {
+        body.extend_from_slice(&sjis("避難所,焼津市本町\r\n"));
+    }
+    let mut nul = body.clone();
+    nul.extend_from_slice(b"a,\x00\r\n");
+    let mut bad = body.clone();
+    bad.extend_from_slice(b"\xFF\xFF\r\n");
+    for bytes in [&nul, &bad] {
+        let file = TempFile::new("x.csv", bytes);
+        let (streamed, planned) = rejected_as_it_loads(&file.path, Format::Csv, &options);
+        assert!(planned);
+        let Err(in_memory) = validate::validate(bytes, &validate::Options::default()) else {
+            panic!("validate accepted a broken file")
+        };
+        assert_eq!(streamed, in_memory);
+        assert_eq!(streamed.line, lines(&body) + 1);
+    }
+    // "ア" in UTF-8 (E3 82 A2) is also valid Shift_JIS, so the head reads
+    // as UTF-8; the rest is Shift_JIS only.
+    let mut mixed = b"name,kana\r\n".to_vec();
+    while mixed.len() < 2 * 1024 * 1024 {
+        mixed.extend_from_slice("x,ア\r\n".as_bytes());
+    }
+    let changes_at = lines(&mixed) + 1;
+    mixed.extend_from_slice(&sjis("y,あ\r\n"));
+    let file = TempFile::new("mixed.csv", &mixed);
+    let (r, _) = rejected_as_it_loads(&file.path, Format::Csv, &options);
+    assert_eq!((r.kind, r.line), (RejectKind::Undecodable, changes_at));
+    assert!(
+        r.message_ja.contains("文字コードが変わっています")
+            && r.message_en.contains("the encoding changes"),
+        "{r:?}"
+    );
 }
 
 #[test]

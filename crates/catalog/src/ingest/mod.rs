@@ -3,9 +3,10 @@
 //! flat however large the file.
 //!
 //! The file is read from disk (uploads are saved first), so a CSV can be
-//! read twice: once to decide its encoding and reject what cannot be used
-//! before anything is loaded, once to decode and parse it a record at a
-//! time. An Excel workbook's first non-empty sheet is read with title rows
+//! read twice: its head once to decide its encoding and reject what cannot
+//! be used before anything is loaded, then all of it in chunks of whole
+//! records, parsed and checked on worker threads (see `text` and
+//! `chunks`). An Excel workbook's first non-empty sheet is read with title rows
 //! above the header skipped and reported; its cells become text first, so
 //! CSV and Excel rows meet the same [`RowChecker`](crate::validate::RowChecker)
 //! and get the same normalisation and report as [`validate`](crate::validate).
@@ -19,10 +20,10 @@
 //! ingest returns an error after batches were sent, the caller discards
 //! what it wrote (a table is loaded whole or not at all).
 
+mod chunks;
 mod columns;
 mod excel;
 mod loader;
-mod parallel;
 mod report;
 mod text;
 
@@ -230,18 +231,10 @@ fn ingest_text<S: Sink>(
     options: &Options,
     sink: &mut S,
 ) -> Result<IngestReport, IngestError<S::Error>> {
-    let sniffed = text::sniff(path)?;
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(256 * 1024)
-        .from_reader(text::open_records(path, sniffed.encoding)?);
-    let mut record = csv::ByteRecord::new();
-    let read = |csv: &mut csv::Reader<File>, record: &mut csv::ByteRecord| {
-        csv.read_byte_record(record).map_err(read_error)
-    };
-    if !read(&mut csv, &mut record)? {
+    let sniffed = text::sniff(path, text::Scope::Head)?;
+    let encoding = sniffed.encoding;
+    let mut chunks = chunks::Chunks::open(path, encoding, delimiter)?;
+    let Some(header) = chunks.header()? else {
         return Err(IngestError::Rejected(reject(
             RejectKind::Empty,
             0,
@@ -249,43 +242,34 @@ fn ingest_text<S: Sink>(
             "ファイルが空です",
             "the file is empty",
         )));
-    }
-    let mut decoder = text::FieldDecoder::new(sniffed.encoding);
-    let header: Vec<String> = decoder
-        .fields(&record)?
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let header_line = line_of(&record).max(1);
+    };
+    let mut decoder = text::FieldDecoder::new(encoding);
+    let header_cells: Vec<String> = match decoder.fields(&header.record) {
+        Ok(fields) => fields.into_iter().map(str::to_string).collect(),
+        Err(text::Undecodable) => return Err(chunks::past_the_head(path, encoding, header.line)),
+    };
     let header_match = validate::match_header(
-        &header,
+        &header_cells,
         &validate::Options {
             schema: options.schema.clone(),
             threshold: options.threshold,
         },
     );
-    loader::check_header_is_not_data(&header, &header_match, header_line, true)?;
-    let outline = loader::outline(format, Some(sniffed.encoding), None, 1);
+    loader::check_header_is_not_data(&header_cells, &header_match, header.line, true)?;
+    let outline = loader::outline(format, Some(encoding), None, 1);
     let mut loader = loader::Loader::start(
         sink,
-        header,
+        header_cells,
         header_match,
-        header_line,
+        header.line,
         outline,
         Vec::new(),
         options,
     )?;
     let workers = workers(options, std::fs::metadata(path)?.len());
-    if workers > 1 {
-        parallel::load_rows(&mut csv, &mut loader, workers, sniffed.encoding)?;
-    } else {
-        let mut row = 1;
-        while read(&mut csv, &mut record)? {
-            row += 1;
-            loader.row(row, line_of(&record), &decoder.fields(&record)?)?;
-        }
-    }
-    loader.finish(sniffed.unbalanced_quotes)
+    let unbalanced_quotes =
+        chunks::load_rows(path, chunks, &header, &mut loader, workers, encoding)?;
+    loader.finish(unbalanced_quotes)
 }
 
 /// Below this size threads cost more than they save.
@@ -299,20 +283,6 @@ fn workers(options: &Options, size: u64) -> usize {
         0 => 1,
         n => n,
     }
-}
-
-fn read_error<E>(e: csv::Error) -> IngestError<E> {
-    let rejected = validate::csv_error(&e);
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => IngestError::Io(io),
-        _ => IngestError::Rejected(rejected),
-    }
-}
-
-fn line_of(record: &csv::ByteRecord) -> usize {
-    record
-        .position()
-        .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! Reading a CSV or TSV file without holding it in memory. A first pass
-//! over the file decides the encoding the way `jp::encoding::decode` does
-//! (a BOM means UTF-8; a file valid as UTF-8 throughout is UTF-8;
-//! otherwise Shift_JIS in its Windows form, CP932) and finds what makes a
-//! file unusable — NUL bytes, bytes neither encoding reads, nothing but
-//! white space — so that a file is rejected before any row is loaded. The
-//! second pass splits the file's own bytes into records (exact for
+//! over the head of the file decides the encoding the way
+//! `jp::encoding::decode` does (a BOM means UTF-8; text valid as UTF-8 is
+//! UTF-8; otherwise Shift_JIS in its Windows form, CP932) and finds what
+//! makes a file unusable there — NUL bytes, bytes neither encoding reads,
+//! nothing but white space — so that a broken file is rejected before any
+//! row is loaded. Reading the whole file twice cost a tenth of a large
+//! ingest, so past its head a file is checked as it loads: a problem found
+//! there stops the load, and [`sniff`] of the whole file then names it
+//! exactly as it would have before. The second pass cuts the file's own
+//! bytes into chunks of whole records ([`last_record_end`], exact for
 //! Shift_JIS too, see `jp::shift_jis`) and a [`FieldDecoder`] turns each
 //! record into text on whichever thread checks it.
 
@@ -75,8 +79,27 @@ fn line_of(path: &Path, offset: u64) -> io::Result<usize> {
     Ok(lines)
 }
 
-/// The first pass: decides the encoding and rejects unusable files.
-pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
+/// How much of the file [`sniff`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// All of it: the verdict and the quote count are final.
+    Whole,
+    /// The first [`HEAD_BYTES`], and on until something other than white
+    /// space and [`AFTER_NON_ASCII`] bytes past the first byte that is not
+    /// ASCII have been seen, so that the encoding is decided on real text.
+    Head,
+}
+
+/// See [`Scope::Head`].
+pub(crate) const HEAD_BYTES: u64 = 1024 * 1024;
+/// See [`Scope::Head`].
+const AFTER_NON_ASCII: u64 = 64 * 1024;
+
+/// The first pass: decides the encoding and rejects unusable files, from
+/// the whole file or its head (`scope`). A problem inside the head gets the
+/// same verdict either way; with [`Scope::Head`], `unbalanced_quotes` only
+/// counts the head, so the loader counts quotes itself.
+pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Sniffed, SniffError> {
     let mut file = File::open(path)?;
     let mut buf = vec![0; CHUNK + 4];
     // Bytes of a UTF-8 character cut by the end of the previous chunk.
@@ -88,6 +111,8 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
     let mut bom = false;
     // Checked alongside UTF-8 so the file is read once; given up once it fails.
     let mut shift_jis = Some(jp::shift_jis::Validator::default());
+    let mut first_non_ascii: Option<u64> = None;
+    let mut whole = true;
     loop {
         let n = read_full(&mut file, &mut buf[carry..carry + CHUNK])?;
         let fresh = &buf[carry..carry + n];
@@ -115,6 +140,12 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
         quotes += memchr::memchr_iter(b'"', scan).count();
         if blank {
             blank = scan.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0B);
+        }
+        if first_non_ascii.is_none() {
+            first_non_ascii = fresh
+                .iter()
+                .position(|b| !b.is_ascii())
+                .map(|at| offset + at as u64);
         }
         if let Some(validator) = &mut shift_jis {
             if !validator.feed(fresh) || (n == 0 && !validator.finish()) {
@@ -147,6 +178,17 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
         if n == 0 {
             break;
         }
+        let head_seen = scope == Scope::Head
+            && offset >= HEAD_BYTES
+            && !blank
+            && first_non_ascii.is_some_and(|at| offset >= at + AFTER_NON_ASCII);
+        if head_seen {
+            // A character cut by the head's end (`carry`, or a Shift_JIS
+            // lead byte in the validator) is not an error: the rest of it
+            // is checked as the file loads.
+            whole = false;
+            break;
+        }
     }
     let unbalanced_quotes = quotes % 2 == 1;
     let encoding = match (bom, utf8_error) {
@@ -154,6 +196,8 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
         (false, None) => Encoding::Utf8,
         (true, Some(at)) => return Err(SniffError::Rejected(undecodable(path, at, true)?)),
         (false, Some(_)) if shift_jis.is_some() => Encoding::ShiftJis,
+        // Both failed inside what was read, so the first Shift_JIS error
+        // of the whole file is the one the head shows.
         (false, Some(utf8_at)) => match shift_jis_error(path)? {
             None => Encoding::ShiftJis,
             Some(sjis_at) => {
@@ -178,7 +222,7 @@ pub(crate) fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
     }
     Ok(Sniffed {
         encoding,
-        unbalanced_quotes,
+        unbalanced_quotes: whole && unbalanced_quotes,
     })
 }
 
@@ -245,6 +289,64 @@ pub(crate) fn open_records(path: &Path, encoding: Encoding) -> io::Result<File> 
     Ok(file)
 }
 
+/// Where the last whole record in `bytes` ends, for `bytes` that begin
+/// where a record begins: the offset just past its line end, or `None`
+/// when no record ends inside `bytes` (or where it ends cannot be told
+/// before more bytes come).
+///
+/// It agrees exactly with the `csv` crate reading the same bytes (RFC 4180
+/// double quotes, any of CR, LF and CRLF ending a record, which is how
+/// `ingest` configures it): a `"` opens a quoted field only at a field's
+/// start, `""` inside one is a quote, and a line end inside one is text.
+/// So each chunk cut here and read alone gives the records, and record
+/// lines (by [`record_line`](crate::validate::record_line)), that reading
+/// the whole file gives. Only quotes and line ends are looked at, with
+/// `memchr`, many times faster than parsing the fields.
+pub(crate) fn last_record_end(bytes: &[u8], delimiter: u8) -> Option<usize> {
+    let mut last = None;
+    // Where the stretch outside quotes being scanned started.
+    let mut outside_from = 0;
+    let mut quoted = false;
+    // Past a `""` in a quoted field, whose second quote is not looked at.
+    let mut skip_to = 0;
+    for q in memchr::memchr_iter(b'"', bytes) {
+        if q < skip_to {
+            continue;
+        }
+        if quoted {
+            match bytes.get(q + 1) {
+                Some(b'"') => skip_to = q + 2,
+                // Escaped or closing: the next byte tells, and it is not here.
+                None => return last,
+                Some(_) => {
+                    quoted = false;
+                    outside_from = q + 1;
+                }
+            }
+        } else if q == 0 || matches!(bytes[q - 1], b'\r' | b'\n') || bytes[q - 1] == delimiter {
+            if let Some(end) = last_line_end(bytes, outside_from, q) {
+                last = Some(end);
+            }
+            quoted = true;
+        }
+    }
+    if quoted {
+        return last;
+    }
+    last_line_end(bytes, outside_from, bytes.len()).or(last)
+}
+
+/// Just past the last line end in `bytes[from..to]`, a stretch outside
+/// quotes. A CR and the LF after it may land in different chunks: the LF
+/// then starts the next one, where `csv` skips it as it skips blank lines.
+fn last_line_end(bytes: &[u8], from: usize, to: usize) -> Option<usize> {
+    memchr::memrchr2(b'\n', b'\r', &bytes[from..to]).map(|at| from + at + 1)
+}
+
+/// A record whose bytes the file's encoding does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Undecodable;
+
 /// Turns records read as bytes into text fields. It keeps one buffer for
 /// the decoded record, so a thread decoding many records allocates once.
 pub(crate) struct FieldDecoder {
@@ -262,32 +364,20 @@ impl FieldDecoder {
         }
     }
 
-    /// The fields of `record` as text. The first pass found the whole file
-    /// valid, so this can only fail if the file changed between the
-    /// passes.
+    /// The fields of `record` as text, or [`Undecodable`] when its bytes
+    /// are not valid in the encoding the head of the file was found in.
     pub(crate) fn fields<'d>(
         &'d mut self,
         record: &'d csv::ByteRecord,
-    ) -> io::Result<Vec<&'d str>> {
-        let changed = || {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the file is no longer valid text (changed while being read?)",
-            )
-        };
+    ) -> Result<Vec<&'d str>, Undecodable> {
         if self.encoding != Encoding::ShiftJis {
             // UTF-8: the record is checked whole, once, and its fields cut
             // from it (CSV splits only at ASCII bytes, so at character
             // boundaries).
             let whole = record.as_slice();
-            let text = std::str::from_utf8(whole).map_err(|_| changed())?;
+            let text = std::str::from_utf8(whole).map_err(|_| Undecodable)?;
             return (0..record.len())
-                .map(|i| {
-                    record
-                        .range(i)
-                        .and_then(|r| text.get(r))
-                        .ok_or_else(changed)
-                })
+                .map(|i| record.range(i).and_then(|r| text.get(r)).ok_or(Undecodable))
                 .collect();
         }
         self.text.clear();
@@ -297,18 +387,27 @@ impl FieldDecoder {
         // allocation, and sliced from it.
         self.text.reserve(record.as_slice().len() * 3);
         for field in record {
+            if field.is_ascii() {
+                // ASCII reads the same in both encodings; most cells (codes,
+                // numbers, phones, URLs, empty ones) are, and a decoder per
+                // field costs more than the copy.
+                self.text
+                    .push_str(std::str::from_utf8(field).map_err(|_| Undecodable)?);
+                self.ends.push(self.text.len());
+                continue;
+            }
             let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
             let (result, _) =
                 decoder.decode_to_string_without_replacement(field, &mut self.text, true);
             if result != DecoderResult::InputEmpty {
-                return Err(changed());
+                return Err(Undecodable);
             }
             self.ends.push(self.text.len());
         }
         let mut out = Vec::with_capacity(self.ends.len());
         let mut start = 0;
         for &end in &self.ends {
-            out.push(self.text.get(start..end).ok_or_else(changed)?);
+            out.push(self.text.get(start..end).ok_or(Undecodable)?);
             start = end;
         }
         Ok(out)
@@ -343,9 +442,99 @@ mod tests {
                 record.push_field(&bytes);
             }
             let mut decoder = FieldDecoder::new(Encoding::ShiftJis);
-            let fields = decoder.fields(&record).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let fields = decoder.fields(&record).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
             prop_assert_eq!(fields, cells.iter().map(String::as_str).collect::<Vec<_>>());
         }
+    }
+
+    /// Every record of `bytes` with the line `csv` says it starts on,
+    /// read as `ingest` reads files; the line ends read, to carry on from.
+    /// A record's fields and the line it starts on.
+    type Record = (Vec<Vec<u8>>, u64);
+
+    fn read_records(bytes: &[u8], first_line: u64) -> (Vec<Record>, u64) {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut out = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        while reader.read_byte_record(&mut record).unwrap_or(false) {
+            let line = crate::validate::record_line(bytes, record.position()) as u64;
+            out.push((
+                record.iter().map(<[u8]>::to_vec).collect(),
+                first_line + line - 1,
+            ));
+        }
+        (out, reader.position().line() - 1)
+    }
+
+    /// Bytes where quotes, delimiters and line ends of every kind meet, with
+    /// Shift_JIS kanji and half-width kana between them.
+    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let pieces = prop::sample::select(vec![
+            &b"a"[..],
+            b",",
+            b"\"",
+            b"\"\"",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"\x94\xF0",
+            b"\xB1",
+            b" ",
+        ]);
+        prop::collection::vec(pieces, 0..80).prop_map(|ps| ps.concat())
+    }
+
+    proptest! {
+        /// Cut where `last_record_end` says, after windows of any size, and
+        /// each chunk read alone, a file gives the records and lines that
+        /// reading it whole gives.
+        #[test]
+        fn chunks_cut_at_record_ends_read_as_the_whole_file(
+            bytes in csv_bytes(),
+            windows in prop::collection::vec(1usize..40, 1..20),
+        ) {
+            let (whole, _) = read_records(&bytes, 1);
+            let mut chunked = Vec::new();
+            let (mut start, mut line) = (0, 1);
+            let mut windows = windows.into_iter().cycle();
+            while start < bytes.len() {
+                let window = windows.next().unwrap_or(1);
+                // As `chunks` does: read on until a record ends, or to the end.
+                let mut end = start;
+                let cut = loop {
+                    end = (end + window).min(bytes.len());
+                    if end == bytes.len() {
+                        break end - start;
+                    }
+                    if let Some(cut) = last_record_end(&bytes[start..end], b',') {
+                        break cut;
+                    }
+                };
+                prop_assert!(cut > 0 && start + cut <= end);
+                let (records, lines) = read_records(&bytes[start..start + cut], line);
+                chunked.extend(records);
+                line += lines;
+                start += cut;
+            }
+            prop_assert_eq!(chunked, whole);
+        }
+    }
+
+    #[test]
+    fn record_ends_follow_quotes_as_csv_does() {
+        // A quote inside an unquoted field is text; one at a field's start opens.
+        assert_eq!(last_record_end(b"ab\"c,d\n\"x\ny\",z\nq", b','), Some(15));
+        // Inside quotes a line end is text.
+        assert_eq!(last_record_end(b"a,\"x\ny", b','), None);
+        // Blank lines and a CR at the end do not matter: `csv` skips line
+        // ends before a record, and `record_line` counts them.
+        assert_eq!(last_record_end(b"a\r\n\r\nb", b','), Some(5));
+        assert_eq!(last_record_end(b"a\nb\r", b','), Some(4));
+        // The quote closing a field at the end may be the first of "".
+        assert_eq!(last_record_end(b"a\n\"x\"", b','), Some(2));
     }
 
     #[test]

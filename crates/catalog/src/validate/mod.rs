@@ -16,7 +16,6 @@ mod row;
 pub use row::RowChecker;
 
 use std::fmt;
-use std::io;
 
 use crate::standard::{self, HeaderMatch, Schema};
 
@@ -188,15 +187,39 @@ pub fn validate(bytes: &[u8], options: &Options) -> Result<Validated, Rejected> 
             "the file is empty",
         ));
     }
-    let reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(decoded.text.as_bytes());
     // Well-formed CSV always has an even number of quotes; an odd number
     // means a quoted field was never closed, which the reader silently runs
     // to the end of the file.
     let unbalanced = decoded.text.bytes().filter(|&b| b == b'"').count() % 2 == 1;
-    validate_records(reader, decoded.encoding, unbalanced, options)
+    validate_records(
+        decoded.text.as_bytes(),
+        decoded.encoding,
+        unbalanced,
+        options,
+    )
+}
+
+/// The line a record starts on, for a record `csv` read from `bytes`.
+/// `csv` gives the line it started reading at, which stops short of the
+/// line ends it skips before the record: blank lines, and with CRLF line
+/// ends (most Japanese files) the LF of the line before, so every record
+/// but the first was put a line too early. Those line ends are counted
+/// here.
+pub(crate) fn record_line(bytes: &[u8], position: Option<&csv::Position>) -> usize {
+    let Some(position) = position else {
+        return 0;
+    };
+    let start = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let skipped = bytes
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .filter(|&&b| b == b'\n')
+        .count();
+    usize::try_from(position.line())
+        .unwrap_or(usize::MAX)
+        .saturating_add(skipped)
 }
 
 pub(crate) fn csv_error(e: &csv::Error) -> Rejected {
@@ -213,13 +236,17 @@ pub(crate) fn csv_error(e: &csv::Error) -> Rejected {
     )
 }
 
-/// The row loop, over any reader of UTF-8 CSV, one record at a time.
-fn validate_records<R: io::Read>(
-    mut reader: csv::Reader<R>,
+/// The row loop, over UTF-8 CSV, one record at a time.
+fn validate_records(
+    text: &[u8],
     encoding: jp::encoding::Encoding,
     unbalanced_quotes: bool,
     options: &Options,
 ) -> Result<Validated, Rejected> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
     let mut records = reader.records();
     let first = match records.next() {
         None => {
@@ -235,9 +262,7 @@ fn validate_records<R: io::Read>(
         Some(Ok(r)) => r,
     };
     let header: Vec<String> = first.iter().map(str::to_string).collect();
-    let header_line = first
-        .position()
-        .map_or(1, |p| usize::try_from(p.line()).unwrap_or(1));
+    let header_line = record_line(text, first.position()).max(1);
     let header_match = match_header(&header, options);
     if header_match.schema.is_none() && looks_like_data(&header) {
         return Err(reject(
@@ -256,9 +281,7 @@ fn validate_records<R: io::Read>(
     let mut last = (1, header_line);
     for (index, record) in records.enumerate() {
         let record = record.map_err(|e| csv_error(&e))?;
-        let line = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        let line = record_line(text, record.position());
         let cells: Vec<&str> = record.iter().collect();
         last = (index + 2, line);
         let (normalized, issues) = checker.check(index + 2, line, &cells);
@@ -430,6 +453,22 @@ mod tests {
             .collect();
         assert_eq!(bad, vec![(3, 4, Some(10), "coordinate-range")]);
         assert_eq!(v.rows[0][4], "市役所\n本館");
+    }
+
+    /// `csv` starts each record after a CRLF on the line before; most
+    /// Japanese files end lines with CRLF, so every line was one short.
+    #[test]
+    fn lines_count_crlf_and_blank_lines() {
+        let v = run(&format!("{AED_HEADER}\r\n222127,1,静岡県,焼津市,x,,,,34.8,200,,,,,,,,,,有,,\r\n\r\n222127,2,静岡県,焼津市,\"市役所\r\n本館\",,,,34.8,200,,,,,,,,,,有,,\r\n222127,3,静岡県,焼津市,x,,,,34.8,200,,,,,,,,,,有,,\r\n"));
+        let bad: Vec<_> = v.report.errors().map(|i| (i.row, i.line, i.code)).collect();
+        assert_eq!(
+            bad,
+            vec![
+                (2, 2, "coordinate-range"),
+                (3, 4, "coordinate-range"),
+                (4, 6, "coordinate-range")
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,380 @@
+//! Loading the records of a CSV or TSV file in chunks. The calling thread
+//! reads the file in blocks and cuts it into chunks of whole records
+//! ([`text::last_record_end`]); workers parse, decode, normalise, check
+//! and convert each chunk's records. Chunks go to the workers in turn and
+//! come back in the same turn, so rows reach the loader in file order.
+//! Parsing belongs on the workers: on a machine of two cores a reading
+//! thread that also parsed every record was as busy as either worker and
+//! held them up, while cutting only looks at quotes and line ends.
+//! With one worker the calling thread does the same work itself.
+//!
+//! A worker numbers rows and lines within its chunk; they are renumbered
+//! in file order as they are accepted, from the rows and lines of the
+//! chunks before. At most a few chunks are in flight, so memory stays
+//! flat, and the buffer of a returned chunk is reused for the next one.
+//! The sink is only ever called on the calling thread.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::mpsc;
+
+use jp::encoding::Encoding;
+use store::datastore::Cell;
+
+use crate::validate::{record_line, reject, Issue, RejectKind};
+
+use super::loader::{Loader, RowWork};
+use super::text::{self, FieldDecoder, Scope, Undecodable};
+use super::{IngestError, Sink};
+
+/// Bytes read at a time; a chunk is about this size.
+const BLOCK: usize = 256 * 1024;
+
+fn csv_reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(bytes)
+}
+
+/// Reading bytes from memory fails only if `csv` itself does.
+fn parse_error(e: csv::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The header record, the line it starts on and the line after it.
+pub(crate) struct Header {
+    pub(crate) record: csv::ByteRecord,
+    pub(crate) line: usize,
+    data_line: usize,
+}
+
+/// The file's bytes, read in blocks, from the start of a record on.
+pub(crate) struct Chunks {
+    file: File,
+    delimiter: u8,
+    /// Read and not yet handed out; always starts where a record starts.
+    pending: Vec<u8>,
+    /// Below this length, looking for a record's end again is pointless:
+    /// it was not found in what is pending now. Doubling it keeps a huge
+    /// record (an unclosed quote) from being scanned over and over.
+    look_from: usize,
+    eof: bool,
+    /// A NUL byte was read: not text, past the head [`text::sniff`] saw.
+    nul: bool,
+    /// `"` in the header, for the count of the whole file.
+    quotes: usize,
+}
+
+impl Chunks {
+    /// The file after any BOM, as `sniffed` found it.
+    pub(crate) fn open(path: &Path, encoding: Encoding, delimiter: u8) -> io::Result<Chunks> {
+        Ok(Chunks {
+            file: text::open_records(path, encoding)?,
+            delimiter,
+            pending: Vec::with_capacity(2 * BLOCK),
+            look_from: BLOCK,
+            eof: false,
+            nul: false,
+            quotes: 0,
+        })
+    }
+
+    /// Appends one block to `pending`.
+    fn fill(&mut self) -> io::Result<()> {
+        let start = self.pending.len();
+        let read = (&mut self.file)
+            .take(BLOCK as u64)
+            .read_to_end(&mut self.pending)?;
+        self.eof = read < BLOCK;
+        self.nul |= memchr::memchr(0, &self.pending[start..]).is_some();
+        Ok(())
+    }
+
+    /// The first record, or `None` when the file has none.
+    pub(crate) fn header(&mut self) -> io::Result<Option<Header>> {
+        loop {
+            let mut reader = csv_reader(&self.pending, self.delimiter);
+            let mut record = csv::ByteRecord::new();
+            let found = reader.read_byte_record(&mut record).map_err(parse_error)?;
+            let end = usize::try_from(reader.position().byte()).unwrap_or(usize::MAX);
+            let data_line = usize::try_from(reader.position().line()).unwrap_or(usize::MAX);
+            drop(reader);
+            // A record reaching the end of what was read may go on.
+            if self.eof || (found && end < self.pending.len()) {
+                if !found {
+                    return Ok(None);
+                }
+                let end = end.min(self.pending.len());
+                self.quotes = memchr::memchr_iter(b'"', &self.pending[..end]).count();
+                let line = record_line(&self.pending, record.position()).max(1);
+                self.pending.drain(..end);
+                return Ok(Some(Header {
+                    line,
+                    record,
+                    data_line,
+                }));
+            }
+            let target = (2 * self.pending.len()).max(BLOCK);
+            while !self.eof && self.pending.len() < target {
+                self.fill()?;
+            }
+        }
+    }
+
+    /// The next chunk of whole records in `spare`'s place, `None` at the end.
+    fn next_chunk(&mut self, mut spare: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            let end = if self.eof {
+                Some(self.pending.len()).filter(|&n| n > 0)
+            } else if self.pending.len() >= self.look_from {
+                let end = text::last_record_end(&self.pending, self.delimiter);
+                if end.is_none() {
+                    self.look_from = 2 * self.pending.len();
+                }
+                end
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                spare.clear();
+                spare.extend_from_slice(&self.pending[end..]);
+                self.pending.truncate(end);
+                std::mem::swap(&mut self.pending, &mut spare);
+                self.look_from = BLOCK;
+                return Ok(Some(spare));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// A checked row: its line within the chunk, cells and issues.
+type CheckedRow = (usize, Vec<Cell>, Vec<Issue>);
+
+/// What checking a chunk gave.
+struct Checked {
+    /// The rows, or the line (within the chunk) of the first record the
+    /// file's encoding does not read: the ingest stops there.
+    rows: Result<Vec<CheckedRow>, usize>,
+    /// Line ends in the chunk.
+    lines: usize,
+    quotes: usize,
+    /// Handed back for reuse.
+    bytes: Vec<u8>,
+}
+
+/// Parses and checks every record of one chunk. Rows are numbered from 0
+/// and lines from 1 within the chunk (see [`Renumber`]).
+fn check_chunk(
+    work: &RowWork,
+    decoder: &mut FieldDecoder,
+    bytes: Vec<u8>,
+    delimiter: u8,
+) -> io::Result<Checked> {
+    let mut reader = csv_reader(&bytes, delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut rows = Vec::new();
+    let rows = loop {
+        if !reader.read_byte_record(&mut record).map_err(parse_error)? {
+            break Ok(rows);
+        }
+        let line = record_line(&bytes, record.position());
+        match decoder.fields(&record) {
+            Ok(fields) => {
+                let (cells, issues) = work.check(rows.len(), line, &fields);
+                rows.push((line, cells, issues));
+            }
+            Err(Undecodable) => break Err(line),
+        }
+    };
+    let lines = usize::try_from(reader.position().line())
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1);
+    let quotes = memchr::memchr_iter(b'"', &bytes).count();
+    drop(reader);
+    Ok(Checked {
+        rows,
+        lines,
+        quotes,
+        bytes,
+    })
+}
+
+/// Gives the rows of chunks, taken in file order, their numbers in the file.
+struct Renumber {
+    /// Row number of the next row (the header is row 1).
+    next_row: usize,
+    /// Line the next chunk starts on.
+    line: usize,
+    quotes: usize,
+}
+
+impl Renumber {
+    fn accept<S: Sink>(
+        &mut self,
+        checked: Checked,
+        loader: &mut Loader<'_, S>,
+        path: &Path,
+        encoding: Encoding,
+    ) -> Result<Vec<u8>, IngestError<S::Error>> {
+        let rows = match checked.rows {
+            Ok(rows) => rows,
+            Err(line) => return Err(past_the_head(path, encoding, self.line + line - 1)),
+        };
+        for (line, cells, mut issues) in rows {
+            let line = self.line + line - 1;
+            for issue in &mut issues {
+                issue.row = self.next_row;
+                issue.line = line;
+            }
+            loader.accept(self.next_row, line, cells, issues)?;
+            self.next_row += 1;
+        }
+        self.line += checked.lines;
+        self.quotes += checked.quotes;
+        Ok(checked.bytes)
+    }
+}
+
+/// The file turned out unusable past the head the first pass read (a
+/// record the encoding does not read, a NUL byte): the verdict on the
+/// whole file, worded as it would have been had the first pass read it
+/// all. Only a file whose head reads as one encoding and whose rest only
+/// as the other passes that pass; it is refused at the line it changes.
+pub(crate) fn past_the_head<E>(path: &Path, encoding: Encoding, line: usize) -> IngestError<E> {
+    match text::sniff(path, Scope::Whole) {
+        Err(e) => e.into(),
+        Ok(_) => IngestError::Rejected(reject(
+            RejectKind::Undecodable,
+            line,
+            None,
+            format!(
+                "{line}行目で文字コードが変わっています: ファイルの先頭は {encoding} ですが、この行は {encoding} として読めません"
+            ),
+            format!(
+                "the encoding changes at line {line}: the start of the file is {encoding}, but this line does not read as {encoding}"
+            ),
+        )),
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("a row-checking thread stopped")
+}
+
+/// Reads every record after the header into `loader`, checking them on
+/// `workers` threads (on this one when `workers` is 1). Returns whether
+/// the file has an odd number of `"` (a quoted field left open).
+pub(crate) fn load_rows<S: Sink>(
+    path: &Path,
+    mut chunks: Chunks,
+    header: &Header,
+    loader: &mut Loader<'_, S>,
+    workers: usize,
+    encoding: Encoding,
+) -> Result<bool, IngestError<S::Error>> {
+    let mut renumber = Renumber {
+        next_row: 2,
+        line: header.data_line,
+        quotes: chunks.quotes,
+    };
+    let delimiter = chunks.delimiter;
+    let not_text = |chunks: &Chunks, renumber: &Renumber| {
+        chunks
+            .nul
+            .then(|| past_the_head(path, encoding, renumber.line))
+    };
+    if workers <= 1 {
+        let work = loader.work();
+        let mut decoder = FieldDecoder::new(encoding);
+        let mut spare = Vec::new();
+        while let Some(bytes) = chunks.next_chunk(spare)? {
+            if let Some(e) = not_text(&chunks, &renumber) {
+                return Err(e);
+            }
+            let checked = check_chunk(&work, &mut decoder, bytes, delimiter)?;
+            spare = renumber.accept(checked, loader, path, encoding)?;
+        }
+        return Ok(renumber.quotes % 2 == 1);
+    }
+    std::thread::scope(|scope| {
+        let mut to_workers = Vec::with_capacity(workers);
+        let mut from_workers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (chunk_tx, chunk_rx) = mpsc::channel::<Vec<u8>>();
+            let (done_tx, done_rx) = mpsc::channel::<io::Result<Checked>>();
+            let work = loader.work();
+            scope.spawn(move || {
+                let mut decoder = FieldDecoder::new(encoding);
+                for bytes in chunk_rx {
+                    let checked = check_chunk(&work, &mut decoder, bytes, delimiter);
+                    if done_tx.send(checked).is_err() {
+                        break;
+                    }
+                }
+            });
+            to_workers.push(chunk_tx);
+            from_workers.push(done_rx);
+        }
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        // The worker of each chunk in flight, oldest first.
+        let mut in_flight: VecDeque<usize> = VecDeque::new();
+        let mut turn = 0;
+        let result = loop {
+            let next = match chunks.next_chunk(spare.pop().unwrap_or_default()) {
+                Ok(next) => next,
+                Err(e) => break Err(IngestError::Io(e)),
+            };
+            if let Some(e) = not_text(&chunks, &renumber) {
+                break Err(e);
+            }
+            let finished = next.is_none();
+            if let Some(bytes) = next {
+                let worker = turn % workers;
+                turn += 1;
+                if to_workers[worker].send(bytes).is_err() {
+                    break Err(IngestError::Io(stopped()));
+                }
+                in_flight.push_back(worker);
+            }
+            let keep = if finished { 0 } else { 2 * workers };
+            let mut delivered = Ok(());
+            while in_flight.len() > keep {
+                let Some(worker) = in_flight.pop_front() else {
+                    break;
+                };
+                let checked = match from_workers[worker].recv() {
+                    Ok(Ok(checked)) => checked,
+                    Ok(Err(e)) => {
+                        delivered = Err(IngestError::Io(e));
+                        break;
+                    }
+                    Err(_) => {
+                        delivered = Err(IngestError::Io(stopped()));
+                        break;
+                    }
+                };
+                match renumber.accept(checked, loader, path, encoding) {
+                    Ok(bytes) => spare.push(bytes),
+                    Err(e) => {
+                        delivered = Err(e);
+                        break;
+                    }
+                }
+            }
+            if delivered.is_err() || finished {
+                break delivered;
+            }
+        };
+        // Closing the channels ends the workers; the scope waits for them.
+        drop(to_workers);
+        result.map(|()| renumber.quotes % 2 == 1)
+    })
+}
