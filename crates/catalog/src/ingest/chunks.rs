@@ -66,12 +66,12 @@ pub(crate) struct Chunks {
     eof: bool,
     /// A NUL byte was read: not text, past the head [`text::sniff`] saw.
     nul: bool,
-    /// `"` in the header, for the count of the whole file.
+    /// `"` in the header, for the count of the whole file (see [`Renumber`]).
     quotes: usize,
 }
 
 impl Chunks {
-    /// The file after any BOM, as `sniffed` found it.
+    /// The file after any BOM, read as `encoding` (what [`text::sniff`] found).
     pub(crate) fn open(path: &Path, encoding: Encoding, delimiter: u8) -> io::Result<Chunks> {
         Ok(Chunks {
             file: text::open_records(path, encoding)?,
@@ -214,6 +214,9 @@ struct Renumber {
     next_row: usize,
     /// Line the next chunk starts on.
     line: usize,
+    /// `"` so far: an odd count at the end means a quoted field is never
+    /// closed. 0x22 is never part of a multi-byte character in UTF-8 nor
+    /// Shift_JIS, so counting bytes is exact.
     quotes: usize,
 }
 

@@ -231,8 +231,7 @@ fn ingest_text<S: Sink>(
     options: &Options,
     sink: &mut S,
 ) -> Result<IngestReport, IngestError<S::Error>> {
-    let sniffed = text::sniff(path, text::Scope::Head)?;
-    let encoding = sniffed.encoding;
+    let encoding = text::sniff(path, text::Scope::Head)?;
     let mut chunks = chunks::Chunks::open(path, encoding, delimiter)?;
     let Some(header) = chunks.header()? else {
         return Err(IngestError::Rejected(reject(

@@ -24,16 +24,6 @@ use crate::validate::{reject, RejectKind, Rejected};
 const CHUNK: usize = 256 * 1024;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// What the first pass found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sniffed {
-    pub(crate) encoding: Encoding,
-    /// An odd number of `"`: a quoted field is never closed. 0x22 is never
-    /// part of a multi-byte character in UTF-8 nor Shift_JIS, so counting
-    /// bytes is exact.
-    pub(crate) unbalanced_quotes: bool,
-}
-
 /// Why the first pass stopped: the file's fault, or the disk's.
 #[derive(Debug)]
 pub(crate) enum SniffError {
@@ -91,28 +81,25 @@ pub(crate) enum Scope {
 }
 
 /// See [`Scope::Head`].
-pub(crate) const HEAD_BYTES: u64 = 1024 * 1024;
+const HEAD_BYTES: u64 = 1024 * 1024;
 /// See [`Scope::Head`].
 const AFTER_NON_ASCII: u64 = 64 * 1024;
 
 /// The first pass: decides the encoding and rejects unusable files, from
 /// the whole file or its head (`scope`). A problem inside the head gets the
-/// same verdict either way; with [`Scope::Head`], `unbalanced_quotes` only
-/// counts the head, so the loader counts quotes itself.
-pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Sniffed, SniffError> {
+/// same verdict either way.
+pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Encoding, SniffError> {
     let mut file = File::open(path)?;
     let mut buf = vec![0; CHUNK + 4];
     // Bytes of a UTF-8 character cut by the end of the previous chunk.
     let mut carry = 0;
     let mut offset: u64 = 0;
     let mut utf8_error: Option<u64> = None;
-    let mut quotes = 0usize;
     let mut blank = true;
     let mut bom = false;
     // Checked alongside UTF-8 so the file is read once; given up once it fails.
     let mut shift_jis = Some(jp::shift_jis::Validator::default());
     let mut first_non_ascii: Option<u64> = None;
-    let mut whole = true;
     loop {
         let n = read_full(&mut file, &mut buf[carry..carry + CHUNK])?;
         let fresh = &buf[carry..carry + n];
@@ -136,12 +123,10 @@ pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Sniffed, SniffError> {
             bom = true;
             scan = &fresh[UTF8_BOM.len()..];
         }
-        // Quotes are few, so finding them (memchr) beats comparing every byte.
-        quotes += memchr::memchr_iter(b'"', scan).count();
         if blank {
             blank = scan.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0B);
         }
-        if first_non_ascii.is_none() {
+        if scope == Scope::Head && first_non_ascii.is_none() {
             first_non_ascii = fresh
                 .iter()
                 .position(|b| !b.is_ascii())
@@ -186,11 +171,9 @@ pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Sniffed, SniffError> {
             // A character cut by the head's end (`carry`, or a Shift_JIS
             // lead byte in the validator) is not an error: the rest of it
             // is checked as the file loads.
-            whole = false;
             break;
         }
     }
-    let unbalanced_quotes = quotes % 2 == 1;
     let encoding = match (bom, utf8_error) {
         (true, None) => Encoding::Utf8Bom,
         (false, None) => Encoding::Utf8,
@@ -220,10 +203,7 @@ pub(crate) fn sniff(path: &Path, scope: Scope) -> Result<Sniffed, SniffError> {
             "the file is empty",
         )));
     }
-    Ok(Sniffed {
-        encoding,
-        unbalanced_quotes: whole && unbalanced_quotes,
-    })
+    Ok(encoding)
 }
 
 fn undecodable(path: &Path, at: u64, after_bom: bool) -> io::Result<Rejected> {
