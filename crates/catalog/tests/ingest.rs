@@ -210,6 +210,63 @@ fn yaizu_files_load_exactly_as_validate_reads_them() {
     }
 }
 
+/// Quoting and line ends of every kind, over many chunks and two threads:
+/// the rows, values, issues and lines are those `validate` (which reads
+/// with the `csv` crate) gives, in UTF-8 and in Shift_JIS.
+#[test]
+fn awkward_quoting_and_line_ends_load_as_validate_reads_them() {
+    let mut text = String::from("名称,備考,番号\r\n");
+    for i in 0..40_000 {
+        let row = match i % 9 {
+            0 => format!("\"避難所{i}\",\"夜間は\"\"施錠\"\"\",{i}\r\n"),
+            1 => format!("公民館{i},\"一行目\r\n二行目\",{i}\r\n"),
+            2 => format!("\r\n\r\n\"ｺｳｴﾝ{i}\"の東,,{i}\n"),
+            3 => format!("集会所{i},a\"b\"c,{i},余分\r"),
+            4 => format!("\"{i}\"\r\n"),
+            5 => format!("学校{i},\"開いた,まま\",\r\n"),
+            6 => format!("センター{i},２階,\"\"\r\n"),
+            7 => ",,\n".to_string(),
+            _ => format!("体育館{i},\"津波避難ビル,屋上\",{i}\r\n"),
+        };
+        text.push_str(&row);
+    }
+    let (sjis, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
+    assert!(!lossy);
+    for (name, bytes) in [("utf-8.csv", text.as_bytes()), ("sjis.csv", &sjis[..])] {
+        assert!(bytes.len() > 3 * 256 * 1024, "{name}: several chunks");
+        let validated = validate::validate(bytes, &validate::Options::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let file = TempFile::new(name, bytes);
+        let options = Options {
+            threads: 2,
+            max_issue_details: 1_000_000,
+            ..Options::default()
+        };
+        let (report, sink) = run(&file.path, Format::Csv, &options);
+        assert!(!report.issues_capped, "{name}");
+        assert_eq!(report.issues.len(), validated.report.issues.len(), "{name}");
+        for (got, want) in report.issues.iter().zip(&validated.report.issues) {
+            // A row too wide is worded for what each keeps of it.
+            if got.code != "column-count" {
+                assert_eq!(got, want, "{name}");
+            }
+            let at = |i: &validate::Issue| (i.row, i.line, i.column, i.severity, i.code);
+            assert_eq!(at(got), at(want), "{name}");
+        }
+        assert_eq!(sink.rows.len(), validated.rows.len(), "{name}");
+        for (row, (got, want)) in sink.rows.iter().zip(&validated.rows).enumerate() {
+            let want: Vec<Cell> = want
+                .iter()
+                .take(3)
+                .map(|v| expected_cell(ColumnType::Text, v))
+                .chain(std::iter::repeat(Cell::Null))
+                .take(3)
+                .collect();
+            assert_eq!(got, &want, "{name} row {}", row + 2);
+        }
+    }
+}
+
 #[test]
 fn a_standard_dataset_is_typed_by_its_definition() {
     let (report, sink) = run(

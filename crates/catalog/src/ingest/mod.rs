@@ -25,6 +25,7 @@ mod columns;
 mod excel;
 mod loader;
 mod report;
+mod split;
 mod text;
 
 use std::fs::File;
