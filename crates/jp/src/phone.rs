@@ -207,6 +207,44 @@ pub fn normalize(input: &str) -> Result<PhoneNumber, PhoneError> {
     Ok(PhoneNumber { digits, groups })
 }
 
+/// Whether `input` is already written as [`normalize`] writes it: ASCII
+/// digit groups joined by single hyphens, at least two groups, a domestic
+/// number of the right length. Loading a file checks one phone number per
+/// row; most are written so, and this tells without the allocations of a
+/// full parse.
+pub fn is_normal(input: &str) -> bool {
+    let bytes = input.as_bytes();
+    let mut digits = [0u8; 11];
+    let mut count = 0;
+    let mut groups = 1;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                let Some(slot) = digits.get_mut(count) else {
+                    return false;
+                };
+                *slot = b;
+                count += 1;
+            }
+            // Between two digits only.
+            b'-' if i > 0 && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                if !bytes[i - 1].is_ascii_digit() {
+                    return false;
+                }
+                groups += 1;
+            }
+            _ => return false,
+        }
+    }
+    let Ok(digits) = std::str::from_utf8(&digits[..count]) else {
+        return false;
+    };
+    groups >= 2
+        && digits.starts_with('0')
+        && !digits.starts_with("00")
+        && digits.len() == PhoneKind::of(digits).expected_len(digits)
+}
+
 /// Splits ASCII digits into groups of the given sizes; the sizes always add
 /// up to the validated length, and any remainder is kept as a last group.
 fn split_groups(digits: &str, sizes: [usize; 3]) -> Vec<String> {
@@ -234,6 +272,29 @@ mod tests {
         normalize(input)
             .unwrap_or_else(|e| panic!("{input}: {e}"))
             .to_string()
+    }
+
+    #[test]
+    fn normal_forms_are_told_without_parsing() {
+        for normal in [
+            "054-626-1139",
+            "03-1234-5678",
+            "090-1234-5678",
+            "0120-123-456",
+        ] {
+            assert!(is_normal(normal), "{normal}");
+        }
+        for other in [
+            "(054)626-1139",
+            "0546261139",
+            "054--626-1139",
+            "-054-626-1139",
+            "054-626-113",
+            "00-1234-5678",
+            "054-626-1139-",
+        ] {
+            assert!(!is_normal(other), "{other}");
+        }
     }
 
     #[test]
@@ -346,6 +407,15 @@ mod tests {
         fn mobile_numbers_group_3_4_4(rest in "[1-9][0-9]{7}", p in "0[789]0") {
             let n = normalize(&format!("{p}{rest}")).unwrap();
             prop_assert_eq!(n.to_string(), format!("{p}-{}-{}", &rest[..4], &rest[4..]));
+        }
+
+        /// `is_normal` says yes exactly when `normalize` gives the input
+        /// back unchanged with two groups or more (a single group may be
+        /// regrouped, so it is left to the full parse).
+        #[test]
+        fn is_normal_is_normalize_changing_nothing(s in "[-0-9０()+ ]{0,16}|0[0-9]{1,4}-[0-9]{1,4}-?[0-9]{0,5}") {
+            let unchanged = normalize(&s).is_ok_and(|n| n.to_string() == s && s.contains('-'));
+            prop_assert_eq!(is_normal(&s), unchanged, "{:?}", s);
         }
     }
 }

@@ -296,7 +296,7 @@ impl RowChecker {
                 Normal::Ok(v) => v,
                 Normal::Fixed(v, n) => {
                     issues.push(issue(Some(i), Severity::Warning, n.code, raw, n.ja, n.en));
-                    Cow::Owned(v)
+                    v
                 }
                 Normal::Bad(n) => {
                     issues.push(issue(Some(i), Severity::Error, n.code, raw, n.ja, n.en));
