@@ -186,7 +186,7 @@ struct Checked {
 }
 
 /// What a worker keeps between chunks so that a chunk costs no new buffers.
-pub(crate) struct Buffers {
+struct Buffers {
     encoding: Encoding,
     /// The chunk decoded, when it is not UTF-8 already.
     text: String,
@@ -195,7 +195,7 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    pub(crate) fn new(encoding: Encoding) -> Buffers {
+    fn new(encoding: Encoding) -> Buffers {
         Buffers {
             encoding,
             text: String::new(),
