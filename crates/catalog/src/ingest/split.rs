@@ -134,9 +134,9 @@ impl<'t> Splitter<'t> {
             };
             self.lines += memchr::memchr_iter(b'\n', &bytes[from..q]).count();
             if bytes.get(q + 1) == Some(&b'"') {
-                // `""`: one quote, and the field no longer a slice.
-                // Nothing before `from` was copied yet only while
-                // `rewritten` is unset, and then `from` is `open`.
+                // `""`: one quote, and the field no longer a slice. Its copy
+                // starts here the first time; `from` is then still `open`,
+                // so nothing of it is left behind.
                 rewritten.get_or_insert(scratch.len());
                 scratch.push_str(&self.text[from..=q]);
                 from = q + 2;
