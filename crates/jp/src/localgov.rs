@@ -70,7 +70,9 @@ impl LocalGovCode {
         if trimmed.is_empty() {
             return Err(LocalGovError::Empty);
         }
-        let mut digits = Vec::with_capacity(6);
+        // Six digits at most are kept; more are only counted, for the error.
+        let mut digits = [0u8; 6];
+        let mut len = 0;
         for (i, ch) in trimmed.chars().enumerate() {
             let d = match ch {
                 '0'..='9' => ch as u32 - '0' as u32,
@@ -83,18 +85,20 @@ impl LocalGovCode {
                     })
                 }
             };
-            // Values are below 10, so the narrowing cannot lose anything.
-            digits.push(d as u8);
-        }
-        let body: [u8; 5] = match digits.get(..5).map(<[u8; 5]>::try_from) {
-            Some(Ok(body)) if digits.len() <= 6 => body,
-            _ => {
-                return Err(LocalGovError::Length {
-                    input: input.to_string(),
-                    len: digits.len(),
-                })
+            if let Some(slot) = digits.get_mut(len) {
+                // Values are below 10, so the narrowing cannot lose anything.
+                *slot = d as u8;
             }
-        };
+            len += 1;
+        }
+        if !(5..=6).contains(&len) {
+            return Err(LocalGovError::Length {
+                input: input.to_string(),
+                len,
+            });
+        }
+        let [a, b, c, d, e, given] = digits;
+        let body = [a, b, c, d, e];
         let prefecture = body[0] * 10 + body[1];
         if !PREFECTURES.contains(&prefecture) {
             return Err(LocalGovError::UnknownPrefecture {
@@ -103,7 +107,7 @@ impl LocalGovCode {
             });
         }
         let code = LocalGovCode::from_body(body);
-        if let Some(&given) = digits.get(5) {
+        if len == 6 {
             let expected = check_digit(body);
             if given != expected {
                 return Err(LocalGovError::CheckDigit {

@@ -484,6 +484,17 @@ fn time(value: &str) -> Normal<'_> {
     }
 }
 
+/// `value.chars().any(char::is_whitespace)`, by bytes when it is ASCII
+/// (URLs nearly always are): the white space of ASCII is tab to CR and
+/// the space.
+fn has_white_space(value: &str) -> bool {
+    if value.is_ascii() {
+        value.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
+    } else {
+        value.chars().any(char::is_whitespace)
+    }
+}
+
 fn uri(value: &str) -> Normal<'_> {
     let v = width_normalize(value);
     let scheme_ok = v.split_once(':').is_some_and(|(scheme, rest)| {
@@ -493,7 +504,7 @@ fn uri(value: &str) -> Normal<'_> {
                 .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
             && !rest.is_empty()
     });
-    if !scheme_ok || v.chars().any(char::is_whitespace) {
+    if !scheme_ok || has_white_space(&v) {
         return Normal::Bad(note(
             "uri",
             format!("「{value}」は URI ではありません (例: https://www.city.yaizu.lg.jp/)"),
@@ -697,6 +708,14 @@ mod tests {
             "[0-9０-９.,:/ー\\-()（）年月日時分令和○◯×有無ﾄｲﾚｶﾞｽ２階 \u{3000}a-zＡ-Ｚ]{0,16}",
             proptest::sample::select(FLAG_MARKS).prop_map(String::from),
         ]
+    }
+
+    proptest! {
+        #[test]
+        fn white_space_is_found_as_char_is_whitespace_finds_it(s in any::<String>(), ascii in "[\t-\r -~\x00-\x08\x0E-\x1F]{0,12}") {
+            prop_assert_eq!(has_white_space(&s), s.chars().any(char::is_whitespace));
+            prop_assert_eq!(has_white_space(&ascii), ascii.chars().any(char::is_whitespace));
+        }
     }
 
     #[test]
