@@ -24,7 +24,6 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
-use encoding_rs::{DecoderResult, SHIFT_JIS};
 use jp::encoding::Encoding;
 use store::datastore::Cell;
 
@@ -212,11 +211,8 @@ fn decode<'a>(bytes: &'a [u8], encoding: Encoding, text: &'a mut String) -> Opti
     if encoding != Encoding::ShiftJis {
         return std::str::from_utf8(bytes).ok();
     }
-    let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
     text.clear();
-    text.reserve(decoder.max_utf8_buffer_length_without_replacement(bytes.len())?);
-    let (result, _) = decoder.decode_to_string_without_replacement(bytes, text, true);
-    (result == DecoderResult::InputEmpty).then_some(text.as_str())
+    text::decode_shift_jis(bytes, text).then_some(text.as_str())
 }
 
 /// The line (within the chunk) of the first record `encoding` does not

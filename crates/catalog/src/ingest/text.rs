@@ -9,8 +9,10 @@
 //! there stops the load, and [`sniff`] of the whole file then names it
 //! exactly as it would have before. The second pass cuts the file's own
 //! bytes into chunks of whole records ([`last_record_end`], exact for
-//! Shift_JIS too, see `jp::shift_jis`) and a [`FieldDecoder`] turns each
-//! record into text on whichever thread checks it.
+//! Shift_JIS too, see `jp::shift_jis`), which the workers decode whole and
+//! split (`chunks`, `split`). A [`FieldDecoder`] turns single records read
+//! by `csv` into text: the header, and the records of a chunk that did not
+//! decode, to find the first bad one.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -72,7 +74,7 @@ fn line_of(path: &Path, offset: u64) -> io::Result<usize> {
 /// How much of the file [`sniff`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// All of it: the verdict and the quote count are final.
+    /// All of it: the verdict is final.
     Whole,
     /// The first [`HEAD_BYTES`], and on until something other than white
     /// space and [`AFTER_NON_ASCII`] bytes past the first byte that is not
@@ -323,12 +325,24 @@ fn last_line_end(bytes: &[u8], from: usize, to: usize) -> Option<usize> {
     memchr::memrchr2(b'\n', b'\r', &bytes[from..to]).map(|at| from + at + 1)
 }
 
+/// Appends the Shift_JIS `bytes`, decoded, to `text`; false when they do
+/// not all decode (a cut character included).
+pub(crate) fn decode_shift_jis(bytes: &[u8], text: &mut String) -> bool {
+    let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
+    let Some(most) = decoder.max_utf8_buffer_length_without_replacement(bytes.len()) else {
+        return false;
+    };
+    text.reserve(most);
+    let (result, _) = decoder.decode_to_string_without_replacement(bytes, text, true);
+    result == DecoderResult::InputEmpty
+}
+
 /// A record whose bytes the file's encoding does not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Undecodable;
 
-/// Turns records read as bytes into text fields. It keeps one buffer for
-/// the decoded record, so a thread decoding many records allocates once.
+/// Turns records read as bytes into text fields, into one buffer it keeps
+/// for the next record.
 pub(crate) struct FieldDecoder {
     encoding: Encoding,
     text: String,
@@ -362,24 +376,10 @@ impl FieldDecoder {
         }
         self.text.clear();
         self.ends.clear();
-        // A Shift_JIS byte becomes at most three of UTF-8. The fields are
-        // decoded into one buffer this thread reuses, so a record costs no
-        // allocation, and sliced from it.
-        self.text.reserve(record.as_slice().len() * 3);
+        // The fields are decoded one after the other into the one buffer,
+        // and sliced from it.
         for field in record {
-            if field.is_ascii() {
-                // ASCII reads the same in both encodings; most cells (codes,
-                // numbers, phones, URLs, empty ones) are, and a decoder per
-                // field costs more than the copy.
-                self.text
-                    .push_str(std::str::from_utf8(field).map_err(|_| Undecodable)?);
-                self.ends.push(self.text.len());
-                continue;
-            }
-            let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
-            let (result, _) =
-                decoder.decode_to_string_without_replacement(field, &mut self.text, true);
-            if result != DecoderResult::InputEmpty {
+            if !decode_shift_jis(field, &mut self.text) {
                 return Err(Undecodable);
             }
             self.ends.push(self.text.len());
