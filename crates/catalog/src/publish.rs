@@ -831,8 +831,8 @@ mod tests {
             self.fields = plan.fields.clone();
             Ok(())
         }
-        fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
-            self.rows.extend(rows);
+        fn batch(&mut self, rows: &mut ingest::Rows) -> Result<(), Self::Error> {
+            self.rows.extend(rows.drain());
             Ok(())
         }
     }

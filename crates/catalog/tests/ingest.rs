@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use catalog::ingest::{ingest, Format, IngestError, IngestReport, Options, Plan, Sink};
+use catalog::ingest::{ingest, Format, IngestError, IngestReport, Options, Plan, Rows, Sink};
 use catalog::validate::{self, RejectKind, Rejected, Severity};
 use chrono::NaiveDate;
 use jp::encoding::Encoding;
@@ -63,7 +63,7 @@ impl Sink for Collect {
         Ok(())
     }
 
-    fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), String> {
+    fn batch(&mut self, rows: &mut Rows) -> Result<(), String> {
         let Some(plan) = &self.plan else {
             return Err("batch before plan".into());
         };
@@ -73,7 +73,7 @@ impl Sink for Collect {
         self.batches.push(rows.len());
         self.counted += rows.len();
         if !self.count_only {
-            self.rows.extend(rows);
+            self.rows.extend(rows.drain());
         }
         Ok(())
     }
@@ -831,7 +831,7 @@ fn a_sink_error_stops_the_ingest() {
         fn plan(&mut self, _: &Plan) -> Result<(), Self::Error> {
             Ok(())
         }
-        fn batch(&mut self, _: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
+        fn batch(&mut self, _: &mut Rows) -> Result<(), Self::Error> {
             Err("disk full")
         }
     }

@@ -236,8 +236,7 @@ pub fn write_shelter_file(path: &Path, rows: usize) -> Result<Written, BenchErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use catalog::ingest::{Format, Options, Plan, Sink};
-    use store::datastore::Cell;
+    use catalog::ingest::{Format, Options, Plan, Rows, Sink};
 
     struct Count(usize);
 
@@ -247,7 +246,7 @@ mod tests {
             assert_eq!(plan.fields.len(), 39);
             Ok(())
         }
-        fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
+        fn batch(&mut self, rows: &mut Rows) -> Result<(), Self::Error> {
             self.0 += rows.len();
             Ok(())
         }

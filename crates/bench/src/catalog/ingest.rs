@@ -22,13 +22,12 @@ use crate::goals::Goal;
 use crate::report::mib;
 use crate::scenarios::{seconds, Outcome, Settings};
 use crate::stats::{Measurement, Ratio};
-use catalog::ingest::{Format, IngestReport, Options, Plan, Sink};
+use catalog::ingest::{Format, IngestReport, Options, Plan, Rows, Sink};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::datastore::Cell;
 
 const SCENARIO: &str = "catalog-ingest";
 const ORG: &str = "222127";
@@ -43,7 +42,7 @@ impl Sink for DropSink {
     fn plan(&mut self, _plan: &Plan) -> Result<(), Self::Error> {
         Ok(())
     }
-    fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
+    fn batch(&mut self, rows: &mut Rows) -> Result<(), Self::Error> {
         self.rows += rows.len() as u64;
         Ok(())
     }

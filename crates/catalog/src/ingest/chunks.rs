@@ -160,17 +160,23 @@ impl Chunks {
     }
 }
 
-/// A checked row: its line within the chunk, cells and issues.
-type CheckedRow = (usize, Vec<Cell>, Vec<Issue>);
+/// A checked row: its line within the chunk and where its issues end in
+/// [`Chunk::issues`]. Its cells are the next row's worth of [`Chunk::cells`].
+struct CheckedRow {
+    line: usize,
+    issues_end: usize,
+}
 
-/// A chunk's bytes and, once checked, its rows. Both vectors go round
-/// between the reading thread and the workers and are reused, so that a
-/// chunk allocates neither: a profile showed page faults where each
-/// chunk's row vector grew from empty.
+/// A chunk's bytes and, once checked, its rows: their cells and issues
+/// one after another. The vectors go round between the reading thread and
+/// the workers and are reused, so that a chunk allocates none of them: a
+/// profile showed page faults where each chunk's vectors grew from empty.
 #[derive(Default)]
 struct Chunk {
     bytes: Vec<u8>,
     rows: Vec<CheckedRow>,
+    cells: Vec<Cell>,
+    issues: Vec<Issue>,
 }
 
 /// What checking a chunk gave.
@@ -240,7 +246,12 @@ fn check_chunk(
     mut chunk: Chunk,
     delimiter: u8,
 ) -> io::Result<Checked> {
-    let bytes = &chunk.bytes;
+    let Chunk {
+        bytes,
+        rows,
+        cells,
+        issues,
+    } = &mut chunk;
     let quotes = memchr::memchr_iter(b'"', bytes).count();
     let Buffers {
         encoding,
@@ -258,15 +269,19 @@ fn check_chunk(
         });
     };
     let mut splitter = Splitter::new(text, delimiter);
-    let rows = &mut chunk.rows;
     rows.clear();
+    cells.clear();
+    issues.clear();
+    let mut fields: Vec<&str> = Vec::new();
     while let Some(line) = splitter.next_record(spans, scratch) {
-        let fields: Vec<&str> = spans
-            .iter()
-            .map(|&span| split::field(text, scratch, span))
-            .collect();
-        let (cells, issues) = work.check(rows.len(), line, &fields);
-        rows.push((line, cells, issues));
+        let mut record = reuse(fields);
+        record.extend(spans.iter().map(|&span| split::field(text, scratch, span)));
+        work.check(rows.len(), line, &record, cells, issues);
+        rows.push(CheckedRow {
+            line,
+            issues_end: issues.len(),
+        });
+        fields = reuse(record);
     }
     let lines = splitter.lines();
     Ok(Checked {
@@ -275,6 +290,16 @@ fn check_chunk(
         lines,
         quotes,
     })
+}
+
+/// An empty vector of another lifetime in the room of `fields`: the
+/// record's fields borrow the splitter's scratch text, which the next
+/// record rewrites, so one vector cannot hold both records' fields, but
+/// its allocation can be handed on (collecting into a vector of the same
+/// layout reuses it).
+fn reuse<'b>(mut fields: Vec<&str>) -> Vec<&'b str> {
+    fields.clear();
+    fields.into_iter().map(|_| "").collect()
 }
 
 /// Gives the rows of chunks, taken in file order, their numbers in the file.
@@ -301,15 +326,23 @@ impl Renumber {
             return Err(past_the_head(path, encoding, self.line + line - 1));
         }
         let mut chunk = checked.chunk;
-        for (line, cells, mut issues) in chunk.rows.drain(..) {
-            let line = self.line + line - 1;
-            for issue in &mut issues {
+        let width = loader.width();
+        let mut cells = chunk.cells.drain(..);
+        let mut issues = chunk.issues.drain(..);
+        let mut issues_start = 0;
+        for row in chunk.rows.drain(..) {
+            let line = self.line + row.line - 1;
+            let row_issues = issues.by_ref().take(row.issues_end - issues_start);
+            issues_start = row.issues_end;
+            let row_issues = row_issues.map(|mut issue| {
                 issue.row = self.next_row;
                 issue.line = line;
-            }
-            loader.accept(self.next_row, line, cells, issues)?;
+                issue
+            });
+            loader.accept(self.next_row, line, cells.by_ref().take(width), row_issues)?;
             self.next_row += 1;
         }
+        drop((cells, issues));
         self.line += checked.lines;
         self.quotes += checked.quotes;
         Ok(chunk)

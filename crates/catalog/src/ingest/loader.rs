@@ -13,7 +13,7 @@ use crate::validate::{self, Issue, RowChecker, Severity};
 
 use super::columns::{self, ColumnPlan};
 use super::report::{IngestReport, Outline, ReportBuilder};
-use super::{Format, IngestError, Options, Plan, Sink};
+use super::{Format, IngestError, Options, Plan, Rows, Sink};
 
 /// What checking a row needs: no state between rows, so worker threads
 /// can share it.
@@ -33,16 +33,41 @@ pub(crate) struct RowWork {
 
 impl RowWork {
     /// Normalises, checks and converts one row: `row` is its number as
-    /// the report shows it, `line` where it starts.
-    pub(crate) fn check(&self, row: usize, line: usize, cells: &[&str]) -> (Vec<Cell>, Vec<Issue>) {
+    /// the report shows it, `line` where it starts. Adds exactly one cell
+    /// per column of the header to `out` and the row's issues to `issues`.
+    pub(crate) fn check(
+        &self,
+        row: usize,
+        line: usize,
+        cells: &[&str],
+        out: &mut Vec<Cell>,
+        issues: &mut Vec<Issue>,
+    ) {
         let details = self.details.load(Ordering::Relaxed);
-        let (normalized, mut issues) = self.checker.check_values(row, line, cells, details);
         let width = self.columns.len();
+        let (first_issue, first_cell) = (issues.len(), out.len());
+        // Values that do not fit their column are reported after the
+        // checks' own issues, as when converting came after checking.
+        let mut not_stored = Vec::new();
+        self.checker
+            .check_each(row, line, cells, details, issues, |i, value| {
+                let Some(column) = self.columns.get(i) else {
+                    return;
+                };
+                out.push(match columns::convert(column.ty, value) {
+                    Ok(cell) => cell,
+                    Err(value) => {
+                        not_stored.push(self.not_stored(row, line, i, cells, &value, details));
+                        Cell::Null
+                    }
+                });
+            });
         if details && cells.len() > width {
             // The checker keeps extra values in its rows; a table has only
             // the header's columns, so say what was left out.
             let extra = cells.get(width..).unwrap_or_default().join(",");
-            for issue in issues.iter_mut().filter(|i| i.code == "column-count") {
+            let row_issues = issues.get_mut(first_issue..).unwrap_or_default();
+            for issue in row_issues.iter_mut().filter(|i| i.code == "column-count") {
                 issue.original.clone_from(&extra);
                 issue.message_ja = format!(
                     "{}列ありますが見出しは{}列です: 見出しの列だけを読み込み、余分な値「{extra}」は格納していません",
@@ -56,51 +81,44 @@ impl RowWork {
                 );
             }
         }
-        let mut out = Vec::with_capacity(width);
-        for (i, value) in normalized.into_iter().take(width).enumerate() {
-            let ty = self.columns[i].ty;
-            match columns::convert(ty, value) {
-                Ok(cell) => out.push(cell),
-                Err(_) if !details => {
-                    issues.push(Issue {
-                        row,
-                        line,
-                        column: Some(i + 1),
-                        column_name: None,
-                        severity: Severity::Error,
-                        code: "not-stored",
-                        original: String::new(),
-                        message_ja: String::new(),
-                        message_en: String::new(),
-                    });
-                    out.push(Cell::Null);
-                }
-                Err(value) => {
-                    let name = self.header.get(i).cloned().unwrap_or_default();
-                    let original = cells.get(i).copied().unwrap_or_default().to_string();
-                    issues.push(Issue {
-                        row,
-                        line,
-                        column: Some(i + 1),
-                        column_name: Some(name.clone()),
-                        severity: Severity::Error,
-                        code: "not-stored",
-                        original,
-                        message_ja: format!(
-                            "「{value}」は列「{name}」の型 ({}) に合わないため、空 (NULL) として格納しました",
-                            ty.ckan_name()
-                        ),
-                        message_en: format!(
-                            "{value:?} does not fit the type of column {name:?} ({}), so it was stored as null",
-                            ty.ckan_name()
-                        ),
-                    });
-                    out.push(Cell::Null);
-                }
-            }
+        issues.append(&mut not_stored);
+        out.resize(first_cell + width, Cell::Null);
+    }
+
+    /// The issue of a checked value its column's type cannot hold.
+    fn not_stored(
+        &self,
+        row: usize,
+        line: usize,
+        column: usize,
+        cells: &[&str],
+        value: &str,
+        details: bool,
+    ) -> Issue {
+        let mut issue = Issue {
+            row,
+            line,
+            column: Some(column + 1),
+            column_name: None,
+            severity: Severity::Error,
+            code: "not-stored",
+            original: String::new(),
+            message_ja: String::new(),
+            message_en: String::new(),
+        };
+        if details {
+            let name = self.header.get(column).cloned().unwrap_or_default();
+            let ty = self.columns[column].ty.ckan_name();
+            issue.original = cells.get(column).copied().unwrap_or_default().to_string();
+            issue.message_ja = format!(
+                "「{value}」は列「{name}」の型 ({ty}) に合わないため、空 (NULL) として格納しました"
+            );
+            issue.message_en = format!(
+                "{value:?} does not fit the type of column {name:?} ({ty}), so it was stored as null"
+            );
+            issue.column_name = Some(name);
         }
-        out.resize(width, Cell::Null);
-        (out, issues)
+        issue
     }
 }
 
@@ -108,7 +126,7 @@ impl RowWork {
 pub(crate) struct Loader<'s, S: Sink> {
     sink: &'s mut S,
     work: Arc<RowWork>,
-    batch: Vec<Vec<Cell>>,
+    batch: Rows,
     batch_size: usize,
     report: ReportBuilder,
     outline: Outline,
@@ -133,6 +151,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         report.extend(early_issues);
         report.extend(checker.header_issues(&header, &header_match, header_line));
         let (fields, columns) = columns::plan_columns(&header, &header_match);
+        let width = columns.len();
         outline.schema = header_match.schema.map(|s| (s, header_match.score));
         let plan = Plan {
             fields,
@@ -154,7 +173,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                 columns,
                 details: AtomicBool::new(!report.is_full()),
             }),
-            batch: Vec::with_capacity(batch_size),
+            batch: Rows::with_capacity(width, batch_size),
             batch_size,
             report,
             outline,
@@ -175,8 +194,14 @@ impl<'s, S: Sink> Loader<'s, S> {
         line: usize,
         cells: &[&str],
     ) -> Result<(), IngestError<S::Error>> {
-        let (out, issues) = self.work.check(row, line, cells);
+        let (mut out, mut issues) = (Vec::new(), Vec::new());
+        self.work.check(row, line, cells, &mut out, &mut issues);
         self.accept(row, line, out, issues)
+    }
+
+    /// Cells in every row: the header's columns.
+    pub(crate) fn width(&self) -> usize {
+        self.batch.width()
     }
 
     /// The checks every row gets, shareable with worker threads.
@@ -189,15 +214,15 @@ impl<'s, S: Sink> Loader<'s, S> {
         &mut self,
         row: usize,
         line: usize,
-        out: Vec<Cell>,
-        issues: Vec<Issue>,
+        cells: impl IntoIterator<Item = Cell>,
+        issues: impl IntoIterator<Item = Issue>,
     ) -> Result<(), IngestError<S::Error>> {
         self.last = (row, line);
         self.report.extend(issues);
         if self.report.is_full() {
             self.work.details.store(false, Ordering::Relaxed);
         }
-        self.batch.push(out);
+        self.batch.push_row(cells);
         self.outline.rows += 1;
         if self.batch.len() >= self.batch_size {
             self.flush()?;
@@ -209,8 +234,9 @@ impl<'s, S: Sink> Loader<'s, S> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
-        self.sink.batch(full).map_err(IngestError::Sink)
+        let sent = self.sink.batch(&mut self.batch).map_err(IngestError::Sink);
+        self.batch.clear();
+        sent
     }
 
     /// Sends the last batch and closes the report, adding the file-level

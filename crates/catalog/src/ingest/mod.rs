@@ -25,6 +25,7 @@ mod columns;
 mod excel;
 mod loader;
 mod report;
+mod rows;
 mod split;
 mod text;
 
@@ -32,13 +33,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use store::datastore::{Cell, Field};
+use store::datastore::Field;
 
 use crate::standard::{self, Schema};
 use crate::validate::{self, reject, RejectKind, Rejected};
 
 pub use columns::store_type;
 pub use report::{ColumnCounts, Counts, IngestReport, SchemaSummary};
+pub use rows::Rows;
 
 /// The formats a resource file is loaded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -159,9 +161,12 @@ pub trait Sink {
     type Error;
     /// Called once, before any batch.
     fn plan(&mut self, plan: &Plan) -> Result<(), Self::Error>;
-    /// Rows in file order, each with one cell per field. An error stops
-    /// the ingest and is returned as [`IngestError::Sink`].
-    fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error>;
+    /// Rows in file order, each with one cell per field. The sink takes
+    /// what it keeps ([`Rows::drain`], or the whole batch with
+    /// [`Rows::take`]); the loader then empties the batch and reuses its
+    /// room. An error stops the ingest and is returned as
+    /// [`IngestError::Sink`].
+    fn batch(&mut self, rows: &mut Rows) -> Result<(), Self::Error>;
 }
 
 /// Why an ingest stopped.
@@ -288,6 +293,7 @@ fn workers(options: &Options, size: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use store::datastore::Cell;
 
     struct Keep(Vec<Vec<Cell>>);
 
@@ -296,8 +302,8 @@ mod tests {
         fn plan(&mut self, _plan: &Plan) -> Result<(), Self::Error> {
             Ok(())
         }
-        fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
-            self.0.extend(rows);
+        fn batch(&mut self, rows: &mut Rows) -> Result<(), Self::Error> {
+            self.0.extend(rows.drain());
             Ok(())
         }
     }

@@ -213,23 +213,48 @@ impl RowChecker {
     /// (header = 1), `line` the physical line it starts on. Returns every
     /// cell (normalised where valid, as written where not) and the issues.
     pub fn check(&self, row: usize, line: usize, cells: &[&str]) -> (Vec<String>, Vec<Issue>) {
-        let (values, issues) = self.check_values(row, line, cells, true);
-        (values.into_iter().map(Cow::into_owned).collect(), issues)
+        let mut values = Vec::with_capacity(cells.len());
+        let mut issues = Vec::new();
+        self.check_each(row, line, cells, true, &mut issues, |_, value| {
+            values.push(value.into_owned());
+        });
+        (values, issues)
     }
 
     /// [`check`](Self::check) with unchanged values borrowed from `cells`.
-    /// Without `details`, issues keep what counting them needs (row, line,
-    /// column, severity, code) but not the column's name, the original
-    /// value nor the messages: building those costs more than the checks,
-    /// and a report past its cap of details drops them anyway.
-    pub(crate) fn check_values<'a>(
+    #[cfg(test)]
+    fn check_values<'a>(
         &self,
         row: usize,
         line: usize,
         cells: &[&'a str],
         details: bool,
     ) -> (Vec<Cow<'a, str>>, Vec<Issue>) {
+        let mut values = Vec::with_capacity(cells.len());
         let mut issues = Vec::new();
+        self.check_each(row, line, cells, details, &mut issues, |_, value| {
+            values.push(value);
+        });
+        (values, issues)
+    }
+
+    /// Checks one record as [`check`](Self::check) does, handing each
+    /// value to `each` (with its column index) as soon as it is checked
+    /// instead of collecting them, and adding the issues to `issues`.
+    /// Unchanged values are borrowed from `cells`. Without `details`,
+    /// issues keep what counting them needs (row, line, column, severity,
+    /// code) but not the column's name, the original value nor the
+    /// messages: building those costs more than the checks, and a report
+    /// past its cap of details drops them anyway.
+    pub(crate) fn check_each<'a>(
+        &self,
+        row: usize,
+        line: usize,
+        cells: &[&'a str],
+        details: bool,
+        issues: &mut Vec<Issue>,
+        mut each: impl FnMut(usize, Cow<'a, str>),
+    ) {
         let issue =
             |column: Option<usize>, severity, code, original: &str, ja: String, en: String| {
                 let (original, ja, en) = if details {
@@ -288,7 +313,13 @@ impl RowChecker {
                 "the row is empty".into(),
             ));
         }
-        let mut out = Vec::with_capacity(cells.len());
+        // The numbers the sums compare, by column: only files whose schema
+        // has totals (toilets, population) need them.
+        let mut numbers: Vec<Option<u64>> = if self.sums.is_empty() {
+            Vec::new()
+        } else {
+            vec![None; cells.len()]
+        };
         for (i, raw) in cells.iter().enumerate() {
             let plan = self.plans.get(i);
             let ty = plan.map_or(ColumnType::Text, |p| p.ty);
@@ -335,10 +366,13 @@ impl RowChecker {
                     ));
                 }
             }
-            out.push(value);
+            if let Some(number) = numbers.get_mut(i) {
+                *number = value.parse().ok();
+            }
+            each(i, value);
         }
         for sum in &self.sums {
-            let number = |c: usize| out.get(c).and_then(|v| v.parse::<u64>().ok());
+            let number = |c: usize| numbers.get(c).copied().flatten();
             let (Some(total), Some(parts)) = (
                 number(sum.total),
                 sum.parts
@@ -367,7 +401,6 @@ impl RowChecker {
                 ));
             }
         }
-        (out, issues)
     }
 }
 

@@ -10,9 +10,9 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use catalog::ingest::{self, Format, IngestError, Plan, Sink};
+use catalog::ingest::{self, Format, IngestError, Plan, Rows, Sink};
 use serde_json::{json, Value};
-use store::datastore::{Cell, Table, WriteMethod};
+use store::datastore::{Table, WriteMethod};
 use tokio::sync::mpsc;
 
 use super::actions::{internal, resource_of};
@@ -159,7 +159,7 @@ struct Loaded {
 
 enum Message {
     Plan(Vec<store::datastore::Field>),
-    Batch(Vec<Vec<Cell>>),
+    Batch(Rows),
 }
 
 /// Forwards the ingest's output from its blocking thread to the async writer.
@@ -172,9 +172,9 @@ impl Sink for ChannelSink {
             .blocking_send(Message::Plan(plan.fields.clone()))
             .map_err(|_| "the datastore writer stopped")
     }
-    fn batch(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Self::Error> {
+    fn batch(&mut self, rows: &mut Rows) -> Result<(), Self::Error> {
         self.0
-            .blocking_send(Message::Batch(rows))
+            .blocking_send(Message::Batch(rows.take()))
             .map_err(|_| "the datastore writer stopped")
     }
 }
@@ -221,9 +221,9 @@ async fn load_datastore(
                 };
                 state.datastore.create_table(&table).await
             }
-            Message::Batch(rows) => {
+            Message::Batch(mut rows) => {
                 let rows = rows
-                    .into_iter()
+                    .drain()
                     .map(|cells| columns.iter().cloned().zip(cells).collect())
                     .collect();
                 state
