@@ -30,6 +30,7 @@ use store::datastore::Cell;
 use crate::validate::{record_line, reject, Issue, RejectKind};
 
 use super::loader::{Loader, RowWork};
+use super::report::Tally;
 use super::split::{self, Span, Splitter};
 use super::text::{self, FieldDecoder, Scope};
 use super::{IngestError, Sink};
@@ -177,6 +178,8 @@ struct Chunk {
     rows: Vec<CheckedRow>,
     cells: Vec<Cell>,
     issues: Vec<Issue>,
+    /// Issues of rows checked without details, only counted.
+    tally: Tally,
 }
 
 /// What checking a chunk gave.
@@ -251,6 +254,7 @@ fn check_chunk(
         rows,
         cells,
         issues,
+        tally,
     } = &mut chunk;
     let quotes = memchr::memchr_iter(b'"', bytes).count();
     let Buffers {
@@ -272,11 +276,12 @@ fn check_chunk(
     rows.clear();
     cells.clear();
     issues.clear();
+    tally.clear();
     let mut fields: Vec<&str> = Vec::new();
     while let Some(line) = splitter.next_record(spans, scratch) {
         let mut record = reuse(fields);
         record.extend(spans.iter().map(|&span| split::field(text, scratch, span)));
-        work.check(rows.len(), line, &record, cells, issues);
+        work.check(rows.len(), line, &record, cells, issues, tally);
         rows.push(CheckedRow {
             line,
             issues_end: issues.len(),
@@ -343,6 +348,7 @@ impl Renumber {
             self.next_row += 1;
         }
         drop((cells, issues));
+        loader.add_tally(&mut chunk.tally);
         self.line += checked.lines;
         self.quotes += checked.quotes;
         Ok(chunk)

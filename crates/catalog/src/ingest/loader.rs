@@ -12,7 +12,7 @@ use crate::standard::HeaderMatch;
 use crate::validate::{self, Issue, RowChecker, Severity};
 
 use super::columns::{self, ColumnPlan};
-use super::report::{IngestReport, Outline, ReportBuilder};
+use super::report::{IngestReport, Outline, ReportBuilder, Tally};
 use super::{Format, IngestError, Options, Plan, Rows, Sink};
 
 /// What checking a row needs: no state between rows, so worker threads
@@ -34,7 +34,8 @@ pub(crate) struct RowWork {
 impl RowWork {
     /// Normalises, checks and converts one row: `row` is its number as
     /// the report shows it, `line` where it starts. Adds exactly one cell
-    /// per column of the header to `out` and the row's issues to `issues`.
+    /// per column of the header to `out`, and the row's issues to `issues`
+    /// or, once the report keeps no more details, only to `tally`.
     pub(crate) fn check(
         &self,
         row: usize,
@@ -42,6 +43,7 @@ impl RowWork {
         cells: &[&str],
         out: &mut Vec<Cell>,
         issues: &mut Vec<Issue>,
+        tally: &mut Tally,
     ) {
         let details = self.details.load(Ordering::Relaxed);
         let width = self.columns.len();
@@ -83,6 +85,11 @@ impl RowWork {
         }
         issues.append(&mut not_stored);
         out.resize(first_cell + width, Cell::Null);
+        if !details {
+            for issue in issues.drain(first_issue..) {
+                tally.add(&issue);
+            }
+        }
     }
 
     /// The issue of a checked value its column's type cannot hold.
@@ -129,6 +136,8 @@ pub(crate) struct Loader<'s, S: Sink> {
     batch: Rows,
     batch_size: usize,
     report: ReportBuilder,
+    /// Issues of rows checked here ([`Loader::row`]) without details.
+    tally: Tally,
     outline: Outline,
     /// Row and line of the last row, for file-level issues.
     last: (usize, usize),
@@ -176,6 +185,7 @@ impl<'s, S: Sink> Loader<'s, S> {
             batch: Rows::with_capacity(width, batch_size),
             batch_size,
             report,
+            tally: Tally::default(),
             outline,
             last,
             header_line,
@@ -195,8 +205,15 @@ impl<'s, S: Sink> Loader<'s, S> {
         cells: &[&str],
     ) -> Result<(), IngestError<S::Error>> {
         let (mut out, mut issues) = (Vec::new(), Vec::new());
-        self.work.check(row, line, cells, &mut out, &mut issues);
+        self.work
+            .check(row, line, cells, &mut out, &mut issues, &mut self.tally);
+        self.report.add_tally(&mut self.tally);
         self.accept(row, line, out, issues)
+    }
+
+    /// Counts the issues a worker only counted.
+    pub(crate) fn add_tally(&mut self, tally: &mut Tally) {
+        self.report.add_tally(tally);
     }
 
     /// Cells in every row: the header's columns.

@@ -19,10 +19,10 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, severity: Severity) {
+    fn add(&mut self, severity: Severity, n: u64) {
         match severity {
-            Severity::Error => self.errors += 1,
-            Severity::Warning => self.warnings += 1,
+            Severity::Error => self.errors += n,
+            Severity::Warning => self.warnings += n,
         }
     }
 
@@ -96,6 +96,35 @@ impl IngestReport {
     }
 }
 
+/// Issues counted by kind where they were found, for a report that keeps
+/// no more details: a worker thread counts a chunk's issues itself rather
+/// than build each one and hand it to the reading thread to count (three
+/// million of them in a million-row file of ○ flags). A chunk has a few
+/// kinds, so a short list searched in order beats a map.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Column, code, severity, how many.
+    kinds: Vec<(Option<usize>, &'static str, Severity, u64)>,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, issue: &Issue) {
+        let same = |(column, code, severity, _): &&mut (Option<usize>, &str, Severity, u64)| {
+            *column == issue.column && *severity == issue.severity && *code == issue.code
+        };
+        match self.kinds.iter_mut().find(same) {
+            Some(kind) => kind.3 += 1,
+            None => self
+                .kinds
+                .push((issue.column, issue.code, issue.severity, 1)),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.kinds.clear();
+    }
+}
+
 /// Gathers issues as rows are checked.
 #[derive(Debug)]
 pub(crate) struct ReportBuilder {
@@ -130,27 +159,7 @@ impl ReportBuilder {
     }
 
     pub(crate) fn push(&mut self, issue: Issue) {
-        self.totals.add(issue.severity);
-        self.by_code
-            .entry(issue.code)
-            .or_default()
-            .add(issue.severity);
-        if let Some(column) = issue.column.filter(|&c| c > 0) {
-            if self.by_column.len() < column {
-                let from = self.by_column.len();
-                self.by_column
-                    .extend((from + 1..=column).map(|c| ColumnCounts {
-                        column: c,
-                        ..ColumnCounts::default()
-                    }));
-            }
-            let counts = &mut self.by_column[column - 1];
-            match issue.severity {
-                Severity::Error => counts.errors += 1,
-                Severity::Warning => counts.warnings += 1,
-            }
-            *counts.by_code.entry(issue.code).or_default() += 1;
-        }
+        self.count(issue.column, issue.code, issue.severity, 1);
         if self.issues.len() < self.cap {
             debug_assert!(
                 !issue.message_en.is_empty(),
@@ -162,6 +171,35 @@ impl ReportBuilder {
 
     /// True once no more issue details will be kept: issues of later rows
     /// are only counted, so their messages need not be written.
+    /// Adds `n` issues of one kind to the counts.
+    fn count(&mut self, column: Option<usize>, code: &'static str, severity: Severity, n: u64) {
+        self.totals.add(severity, n);
+        self.by_code.entry(code).or_default().add(severity, n);
+        if let Some(column) = column.filter(|&c| c > 0) {
+            if self.by_column.len() < column {
+                let from = self.by_column.len();
+                self.by_column
+                    .extend((from + 1..=column).map(|c| ColumnCounts {
+                        column: c,
+                        ..ColumnCounts::default()
+                    }));
+            }
+            let counts = &mut self.by_column[column - 1];
+            match severity {
+                Severity::Error => counts.errors += n,
+                Severity::Warning => counts.warnings += n,
+            }
+            *counts.by_code.entry(code).or_default() += n;
+        }
+    }
+
+    /// Adds what `tally` counted and empties it.
+    pub(crate) fn add_tally(&mut self, tally: &mut Tally) {
+        for (column, code, severity, n) in tally.kinds.drain(..) {
+            self.count(column, code, severity, n);
+        }
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.issues.len() >= self.cap
     }
