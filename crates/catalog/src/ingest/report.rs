@@ -169,8 +169,6 @@ impl ReportBuilder {
         }
     }
 
-    /// True once no more issue details will be kept: issues of later rows
-    /// are only counted, so their messages need not be written.
     /// Adds `n` issues of one kind to the counts.
     fn count(&mut self, column: Option<usize>, code: &'static str, severity: Severity, n: u64) {
         self.totals.add(severity, n);
@@ -200,6 +198,8 @@ impl ReportBuilder {
         }
     }
 
+    /// True once no more issue details will be kept: issues of later rows
+    /// are only counted, so their messages need not be written.
     pub(crate) fn is_full(&self) -> bool {
         self.issues.len() >= self.cap
     }

@@ -54,9 +54,12 @@ impl Rows {
         (0..rows).map(move |_| cells.by_ref().take(width).collect())
     }
 
-    /// The whole batch, leaving an empty one of the same width in its place.
+    /// The whole batch, leaving in its place an empty one of the same width
+    /// with room for as many rows, so that the next batch does not grow
+    /// its vector from nothing.
     pub fn take(&mut self) -> Rows {
-        std::mem::replace(self, Rows::with_capacity(self.width, 0))
+        let room = Rows::with_capacity(self.width, self.rows);
+        std::mem::replace(self, room)
     }
 
     /// Adds one row of exactly `width` cells.
@@ -106,6 +109,7 @@ mod tests {
         rows.push_row([Cell::Bool(true), Cell::Null]);
         let taken = rows.take();
         assert_eq!((taken.len(), rows.len(), rows.width()), (1, 0, 2));
+        assert!(rows.cells.capacity() >= 2, "room for the row taken");
         rows.push_row([Cell::Int(3), Cell::Null]);
         assert_eq!(
             rows.drain().collect::<Vec<_>>(),
