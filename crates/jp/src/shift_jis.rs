@@ -1,10 +1,14 @@
 //! Checking that bytes are Shift_JIS (CP932, the WHATWG `Shift_JIS` of
 //! `encoding_rs`) without decoding them, for a loader that must reject an
 //! undecodable file before loading any of it and would otherwise decode
-//! the whole file twice. The table of valid lead and trail byte pairs is
-//! built once from `encoding_rs` itself, so [`is_valid`] and [`Validator`]
-//! agree with it by construction; the tests compare them over every byte
-//! pair and random input.
+//! the whole file twice; and decoding it with one table lookup per
+//! two-byte character ([`decode`]), which decodes the catalog's chunks
+//! about a tenth to a quarter faster than `encoding_rs`, whose tables are
+//! compact and searched by range. The table of lead and
+//! trail byte pairs is built once from `encoding_rs` itself, so
+//! [`is_valid`], [`Validator`] and [`decode`] agree with it by
+//! construction; the tests compare them over every byte pair and random
+//! input.
 //!
 //! A valid file can then be split into records before it is decoded: the
 //! bytes CSV and TSV split at (tab, line feed, carriage return, `"` and
@@ -26,12 +30,15 @@ fn lead_index(byte: u8) -> Option<usize> {
 
 const LEADS: usize = 31 + 29;
 
-/// Whether each (lead, trail) pair is a character, as `encoding_rs`
-/// decodes it (with no error and to one character).
-struct PairTable(Box<[[bool; 256]; LEADS]>);
+/// The character of each (lead, trail) pair, as `encoding_rs` decodes it
+/// (with no error and to one character), in UTF-8: its bytes and, last,
+/// their count (every such character is in the Basic Multilingual Plane,
+/// so at most three); all zero where the pair is not a character. Rows
+/// are indexed by the whole trail byte, so a lookup needs no range check.
+struct PairTable(Box<[[[u8; 4]; 256]; LEADS]>);
 
 static PAIRS: LazyLock<PairTable> = LazyLock::new(|| {
-    let mut table = Box::new([[false; 256]; LEADS]);
+    let mut table = Box::new([[[0; 4]; 256]; LEADS]);
     for lead in (0x81..=0x9Fu8).chain(0xE0..=0xFC) {
         let Some(row) = lead_index(lead) else {
             continue;
@@ -39,16 +46,89 @@ static PAIRS: LazyLock<PairTable> = LazyLock::new(|| {
         for trail in 0x40..=0xFCu8 {
             let pair = [lead, trail];
             let (text, malformed) = SHIFT_JIS.decode_without_bom_handling(&pair);
-            table[row][usize::from(trail)] = !malformed && text.chars().count() == 1;
+            let mut chars = text.chars();
+            if let (false, Some(c), None) = (malformed, chars.next(), chars.next()) {
+                let entry = &mut table[row][usize::from(trail)];
+                let len = c.encode_utf8(&mut entry[..3]).len();
+                entry[3] = len as u8;
+            }
         }
     }
     PairTable(table)
 });
 
 impl PairTable {
-    fn is_pair(&self, lead: usize, trail: u8) -> bool {
-        self.0[lead][usize::from(trail)]
+    /// The pair's entry (its UTF-8, then the count of those bytes), or
+    /// `None` when it is not a character.
+    fn entry(&self, lead: usize, trail: u8) -> Option<&[u8; 4]> {
+        let entry = &self.0[lead][usize::from(trail)];
+        (entry[3] > 0).then_some(entry)
     }
+
+    fn is_pair(&self, lead: usize, trail: u8) -> bool {
+        self.entry(lead, trail).is_some()
+    }
+}
+
+/// Whether the eight bytes at `at` are all ASCII (false when fewer remain).
+fn ascii_word_at(bytes: &[u8], at: usize) -> bool {
+    bytes
+        .get(at..at + 8)
+        .and_then(|word| word.try_into().ok())
+        .is_some_and(|word| u64::from_le_bytes(word) & 0x8080_8080_8080_8080 == 0)
+}
+
+/// Decodes `bytes` into `out`, as `encoding_rs` decodes them, and gives
+/// the text; `None` when they are not all Shift_JIS (a character cut at
+/// the end included). `out` is a buffer kept between calls: it is grown
+/// to the most the text can take (three bytes of UTF-8 for one of
+/// Shift_JIS) and written by fixed-size copies, eight ASCII bytes or one
+/// table entry at a time: appending each piece to a `String` checked
+/// every short ASCII run as UTF-8, which made a table decoder no faster
+/// than `encoding_rs`. The UTF-8 is then checked once, whole, with
+/// `simdutf8`, since safe code cannot take it as text unchecked.
+pub fn decode<'o>(bytes: &[u8], out: &'o mut Vec<u8>) -> Option<&'o str> {
+    let pairs = &*PAIRS;
+    // Room for a last eight-byte copy past the text.
+    let most = 3 * bytes.len() + 8;
+    if out.len() < most {
+        out.resize(most, 0);
+    }
+    let (mut i, mut o) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            if u64::from_le_bytes(word.try_into().ok()?) & 0x8080_8080_8080_8080 == 0 {
+                out[o..o + 8].copy_from_slice(word);
+                i += 8;
+                o += 8;
+                continue;
+            }
+        }
+        let byte = bytes[i];
+        if byte.is_ascii() {
+            out[o] = byte;
+            i += 1;
+            o += 1;
+        } else if let Some(lead) = lead_index(byte) {
+            let entry = pairs.entry(lead, *bytes.get(i + 1)?)?;
+            out[o..o + 4].copy_from_slice(entry);
+            i += 2;
+            o += usize::from(entry[3]);
+        } else {
+            let utf8 = match byte {
+                // Half-width katakana, U+FF61–U+FF9F: EF BD A1–BF, EF BE 80–9F.
+                0xA1..=0xBF => [0xEF, 0xBD, byte],
+                0xC0..=0xDF => [0xEF, 0xBE, byte - 0x40],
+                // U+0080, and a third byte the next character overwrites.
+                0x80 => [0xC2, 0x80, 0],
+                _ => return None,
+            };
+            out[o..o + 3].copy_from_slice(&utf8);
+            i += 1;
+            o += if byte == 0x80 { 2 } else { 3 };
+        }
+    }
+    simdutf8::basic::from_utf8(&out[..o]).ok()
 }
 
 /// A one-byte character: ASCII, 0x80 (U+0080, as WHATWG maps it) and the
@@ -88,12 +168,9 @@ impl Validator {
         }
         while i < bytes.len() {
             // Eight ASCII bytes at a time: most of a CSV's bytes are.
-            if let Some(word) = bytes.get(i..i + 8) {
-                let word = u64::from_le_bytes(word.try_into().unwrap_or([0x80; 8]));
-                if word & 0x8080_8080_8080_8080 == 0 {
-                    i += 8;
-                    continue;
-                }
+            if ascii_word_at(bytes, i) {
+                i += 8;
+                continue;
             }
             let byte = bytes[i];
             if byte.is_ascii() {
@@ -133,6 +210,11 @@ mod tests {
             .map(|text| text.into_owned())
     }
 
+    fn decoded(bytes: &[u8]) -> Option<String> {
+        let mut out = b"left from before".to_vec();
+        decode(bytes, &mut out).map(str::to_string)
+    }
+
     #[test]
     fn every_one_and_two_byte_sequence_agrees_with_encoding_rs() {
         for first in 0..=255u8 {
@@ -141,9 +223,11 @@ mod tests {
                 reference(&[first]).is_some(),
                 "{first:02X}"
             );
+            assert_eq!(decoded(&[first]), reference(&[first]), "{first:02X}");
             for second in 0..=255u8 {
                 let pair = [first, second];
                 assert_eq!(is_valid(&pair), reference(&pair).is_some(), "{pair:02X?}");
+                assert_eq!(decoded(&pair), reference(&pair), "{pair:02X?}");
             }
         }
     }
@@ -154,7 +238,9 @@ mod tests {
         let (bytes, _, lossy) = SHIFT_JIS.encode(text);
         assert!(!lossy);
         assert!(is_valid(&bytes));
+        assert_eq!(decoded(&bytes).as_deref(), Some(text));
         assert!(!is_valid(&bytes[..1]));
+        assert_eq!(decoded(&bytes[..1]), None);
         assert!(!is_valid(b"ab\x82,"));
     }
 
@@ -177,6 +263,19 @@ mod tests {
         #[test]
         fn validating_agrees_with_encoding_rs(bytes in sjis_like()) {
             prop_assert_eq!(is_valid(&bytes), reference(&bytes).is_some());
+        }
+
+        #[test]
+        fn decoding_agrees_with_encoding_rs(bytes in sjis_like()) {
+            prop_assert_eq!(decoded(&bytes), reference(&bytes));
+        }
+
+        /// Real text, long ASCII runs and all, decodes back to itself.
+        #[test]
+        fn encoded_text_decodes_to_itself(text in "[ -~]{0,20}([ぁ-んァ-ヶ一-龠ｦ-ﾟ０-９①-⑳、。「」]{0,6}[ -~]{0,20}){0,4}") {
+            let (bytes, _, lossy) = SHIFT_JIS.encode(&text);
+            prop_assume!(!lossy);
+            prop_assert_eq!(decoded(&bytes), Some(text));
         }
 
         /// A stream cut anywhere is judged as the whole.

@@ -197,7 +197,7 @@ struct Checked {
 struct Buffers {
     encoding: Encoding,
     /// The chunk decoded, when it is not UTF-8 already.
-    text: String,
+    text: Vec<u8>,
     spans: Vec<Span>,
     scratch: String,
 }
@@ -206,7 +206,7 @@ impl Buffers {
     fn new(encoding: Encoding) -> Buffers {
         Buffers {
             encoding,
-            text: String::new(),
+            text: Vec::new(),
             spans: Vec::new(),
             scratch: String::new(),
         }
@@ -216,12 +216,11 @@ impl Buffers {
 /// The chunk as text: UTF-8 is checked in place, Shift_JIS decoded whole
 /// (records end at line ends, below 0x40, so never inside a character).
 /// `None` when some record does not read as the encoding.
-fn decode<'a>(bytes: &'a [u8], encoding: Encoding, text: &'a mut String) -> Option<&'a str> {
+fn decode<'a>(bytes: &'a [u8], encoding: Encoding, text: &'a mut Vec<u8>) -> Option<&'a str> {
     if encoding != Encoding::ShiftJis {
-        return std::str::from_utf8(bytes).ok();
+        return simdutf8::basic::from_utf8(bytes).ok();
     }
-    text.clear();
-    text::decode_shift_jis(bytes, text).then_some(text.as_str())
+    jp::shift_jis::decode(bytes, text)
 }
 
 /// The line (within the chunk) of the first record `encoding` does not
