@@ -67,13 +67,23 @@ impl Sink for Collect {
         let Some(plan) = &self.plan else {
             return Err("batch before plan".into());
         };
-        if rows.iter().any(|r| r.len() != plan.fields.len()) {
-            return Err("a row of the wrong width".into());
+        if rows.width() != plan.fields.len() {
+            return Err("a batch of the wrong width".into());
         }
         self.batches.push(rows.len());
         self.counted += rows.len();
         if !self.count_only {
+            let before = self.rows.len();
             self.rows.extend(rows.drain());
+            if self.rows.len() - before != self.batches[self.batches.len() - 1] {
+                return Err("a batch gave more or fewer rows than it has".into());
+            }
+            if self.rows[before..]
+                .iter()
+                .any(|r| r.len() != plan.fields.len())
+            {
+                return Err("a row of the wrong width".into());
+            }
         }
         Ok(())
     }

@@ -24,16 +24,14 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
-use jp::encoding::Encoding;
-use store::datastore::Cell;
-
 use crate::validate::{record_line, reject, Issue, RejectKind};
+use jp::encoding::Encoding;
 
 use super::loader::{Loader, RowWork};
 use super::report::Tally;
 use super::split::{self, Span, Splitter};
 use super::text::{self, FieldDecoder, Scope};
-use super::{IngestError, Sink};
+use super::{IngestError, Rows, Sink};
 
 /// Bytes read at a time; a chunk is about this size.
 const BLOCK: usize = 256 * 1024;
@@ -162,7 +160,7 @@ impl Chunks {
 }
 
 /// A checked row: its line within the chunk and where its issues end in
-/// [`Chunk::issues`]. Its cells are the next row's worth of [`Chunk::cells`].
+/// [`Chunk::issues`]. Its cells are the next row of [`Chunk::cells`].
 struct CheckedRow {
     line: usize,
     issues_end: usize,
@@ -172,14 +170,26 @@ struct CheckedRow {
 /// one after another. The vectors go round between the reading thread and
 /// the workers and are reused, so that a chunk allocates none of them: a
 /// profile showed page faults where each chunk's vectors grew from empty.
-#[derive(Default)]
 struct Chunk {
     bytes: Vec<u8>,
     rows: Vec<CheckedRow>,
-    cells: Vec<Cell>,
+    cells: Rows,
     issues: Vec<Issue>,
     /// Issues of rows checked without details, only counted.
     tally: Tally,
+}
+
+impl Chunk {
+    /// Empty buffers for rows of `width` cells.
+    fn new(width: usize) -> Chunk {
+        Chunk {
+            bytes: Vec::new(),
+            rows: Vec::new(),
+            cells: Rows::with_capacity(width, 0),
+            issues: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
 }
 
 /// What checking a chunk gave.
@@ -330,8 +340,6 @@ impl Renumber {
             return Err(past_the_head(path, encoding, self.line + line - 1));
         }
         let mut chunk = checked.chunk;
-        let width = loader.width();
-        let mut cells = chunk.cells.drain(..);
         let mut issues = chunk.issues.drain(..);
         let mut issues_start = 0;
         for row in chunk.rows.drain(..) {
@@ -343,10 +351,11 @@ impl Renumber {
                 issue.line = line;
                 issue
             });
-            loader.accept(self.next_row, line, cells.by_ref().take(width), row_issues)?;
+            loader.accept_issues(self.next_row, line, row_issues);
             self.next_row += 1;
         }
-        drop((cells, issues));
+        drop(issues);
+        loader.accept_rows(&mut chunk.cells)?;
         loader.add_tally(&mut chunk.tally);
         self.line += checked.lines;
         self.quotes += checked.quotes;
@@ -405,7 +414,7 @@ pub(crate) fn load_rows<S: Sink>(
     if workers <= 1 {
         let work = loader.work();
         let mut buffers = Buffers::new(encoding);
-        let mut spare = Chunk::default();
+        let mut spare = Chunk::new(loader.width());
         while let Some(chunk) = chunks.next_chunk(spare)? {
             if let Some(e) = not_text(&chunks, &renumber) {
                 return Err(e);
@@ -435,11 +444,13 @@ pub(crate) fn load_rows<S: Sink>(
             from_workers.push(done_rx);
         }
         let mut spare: Vec<Chunk> = Vec::new();
+        let width = loader.width();
         // The worker of each chunk in flight, oldest first.
         let mut in_flight: VecDeque<usize> = VecDeque::new();
         let mut turn = 0;
         let result = loop {
-            let next = match chunks.next_chunk(spare.pop().unwrap_or_default()) {
+            let buffers = spare.pop().unwrap_or_else(|| Chunk::new(width));
+            let next = match chunks.next_chunk(buffers) {
                 Ok(next) => next,
                 Err(e) => break Err(IngestError::Io(e)),
             };

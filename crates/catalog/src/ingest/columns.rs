@@ -14,6 +14,7 @@ use std::borrow::Cow;
 
 use store::datastore::{Cell, ColumnType, Field};
 
+use super::Rows;
 use crate::standard::{self, HeaderMatch};
 
 /// How one file column is stored.
@@ -116,14 +117,27 @@ pub(crate) fn plan_columns(header: &[String], m: &HeaderMatch) -> (Vec<Field>, V
     (fields, plans)
 }
 
-/// Converts a normalised value; `Err` gives the value back when it does
-/// not fit the type. Empty cells are null, as CKAN loads them. Only text
-/// needs its own copy (in the cell itself when short): numbers and dates
-/// are parsed from the borrowed value.
-pub(crate) fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
+/// Converts a normalised value and adds it to the row `out` is filling;
+/// `Err` gives the value back, and adds nothing, when it does not fit the
+/// type. Empty cells are null, as CKAN loads them. Text is copied into
+/// the batch's text; numbers and dates are parsed from the borrowed value.
+pub(crate) fn push_converted<'a>(
+    out: &mut Rows,
+    ty: ColumnType,
+    value: Cow<'a, str>,
+) -> Result<(), Cow<'a, str>> {
     if value.is_empty() {
-        return Ok(Cell::Null);
+        out.push(Cell::Null);
+    } else if ty == ColumnType::Text {
+        out.push_text(&value);
+    } else {
+        out.push(convert(ty, value)?);
     }
+    Ok(())
+}
+
+/// A non-empty value as a cell of a type other than text.
+fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
     match ty {
         ColumnType::Text => Ok(Cell::Text(value.into())),
         ColumnType::Int => value.parse::<i64>().map(Cell::Int).map_err(|_| value),
@@ -165,6 +179,15 @@ fn parse_iso_date(value: &str) -> Option<chrono::NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cell `value` becomes in a column of type `ty`.
+    fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
+        let mut out = Rows::with_capacity(1, 1);
+        push_converted(&mut out, ty, value)?;
+        out.end_row();
+        let cell = out.drain().flatten().next().unwrap_or(Cell::Null);
+        Ok(cell)
+    }
 
     #[test]
     fn values_convert_or_come_back() {

@@ -33,21 +33,22 @@ pub(crate) struct RowWork {
 
 impl RowWork {
     /// Normalises, checks and converts one row: `row` is its number as
-    /// the report shows it, `line` where it starts. Adds exactly one cell
-    /// per column of the header to `out`, and the row's issues to `issues`
-    /// or, once the report keeps no more details, only to `tally`.
+    /// the report shows it, `line` where it starts. Adds it to `out` (of
+    /// the header's width), and the row's issues to `issues` or, once the
+    /// report keeps no more details, only to `tally`.
     pub(crate) fn check(
         &self,
         row: usize,
         line: usize,
         cells: &[&str],
-        out: &mut Vec<Cell>,
+        out: &mut Rows,
         issues: &mut Vec<Issue>,
         tally: &mut Tally,
     ) {
         let details = self.details.load(Ordering::Relaxed);
         let width = self.columns.len();
-        let (first_issue, first_cell) = (issues.len(), out.len());
+        debug_assert_eq!(out.width(), width);
+        let first_issue = issues.len();
         // Values that do not fit their column are reported after the
         // checks' own issues, as when converting came after checking.
         let mut not_stored = Vec::new();
@@ -56,13 +57,10 @@ impl RowWork {
                 let Some(column) = self.columns.get(i) else {
                     return;
                 };
-                out.push(match columns::convert(column.ty, value) {
-                    Ok(cell) => cell,
-                    Err(value) => {
-                        not_stored.push(self.not_stored(row, line, i, cells, &value, details));
-                        Cell::Null
-                    }
-                });
+                if let Err(value) = columns::push_converted(out, column.ty, value) {
+                    not_stored.push(self.not_stored(row, line, i, cells, &value, details));
+                    out.push(Cell::Null);
+                }
             });
         if details && cells.len() > width {
             // The checker keeps extra values in its rows; a table has only
@@ -84,7 +82,7 @@ impl RowWork {
             }
         }
         issues.append(&mut not_stored);
-        out.resize(first_cell + width, Cell::Null);
+        out.end_row();
         if !details {
             for issue in issues.drain(first_issue..) {
                 tally.add(&issue);
@@ -204,11 +202,22 @@ impl<'s, S: Sink> Loader<'s, S> {
         line: usize,
         cells: &[&str],
     ) -> Result<(), IngestError<S::Error>> {
-        let (mut out, mut issues) = (Vec::new(), Vec::new());
-        self.work
-            .check(row, line, cells, &mut out, &mut issues, &mut self.tally);
+        let mut issues = Vec::new();
+        self.work.check(
+            row,
+            line,
+            cells,
+            &mut self.batch,
+            &mut issues,
+            &mut self.tally,
+        );
         self.report.add_tally(&mut self.tally);
-        self.accept(row, line, out, issues)
+        self.accept_issues(row, line, issues);
+        self.outline.rows += 1;
+        if self.batch.len() >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Counts the issues a worker only counted.
@@ -226,24 +235,36 @@ impl<'s, S: Sink> Loader<'s, S> {
         Arc::clone(&self.work)
     }
 
-    /// Queues a row checked by [`RowWork::check`], in file order.
-    pub(crate) fn accept(
+    /// Reports the issues of a row checked by [`RowWork::check`], in file
+    /// order; its cells go with [`Loader::accept_rows`].
+    pub(crate) fn accept_issues(
         &mut self,
         row: usize,
         line: usize,
-        cells: impl IntoIterator<Item = Cell>,
         issues: impl IntoIterator<Item = Issue>,
-    ) -> Result<(), IngestError<S::Error>> {
+    ) {
         self.last = (row, line);
         self.report.extend(issues);
         if self.report.is_full() {
             self.work.details.store(false, Ordering::Relaxed);
         }
-        self.batch.push_row(cells);
-        self.outline.rows += 1;
-        if self.batch.len() >= self.batch_size {
-            self.flush()?;
+    }
+
+    /// Queues rows checked by [`RowWork::check`], in file order, taking
+    /// them out of `rows`; their issues go with [`Loader::accept_issues`].
+    pub(crate) fn accept_rows(&mut self, rows: &mut Rows) -> Result<(), IngestError<S::Error>> {
+        let mut next = 0;
+        while next < rows.len() {
+            let room = self.batch_size.saturating_sub(self.batch.len()).max(1);
+            let end = rows.len().min(next + room);
+            self.batch.extend_from(rows, next..end);
+            next = end;
+            if self.batch.len() >= self.batch_size {
+                self.flush()?;
+            }
         }
+        self.outline.rows += rows.len() as u64;
+        rows.clear();
         Ok(())
     }
 
