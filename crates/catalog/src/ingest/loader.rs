@@ -48,21 +48,31 @@ impl RowWork {
         let details = self.details.load(Ordering::Relaxed);
         let width = self.columns.len();
         debug_assert_eq!(out.width(), width);
-        let first_issue = issues.len();
         // Values that do not fit their column are reported after the
         // checks' own issues, as when converting came after checking.
         let mut not_stored = Vec::new();
+        let each = |i: usize, value| {
+            let Some(column) = self.columns.get(i) else {
+                return;
+            };
+            if let Err(value) = columns::push_converted(out, column.ty, value) {
+                not_stored.push(self.not_stored(row, line, i, cells, &value, details));
+                out.push(Cell::Null);
+            }
+        };
+        if !details {
+            self.checker
+                .check_each(row, line, cells, false, tally, each);
+            for issue in not_stored {
+                tally.add(&issue);
+            }
+            out.end_row();
+            return;
+        }
+        let first_issue = issues.len();
         self.checker
-            .check_each(row, line, cells, details, issues, |i, value| {
-                let Some(column) = self.columns.get(i) else {
-                    return;
-                };
-                if let Err(value) = columns::push_converted(out, column.ty, value) {
-                    not_stored.push(self.not_stored(row, line, i, cells, &value, details));
-                    out.push(Cell::Null);
-                }
-            });
-        if details && cells.len() > width {
+            .check_each(row, line, cells, true, issues, each);
+        if cells.len() > width {
             // The checker keeps extra values in its rows; a table has only
             // the header's columns, so say what was left out.
             let extra = cells.get(width..).unwrap_or_default().join(",");
@@ -83,11 +93,6 @@ impl RowWork {
         }
         issues.append(&mut not_stored);
         out.end_row();
-        if !details {
-            for issue in issues.drain(first_issue..) {
-                tally.add(&issue);
-            }
-        }
     }
 
     /// The issue of a checked value its column's type cannot hold.

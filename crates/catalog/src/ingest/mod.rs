@@ -318,7 +318,12 @@ mod tests {
         for i in 0..1_500 {
             let extra = if i % 97 == 0 { ",余分" } else { "" };
             let children = ["有", "あり", "○", "たぶん", ""][i % 5];
-            let lat = if i % 31 == 0 { "138.3" } else { "34.86" };
+            // Out of Japan, and (not stored, as a number) not a number.
+            let lat = match i {
+                _ if i % 31 == 0 => "138.3",
+                _ if i % 53 == 0 => "北緯",
+                _ => "34.86",
+            };
             text.push_str(&format!(
                 "22212,{i},静岡県,焼津市,ＣＯＣＯＲＯ{i},ｼﾔｸｼﾖ,本町2-16-32,２階,{lat},138.32,,(054)626-{:04},,,,,9:00,17時,,{children},,{extra}\r\n",
                 i % 10_000
@@ -342,6 +347,7 @@ mod tests {
             (report, sink.0)
         };
         let (all, all_rows) = run(1, usize::MAX);
+        assert!(all.count("not-stored") > 0);
         assert!(
             !all.issues_capped && all.issues.len() > 3_000,
             "{}",

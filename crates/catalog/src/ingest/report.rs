@@ -107,6 +107,12 @@ pub(crate) struct Tally {
     kinds: Vec<(Option<usize>, &'static str, Severity, u64)>,
 }
 
+impl crate::validate::Issues for Tally {
+    fn push(&mut self, issue: Issue) {
+        self.add(&issue);
+    }
+}
+
 impl Tally {
     pub(crate) fn add(&mut self, issue: &Issue) {
         let same = |(column, code, severity, _): &&mut (Option<usize>, &str, Severity, u64)| {

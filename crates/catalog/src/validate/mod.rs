@@ -13,6 +13,7 @@
 pub mod normalize;
 mod row;
 
+pub(crate) use row::Issues;
 pub use row::RowChecker;
 
 use std::fmt;

@@ -46,6 +46,19 @@ struct Sum {
     parts: Vec<usize>,
 }
 
+/// Where [`RowChecker::check_each`] puts the issues it finds: a list, or
+/// (in the ingest, once the report keeps no more details) only their
+/// counts, which spares writing each issue out and reading it back.
+pub(crate) trait Issues {
+    fn push(&mut self, issue: Issue);
+}
+
+impl Issues for Vec<Issue> {
+    fn push(&mut self, issue: Issue) {
+        Vec::push(self, issue);
+    }
+}
+
 /// Checks data rows against a header and the schema it matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowChecker {
@@ -252,7 +265,7 @@ impl RowChecker {
         line: usize,
         cells: &[&'a str],
         details: bool,
-        issues: &mut Vec<Issue>,
+        issues: &mut impl Issues,
         mut each: impl FnMut(usize, Cow<'a, str>),
     ) {
         let issue =
