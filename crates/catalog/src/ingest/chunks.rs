@@ -24,8 +24,9 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
-use crate::validate::{record_line, reject, Issue, RejectKind};
 use jp::encoding::Encoding;
+
+use crate::validate::{record_line, reject, Issue, RejectKind};
 
 use super::loader::{Loader, RowWork};
 use super::report::Tally;
