@@ -136,7 +136,8 @@ pub(crate) fn push_converted<'a>(
     Ok(())
 }
 
-/// A non-empty value as a cell of a type other than text.
+/// A non-empty value as a cell ([`push_converted`] adds text without
+/// making a cell of it).
 fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
     match ty {
         ColumnType::Text => Ok(Cell::Text(value.into())),

@@ -10,8 +10,9 @@
 //! bytes): the profile put making those texts at a tenth of the workers'
 //! time and freeing them at a fifth of the reading thread's. Here a text
 //! is a range of the batch's string, so a batch allocates nothing per
-//! cell, moves from a worker's chunk into the loader's batch by copying
-//! two buffers, and is freed by freeing them. Cells are made only when a
+//! cell, moves from a worker's chunk into the loader's batch by copying a
+//! stretch of slots and the stretch of text they use, and is emptied
+//! without a look at each cell. Cells are made only when a
 //! sink takes them ([`Rows::drain`]).
 
 use std::ops::Range;
@@ -54,7 +55,7 @@ pub struct Rows {
     /// (a header of no columns) are still counted.
     rows: usize,
     slots: Vec<Slot>,
-    /// The text cells' contents, in the order of their slots.
+    /// The contents of the text and JSON slots, in the order of the slots.
     text: String,
 }
 
@@ -95,6 +96,8 @@ impl Rows {
                 .map(|slot| match slot {
                     Slot::Null => Cell::Null,
                     Slot::Text { start, end } => Cell::Text(text[start..end].into()),
+                    // The text is what `push` wrote from a JSON value, so it
+                    // parses; a null could only come from a bug here.
                     Slot::Json { start, end } => serde_json::from_str(&text[start..end])
                         .map_or(Cell::Null, |value| Cell::Json(Box::new(value))),
                     Slot::Int(n) => Cell::Int(n),
