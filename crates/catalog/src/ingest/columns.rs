@@ -10,8 +10,6 @@
 //! of rows would fail on a later row the sample did not include, and text
 //! keeps every value as published.
 
-use std::borrow::Cow;
-
 use store::datastore::{Cell, ColumnType, Field};
 
 use super::Rows;
@@ -118,49 +116,46 @@ pub(crate) fn plan_columns(header: &[String], m: &HeaderMatch) -> (Vec<Field>, V
 }
 
 /// Converts a normalised value and adds it to the row `out` is filling;
-/// `Err` gives the value back, and adds nothing, when it does not fit the
-/// type. Empty cells are null, as CKAN loads them. Text is copied into
-/// the batch's text; numbers and dates are parsed from the borrowed value.
-pub(crate) fn push_converted<'a>(
-    out: &mut Rows,
-    ty: ColumnType,
-    value: Cow<'a, str>,
-) -> Result<(), Cow<'a, str>> {
+/// `Err`, and nothing added, when it does not fit the type. Empty cells
+/// are null, as CKAN loads them. Text is copied into the batch's text;
+/// numbers and dates are parsed from the borrowed value.
+pub(crate) fn push_converted(out: &mut Rows, ty: ColumnType, value: &str) -> Result<(), NotStored> {
     if value.is_empty() {
         out.push(Cell::Null);
     } else if ty == ColumnType::Text {
-        out.push_text(&value);
+        out.push_text(value);
     } else {
         out.push(convert(ty, value)?);
     }
     Ok(())
 }
 
+/// A value its column's type cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotStored;
+
 /// A non-empty value as a cell ([`push_converted`] adds text without
 /// making a cell of it).
-fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
+fn convert(ty: ColumnType, value: &str) -> Result<Cell, NotStored> {
     match ty {
         ColumnType::Text => Ok(Cell::Text(value.into())),
-        ColumnType::Int => value.parse::<i64>().map(Cell::Int).map_err(|_| value),
+        ColumnType::Int => value.parse::<i64>().map(Cell::Int).map_err(|_| NotStored),
         ColumnType::Numeric => match value.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Cell::Numeric(x)),
-            _ => Err(value),
+            _ => Err(NotStored),
         },
-        ColumnType::Date => match parse_iso_date(&value) {
-            Some(d) => Ok(Cell::Date(d)),
-            None => Err(value),
-        },
-        ColumnType::Bool => match value.as_ref() {
+        ColumnType::Date => parse_iso_date(value).map(Cell::Date).ok_or(NotStored),
+        ColumnType::Bool => match value {
             "true" | "TRUE" | "1" => Ok(Cell::Bool(true)),
             "false" | "FALSE" | "0" => Ok(Cell::Bool(false)),
-            _ => Err(value),
+            _ => Err(NotStored),
         },
-        ColumnType::Timestamp => chrono::NaiveDateTime::parse_from_str(&value, "%Y-%m-%d %H:%M:%S")
+        ColumnType::Timestamp => chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S")
             .map(Cell::Timestamp)
-            .map_err(|_| value),
-        ColumnType::Json => match serde_json::from_str(&value) {
+            .map_err(|_| NotStored),
+        ColumnType::Json => match serde_json::from_str(value) {
             Ok(v) => Ok(Cell::Json(Box::new(v))),
-            Err(_) => Err(value),
+            Err(_) => Err(NotStored),
         },
     }
 }
@@ -182,7 +177,7 @@ mod tests {
     use super::*;
 
     /// The cell `value` becomes in a column of type `ty`.
-    fn convert(ty: ColumnType, value: Cow<'_, str>) -> Result<Cell, Cow<'_, str>> {
+    fn convert(ty: ColumnType, value: &str) -> Result<Cell, NotStored> {
         let mut out = Rows::with_capacity(1, 1);
         push_converted(&mut out, ty, value)?;
         out.end_row();
@@ -192,23 +187,23 @@ mod tests {
 
     #[test]
     fn values_convert_or_come_back() {
-        assert_eq!(convert(ColumnType::Int, "70".into()), Ok(Cell::Int(70)));
-        assert_eq!(convert(ColumnType::Int, "3人".into()), Err("3人".into()));
-        assert_eq!(convert(ColumnType::Int, "".into()), Ok(Cell::Null));
+        assert_eq!(convert(ColumnType::Int, "70"), Ok(Cell::Int(70)));
+        assert_eq!(convert(ColumnType::Int, "3人"), Err(NotStored));
+        assert_eq!(convert(ColumnType::Int, ""), Ok(Cell::Null));
         assert_eq!(
-            convert(ColumnType::Numeric, "34.866918".into()),
+            convert(ColumnType::Numeric, "34.866918"),
             Ok(Cell::Numeric(34.866918))
         );
         assert_eq!(
-            convert(ColumnType::Date, "2023-04-01".into()),
+            convert(ColumnType::Date, "2023-04-01"),
             Ok(Cell::Date(
                 chrono::NaiveDate::from_ymd_opt(2023, 4, 1).unwrap_or_default()
             ))
         );
-        assert!(convert(ColumnType::Date, "令和5年".into()).is_err());
-        assert!(convert(ColumnType::Date, "2023-02-30".into()).is_err());
+        assert!(convert(ColumnType::Date, "令和5年").is_err());
+        assert!(convert(ColumnType::Date, "2023-02-30").is_err());
         assert_eq!(
-            convert(ColumnType::Text, "054-626-1139".into()),
+            convert(ColumnType::Text, "054-626-1139"),
             Ok(Cell::Text("054-626-1139".into()))
         );
     }

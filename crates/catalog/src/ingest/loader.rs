@@ -51,12 +51,12 @@ impl RowWork {
         // Values that do not fit their column are reported after the
         // checks' own issues, as when converting came after checking.
         let mut not_stored = Vec::new();
-        let each = |i: usize, value| {
+        let each = |i: usize, value: &str| {
             let Some(column) = self.columns.get(i) else {
                 return;
             };
-            if let Err(value) = columns::push_converted(out, column.ty, value) {
-                not_stored.push(self.not_stored(row, line, i, cells, &value, details));
+            if columns::push_converted(out, column.ty, value).is_err() {
+                not_stored.push(self.not_stored(row, line, i, cells, value, details));
                 out.push(Cell::Null);
             }
         };

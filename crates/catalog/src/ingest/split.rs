@@ -228,6 +228,25 @@ mod tests {
     }
 
     proptest! {
+        /// Records without quotes, of the lengths real rows have: their
+        /// fields are cut at the delimiters found in the whole record.
+        #[test]
+        fn long_unquoted_records_split_as_csv_does(
+            records in prop::collection::vec(
+                prop::collection::vec("[a-z0-9避難 ]{0,20}", 1..30),
+                1..6,
+            ),
+            tab in any::<bool>(),
+        ) {
+            let delimiter = if tab { b'\t' } else { b',' };
+            let separator = char::from(delimiter).to_string();
+            let text: String = records
+                .iter()
+                .map(|fields| fields.join(&separator) + "\r\n")
+                .collect();
+            prop_assert_eq!(split(&text, delimiter), reference(&text, delimiter));
+        }
+
         #[test]
         fn splits_as_csv_does(
             pieces in prop::collection::vec(piece(), 0..40),
