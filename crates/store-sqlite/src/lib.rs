@@ -9,6 +9,7 @@
 
 mod applications;
 mod catalog;
+mod checkpoint;
 mod columns;
 mod datastore;
 mod harvest;

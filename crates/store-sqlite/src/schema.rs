@@ -626,7 +626,8 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // their own. The whole process must stay small with a million entities stored.
     conn.pragma_update(None, "cache_size", -4096)?;
     // Checkpoint every 2000 pages (32 MiB) rather than 1000: fewer, larger copies of
-    // the log into the database under sustained writes.
+    // the log into the database under sustained writes. The writer's threshold is
+    // raised to a backstop once a checkpointer thread takes over (see `checkpoint`).
     conn.pragma_update(None, "wal_autocheckpoint", 2000)?;
     // Temporary b-trees (sorts, and the statement journals of multi-row writes) stay
     // in memory rather than in files.

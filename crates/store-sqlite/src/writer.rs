@@ -11,7 +11,11 @@
 //! Such a job that fails before writing anything leaves the group alone; one that
 //! fails after writing (a backend failure midway) rolls the whole group back, and
 //! every job of it is told it failed: nothing half done is ever committed.
+//!
+//! The log is copied into the database by a thread of its own ([`crate::checkpoint`]),
+//! not inside a commit.
 
+use crate::checkpoint::Checkpointer;
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::{index_rows, location_box, BoundingBox, IndexEntry, IndexedValue};
 use rusqlite::types::Value as SqlValue;
@@ -52,9 +56,10 @@ impl Writer {
         // cache of 16 keeps once subscriptions and identity writes are counted.
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let (jobs, queue) = mpsc::unbounded_channel();
+        let checkpointer = Checkpointer::start(&conn);
         std::thread::Builder::new()
             .name("renkei-sqlite-writer".into())
-            .spawn(move || run(conn, queue))
+            .spawn(move || run(conn, queue, checkpointer))
             .unwrap_or_else(|e| panic!("cannot start the SQLite writer thread: {e}"));
         Writer {
             jobs,
@@ -164,7 +169,11 @@ struct CommitFailed;
 #[error("the SQLite writer did not finish the write (the writer stopped, or the write failed inside it)")]
 struct WriterGone;
 
-fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>) {
+fn run(
+    mut conn: Connection,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+    checkpointer: Option<Checkpointer>,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -213,7 +222,12 @@ fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>) {
             false
         } else {
             match tx.commit() {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Some(checkpointer) = &checkpointer {
+                        checkpointer.committed();
+                    }
+                    true
+                }
                 Err(err) => {
                     tracing::error!(error = %err, jobs = replies.len(), "SQLite group commit failed");
                     false
