@@ -22,7 +22,7 @@
 //! gone are deleted (marked deleted, as `package_delete` does).
 //!
 //! Several nodes may share the database: a run first claims its source's lease
-//! ([`HarvestStore::claim_source`]), renews it after every page and releases it at
+//! ([`store::harvest::HarvestStore::claim_source`]), renews it after every page and releases it at
 //! the end, setting the next scheduled run.
 
 use std::collections::{HashMap, HashSet};

@@ -10,7 +10,7 @@
 //!    with, exchanges the code at the token endpoint and validates the ID token,
 //!    returning its [`IdTokenClaims`].
 //!
-//! With the cargo feature `testing`, [`testing`] holds a small but real OpenID
+//! With the cargo feature `testing`, the module `testing` holds a small but real OpenID
 //! provider that tests start on 127.0.0.1, so sign-in is tested end to end.
 
 mod client;

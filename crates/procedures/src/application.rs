@@ -9,15 +9,15 @@
 //!
 //! | from | command | to |
 //! | --- | --- | --- |
-//! | draft | submit [applicant] | submitted |
-//! | submitted | receive [reviewer, system] | received |
-//! | received | start_review [reviewer] | in_review |
-//! | received, in_review | return_for_correction [reviewer] | returned |
-//! | returned | resubmit [applicant] | submitted |
-//! | in_review | approve [approver, system] | approved |
-//! | received, in_review | reject [approver, system] | rejected |
-//! | approved | complete [reviewer, system] | completed |
-//! | submitted, received, in_review, returned | withdraw [applicant] | withdrawn |
+//! | draft | submit \[applicant\] | submitted |
+//! | submitted | receive \[reviewer, system\] | received |
+//! | received | start_review \[reviewer\] | in_review |
+//! | received, in_review | return_for_correction \[reviewer\] | returned |
+//! | returned | resubmit \[applicant\] | submitted |
+//! | in_review | approve \[approver, system\] | approved |
+//! | received, in_review | reject \[approver, system\] | rejected |
+//! | approved | complete \[reviewer, system\] | completed |
+//! | submitted, received, in_review, returned | withdraw \[applicant\] | withdrawn |
 //!
 //! Choices the issue left open, and why:
 //! - A resubmitted application goes back to `submitted`, not `received`: the corrected

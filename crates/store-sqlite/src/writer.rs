@@ -12,7 +12,7 @@
 //! fails after writing (a backend failure midway) rolls the whole group back, and
 //! every job of it is told it failed: nothing half done is ever committed.
 //!
-//! The log is copied into the database by a thread of its own ([`crate::checkpoint`]),
+//! The log is copied into the database by a thread of its own (module `checkpoint`),
 //! not inside a commit.
 
 use crate::checkpoint::Checkpointer;

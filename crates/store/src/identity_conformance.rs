@@ -1,4 +1,4 @@
-//! The behavioural suite every backend's [`IdentityStore`](crate::identity::IdentityStore)
+//! The behavioural suite every backend's [`IdentityStore`]
 //! must pass, so that tenants, accounts, keys, sessions and the audit chain behave the
 //! same on SQLite and on PostgreSQL. A backend runs it from a test file of its own:
 //!

@@ -9,7 +9,7 @@
 //! `chunks`). An Excel workbook's first non-empty sheet is read with title rows
 //! above the header skipped and reported; its cells become text first, so
 //! CSV and Excel rows meet the same [`RowChecker`](crate::validate::RowChecker)
-//! and get the same normalisation and report as [`validate`](crate::validate).
+//! and get the same normalisation and report as [`validate`](crate::validate::validate).
 //!
 //! The caller's [`Sink`] receives the [`Plan`] (the table's fields) first,
 //! then rows in batches of at most [`Options::batch_size`], typed by the

@@ -8,7 +8,7 @@
 //! 2. On search, parse `q` with [`SearchQuery::parse`] and `fq` with
 //!    [`parse_fq`]; the candidates are the datasets having *all* of
 //!    [`SearchQuery::candidate_terms`] (no terms: every dataset).
-//! 3. Confirm each candidate with [`score`] (`None` drops it: the bigrams of a
+//! 3. Confirm each candidate with [`score()`] (`None` drops it: the bigrams of a
 //!    word may all be present without the word) and [`matches_filters`], sort
 //!    by score, and count [`Facets`] over the confirmed matches.
 //!

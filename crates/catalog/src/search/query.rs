@@ -102,7 +102,7 @@ impl SearchQuery {
     /// The index terms a store must require of a candidate (all of them):
     /// the union of [`candidate_terms`] of the required terms. Excluded terms
     /// cannot be pushed to the index (a bigram hit is no proof of the word),
-    /// so they are left to [`super::score`]. Empty means no narrowing.
+    /// so they are left to [`super::score()`]. Empty means no narrowing.
     pub fn candidate_terms(&self) -> Vec<String> {
         let mut terms: Vec<String> = self
             .required()

@@ -3,7 +3,7 @@
 //! character bigram (and unigram) of the folded text can, on any SQL store,
 //! with a plain `(term, dataset)` table. The index only narrows the
 //! candidates: the store then confirms each candidate with the substring check
-//! of [`super::score`]. The one contract between the two halves is
+//! of [`super::score()`]. The one contract between the two halves is
 //! [`candidate_terms`] ⊆ [`index_terms`] whenever the folded word occurs in the
 //! folded text, which the property tests below check.
 

@@ -597,7 +597,7 @@ fn parse_date_time(member: &str, value: &Value) -> Result<DateTime<Utc>, NgsiErr
 }
 
 /// Refuses an attribute name given in a request path that no attribute can have: one
-/// [`check_name`] refuses, or a JSON-LD keyword form (`@…`).
+/// `check_name` refuses, or a JSON-LD keyword form (`@…`).
 pub fn check_attribute_name(name: &str) -> Result<(), NgsiError> {
     let why = if name.starts_with('@') {
         Some("is a JSON-LD keyword form, not an attribute name")

@@ -119,7 +119,7 @@ pub enum Prefilter {
     Number(String, Comparison, f64),
     /// A comparison with the indexed prefix of the attribute's strings. The literal is
     /// already cut to [`indexed_text`] and a strict order made non-strict where the cut
-    /// could make a match look equal (see [`text_prefilter`]).
+    /// could make a match look equal (see `text_prefilter`).
     Text(String, Comparison, String),
     And(Vec<Prefilter>),
     Or(Vec<Prefilter>),
