@@ -226,16 +226,10 @@ impl RowChecker {
     /// (header = 1), `line` the physical line it starts on. Returns every
     /// cell (normalised where valid, as written where not) and the issues.
     pub fn check(&self, row: usize, line: usize, cells: &[&str]) -> (Vec<String>, Vec<Issue>) {
-        let mut values = Vec::with_capacity(cells.len());
-        let mut issues = Vec::new();
-        self.check_each(row, line, cells, true, &mut issues, |_, value| {
-            values.push(value.to_owned());
-        });
-        (values, issues)
+        self.check_values(row, line, cells, true)
     }
 
     /// [`check`](Self::check), with or without details.
-    #[cfg(test)]
     fn check_values(
         &self,
         row: usize,
