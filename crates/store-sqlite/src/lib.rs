@@ -3,9 +3,11 @@
 //!
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
-//! works. Queries narrow candidates with indexes (tenant, type, id) in SQL and decide
-//! the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same
-//! one the PostgreSQL backend uses, so both answer alike.
+//! works. Queries narrow candidates with indexes (tenant, type, id, the R*Tree of
+//! locations) in SQL, then by the values each candidate's row keeps (`attrs` and `q`,
+//! module `values`) before its document is parsed, and decide the rest (`q`, `scopeQ`,
+//! `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one the PostgreSQL backend
+//! uses, so both answer alike.
 
 mod applications;
 mod catalog;
@@ -19,13 +21,14 @@ mod registrations;
 mod schema;
 mod subscriptions;
 mod temporal;
+mod values;
 pub mod writer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
-use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Comparison, Prefilter};
+use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Prefilter};
 use ngsi_ld::query::{EntityQuery, TypeExpr};
 use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
@@ -337,7 +340,7 @@ fn scan_rows(
     max_rows: usize,
     mut visit: impl FnMut(i64, Entity) -> bool,
 ) -> Result<ScanEnd, StoreError> {
-    let mut sql = String::from("SELECT e.seq, e.doc FROM entities e WHERE e.tenant = ?");
+    let mut sql = String::from("SELECT e.seq, e.vals, e.doc FROM entities e WHERE e.tenant = ?");
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
     if let Some(seq) = after_seq {
         sql.push_str(" AND e.seq > ?");
@@ -370,16 +373,19 @@ fn scan_rows(
         push_list(&mut sql, &mut args, names);
         sql.push_str("))");
     }
+    // `attrs` and `q` narrow by the values in each candidate's row, before its
+    // document is parsed (module `values`).
+    let mut narrowing = Vec::new();
     if !query.attrs.is_empty() {
-        push_prefilter(
-            &mut sql,
-            &mut args,
-            &Prefilter::Or(query.attrs.iter().cloned().map(Prefilter::Has).collect()),
-        );
+        narrowing.push(Prefilter::Or(
+            query.attrs.iter().cloned().map(Prefilter::Has).collect(),
+        ));
     }
     if let Some(q) = &query.q {
-        push_prefilter(&mut sql, &mut args, &q_prefilter(q));
+        narrowing.push(q_prefilter(q));
     }
+    // Nothing to narrow by: no values read.
+    let narrowing = (!narrowing.is_empty()).then_some(Prefilter::And(narrowing));
     sql.push_str(" ORDER BY e.seq");
     let matcher = Matcher::new(query);
     let mut statement = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
@@ -404,127 +410,29 @@ fn scan_rows(
             Err(e) => return Err(StoreError::backend(e)),
         };
         let seq: i64 = row.get(0).map_err(StoreError::backend)?;
-        let doc: String = row.get(1).map_err(StoreError::backend)?;
+        last_seq = Some(seq);
+        if let Some(narrowing) = &narrowing {
+            let vals = row
+                .get_ref(1)
+                .map_err(StoreError::backend)?
+                .as_blob_or_null();
+            if !values::admits(narrowing, vals.map_err(StoreError::backend)?) {
+                continue;
+            }
+        }
+        let doc: String = row.get(2).map_err(StoreError::backend)?;
         let entity = decode(&doc)?;
         decoded += 1;
-        last_seq = Some(seq);
         if matcher.matches(&entity) && !visit(seq, entity) {
             return Ok(ScanEnd::Finished);
         }
     }
 }
 
-/// The most attribute conditions (or names of `attrs`) one narrowing renders, two
-/// parameters each at most: with the other lists (ids and types, each under the same
-/// bound) a statement stays far below SQLite's 32766 parameters. A longer list is left
-/// to the evaluator, which decides every query exactly anyway.
+/// The most ids, or type names, one narrowing renders as parameters: with both lists
+/// a statement stays far below SQLite's 32766 parameters. A longer list is left to the
+/// evaluator, which decides every query exactly anyway.
 const MAX_NARROWING_TERMS: usize = 4000;
-
-/// Appends ` AND (condition)` for a prefilter over `entity_values`, unless it is too
-/// big to be worth it (see [`MAX_NARROWING_TERMS`]).
-fn push_prefilter(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
-    if *filter == Prefilter::All || filter.term_count() > MAX_NARROWING_TERMS {
-        return;
-    }
-    sql.push_str(" AND ");
-    prefilter_sql(sql, args, filter);
-}
-
-/// One operand of an `AND`/`OR` in a rendered prefilter.
-enum Operand<'a> {
-    Filter(&'a Prefilter),
-    /// The entity has one of these attributes: one `EXISTS` with `attr IN (…)`, which
-    /// is how `attrs` and the presence terms of a `q` alternative render.
-    HasAny(Vec<&'a str>),
-}
-
-fn prefilter_sql(sql: &mut String, args: &mut Vec<SqlValue>, filter: &Prefilter) {
-    let op = |c: Comparison| match c {
-        Comparison::Eq => "=",
-        Comparison::Gt => ">",
-        Comparison::Ge => ">=",
-        Comparison::Lt => "<",
-        Comparison::Le => "<=",
-    };
-    let exists = "EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq AND v.attr = ?";
-    match filter {
-        Prefilter::All => sql.push('1'),
-        Prefilter::Has(attr) => has_any_sql(sql, args, &[attr]),
-        Prefilter::Number(attr, c, n) => {
-            // Numbers sort before text in SQLite, so a range on `val` needs the type.
-            sql.push_str(&format!(
-                "{exists} AND v.val {} ? AND typeof(v.val) = 'real')",
-                op(*c)
-            ));
-            args.push(SqlValue::Text(attr.clone()));
-            args.push(SqlValue::Real(*n));
-        }
-        Prefilter::Text(attr, c, t) => {
-            sql.push_str(&format!(
-                "{exists} AND v.val {} ? AND typeof(v.val) = 'text')",
-                op(*c)
-            ));
-            args.push(SqlValue::Text(attr.clone()));
-            args.push(SqlValue::Text(t.clone()));
-        }
-        Prefilter::And(parts) | Prefilter::Or(parts) => {
-            let and = matches!(filter, Prefilter::And(_));
-            let mut operands = Vec::new();
-            let mut has_any = Vec::new();
-            for part in parts {
-                match part {
-                    Prefilter::Has(attr) if !and => has_any.push(attr.as_str()),
-                    other => operands.push(Operand::Filter(other)),
-                }
-            }
-            if !has_any.is_empty() {
-                operands.push(Operand::HasAny(has_any));
-            }
-            if operands.is_empty() {
-                sql.push_str(if and { "1" } else { "0" });
-                return;
-            }
-            balanced_sql(sql, args, &operands, if and { " AND " } else { " OR " });
-        }
-    }
-}
-
-/// Renders operands joined by `joiner` as a balanced tree of parentheses: SQLite
-/// parses `a OR b OR c …` into a chain as deep as it is long, and refuses expressions
-/// deeper than 1000, while a balanced tree of thousands is a dozen levels deep.
-fn balanced_sql(
-    sql: &mut String,
-    args: &mut Vec<SqlValue>,
-    operands: &[Operand<'_>],
-    joiner: &str,
-) {
-    match operands {
-        [] => {}
-        [Operand::Filter(filter)] => prefilter_sql(sql, args, filter),
-        [Operand::HasAny(attrs)] => has_any_sql(sql, args, attrs),
-        _ => {
-            let (left, right) = operands.split_at(operands.len() / 2);
-            sql.push('(');
-            balanced_sql(sql, args, left, joiner);
-            sql.push_str(joiner);
-            balanced_sql(sql, args, right, joiner);
-            sql.push(')');
-        }
-    }
-}
-
-/// The entity has one of the attributes: one probe of its own `entity_values` rows.
-fn has_any_sql(sql: &mut String, args: &mut Vec<SqlValue>, attrs: &[&str]) {
-    sql.push_str("EXISTS (SELECT 1 FROM entity_values v WHERE v.seq = e.seq AND v.attr ");
-    if let [attr] = attrs {
-        sql.push_str("= ?)");
-        args.push(SqlValue::Text((*attr).to_owned()));
-    } else {
-        sql.push_str("IN (");
-        push_list(sql, args, attrs.iter().map(|a| (*a).to_owned()).collect());
-        sql.push_str("))");
-    }
-}
 
 fn push_list(sql: &mut String, args: &mut Vec<SqlValue>, items: Vec<String>) {
     for (i, item) in items.into_iter().enumerate() {

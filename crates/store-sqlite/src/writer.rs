@@ -17,8 +17,7 @@
 
 use crate::checkpoint::Checkpointer;
 use ngsi_ld::model::Entity;
-use ngsi_ld::query::index::{index_rows, location_box, BoundingBox, IndexEntry, IndexedValue};
-use rusqlite::types::Value as SqlValue;
+use ngsi_ld::query::index::{location_box, BoundingBox};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -251,14 +250,15 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
     Ok(())
 }
 
-/// An entity turned into the rows that store it: the document, its types and its
-/// index entries. Built before it reaches the writer where possible (creation), so
+/// An entity turned into the rows that store it: the document with its comparable
+/// values (module `values`), its types and the box of its location. Built before it reaches the writer where possible (creation), so
 /// that the one writer thread spends its time on SQLite alone.
 pub struct EntityRows {
     id: String,
     types: Vec<String>,
     doc: String,
-    values: Vec<IndexEntry>,
+    /// Its comparable values, encoded (module `values`).
+    vals: Vec<u8>,
     location: Option<BoundingBox>,
 }
 
@@ -268,7 +268,7 @@ impl EntityRows {
             id: entity.id.clone(),
             types: entity.types.clone(),
             doc: store::doc::entity_doc_text(entity),
-            values: index_rows(entity),
+            vals: crate::values::of_entity(entity),
             location: location_box(entity),
         }
     }
@@ -381,12 +381,11 @@ pub fn put_entity(
     let backend = StoreError::backend;
     let seq = match existing {
         Some(seq) => {
-            tx.prepare_cached("UPDATE entities SET doc = ?1 WHERE seq = ?2")
-                .and_then(|mut s| s.execute(params![rows.doc, seq]))
+            tx.prepare_cached("UPDATE entities SET doc = ?1, vals = ?2 WHERE seq = ?3")
+                .and_then(|mut s| s.execute(params![rows.doc, rows.vals, seq]))
                 .map_err(backend)?;
             for sql in [
                 "DELETE FROM entity_types WHERE seq = ?1",
-                "DELETE FROM entity_values WHERE seq = ?1",
                 "DELETE FROM entity_location WHERE seq = ?1",
             ] {
                 tx.prepare_cached(sql)
@@ -396,13 +395,15 @@ pub fn put_entity(
             seq
         }
         None => {
-            tx.prepare_cached("INSERT INTO entities (tenant, id, doc) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![tenant.name(), rows.id, rows.doc]))
-                .map_err(backend)?;
+            tx.prepare_cached(
+                "INSERT INTO entities (tenant, id, doc, vals) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![tenant.name(), rows.id, rows.doc, rows.vals]))
+            .map_err(backend)?;
             tx.last_insert_rowid()
         }
     };
-    write_index(tx, seq, rows).map_err(backend)?;
+    write_location(tx, seq, rows.location.as_ref()).map_err(backend)?;
     let mut insert_type = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?1, ?2, ?3)",
@@ -416,20 +417,13 @@ pub fn put_entity(
     Ok(())
 }
 
-/// Writes the index rows of an entity whose old ones are gone.
-pub fn write_index(tx: &Transaction<'_>, seq: i64, rows: &EntityRows) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO entity_values (seq, attr, val) VALUES (?1, ?2, ?3)",
-    )?;
-    for entry in &rows.values {
-        let val = match &entry.value {
-            None => SqlValue::Blob(Vec::new()),
-            Some(IndexedValue::Number(n)) => SqlValue::Real(*n),
-            Some(IndexedValue::Text(t)) => SqlValue::Text(t.clone()),
-        };
-        insert.execute(params![seq, entry.attr, val])?;
-    }
-    if let Some(b) = &rows.location {
+/// Writes the R*Tree row of an entity whose old one is gone.
+pub fn write_location(
+    tx: &Transaction<'_>,
+    seq: i64,
+    location: Option<&BoundingBox>,
+) -> rusqlite::Result<()> {
+    if let Some(b) = location {
         tx.prepare_cached(
             "INSERT INTO entity_location (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?

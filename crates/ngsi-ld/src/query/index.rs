@@ -35,6 +35,32 @@ pub enum IndexedValue {
     Text(String),
 }
 
+/// An [`IndexEntry`] as a store reads it back, borrowed from what it stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntryRef<'a> {
+    pub attr: &'a str,
+    pub value: Option<ValueRef<'a>>,
+}
+
+/// An [`IndexedValue`] borrowed from what a store stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Number(f64),
+    Text(&'a str),
+}
+
+impl IndexEntry {
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            attr: &self.attr,
+            value: self.value.as_ref().map(|value| match value {
+                IndexedValue::Number(n) => ValueRef::Number(*n),
+                IndexedValue::Text(t) => ValueRef::Text(t),
+            }),
+        }
+    }
+}
+
 /// How many characters of a string the index keeps. At most 4 bytes each, a row stays
 /// far below the size a b-tree index row may have.
 pub const INDEXED_TEXT_CHARS: usize = 256;
@@ -109,6 +135,19 @@ pub enum Comparison {
     Le,
 }
 
+impl Comparison {
+    /// Whether a value ordered `ordering` against the literal satisfies it.
+    fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        match self {
+            Comparison::Eq => ordering.is_eq(),
+            Comparison::Gt => ordering.is_gt(),
+            Comparison::Ge => ordering.is_ge(),
+            Comparison::Lt => ordering.is_lt(),
+            Comparison::Le => ordering.is_le(),
+        }
+    }
+}
+
 /// A condition implied by a `q` expression, in terms of [`index_entries`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prefilter {
@@ -136,6 +175,29 @@ impl Prefilter {
             Prefilter::And(parts) | Prefilter::Or(parts) => {
                 parts.iter().map(Prefilter::term_count).sum()
             }
+        }
+    }
+
+    /// Whether an entity whose index entries are `entries` passes: how a store that
+    /// keeps the entries beside the entity, not in an index of their own, applies the
+    /// prefilter. An attribute is there if it has any entry; a comparison holds if a
+    /// value of the attribute of the same kind satisfies it, numbers by their order
+    /// and strings by their bytes (as SQL's `BINARY` collation compares them).
+    pub fn admits(&self, entries: &[EntryRef<'_>]) -> bool {
+        match self {
+            Prefilter::All => true,
+            Prefilter::Has(attr) => entries.iter().any(|e| e.attr == attr),
+            Prefilter::Number(attr, c, n) => entries.iter().any(|e| {
+                e.attr == attr
+                    && matches!(e.value, Some(ValueRef::Number(v))
+                        if v.partial_cmp(n).is_some_and(|o| c.holds(o)))
+            }),
+            Prefilter::Text(attr, c, t) => entries.iter().any(|e| {
+                e.attr == attr
+                    && matches!(e.value, Some(ValueRef::Text(v)) if c.holds(v.cmp(t.as_str())))
+            }),
+            Prefilter::And(parts) => parts.iter().all(|p| p.admits(entries)),
+            Prefilter::Or(parts) => parts.iter().any(|p| p.admits(entries)),
         }
     }
 }
@@ -389,26 +451,8 @@ mod tests {
 
     /// Evaluates a prefilter against an entity's index entries, as a store would.
     fn admits(filter: &Prefilter, entries: &[IndexEntry]) -> bool {
-        let cmp = |o: std::cmp::Ordering, c: Comparison| match c {
-            Comparison::Eq => o.is_eq(),
-            Comparison::Gt => o.is_gt(),
-            Comparison::Ge => o.is_ge(),
-            Comparison::Lt => o.is_lt(),
-            Comparison::Le => o.is_le(),
-        };
-        match filter {
-            Prefilter::All => true,
-            Prefilter::Has(a) => entries.iter().any(|e| &e.attr == a),
-            Prefilter::Number(a, c, n) => entries.iter().any(|e| {
-                &e.attr == a
-                    && matches!(&e.value, Some(IndexedValue::Number(v)) if v.partial_cmp(n).is_some_and(|o| cmp(o, *c)))
-            }),
-            Prefilter::Text(a, c, s) => entries.iter().any(|e| {
-                &e.attr == a && matches!(&e.value, Some(IndexedValue::Text(v)) if cmp(v.as_str().cmp(s), *c))
-            }),
-            Prefilter::And(parts) => parts.iter().all(|p| admits(p, entries)),
-            Prefilter::Or(parts) => parts.iter().any(|p| admits(p, entries)),
-        }
+        let entries: Vec<EntryRef<'_>> = entries.iter().map(IndexEntry::as_ref).collect();
+        filter.admits(&entries)
     }
 
     fn expanded(q_text: &str) -> QExpr {
