@@ -384,8 +384,11 @@ fn scan_rows(
     if let Some(q) = &query.q {
         narrowing.push(q_prefilter(q));
     }
-    // Nothing to narrow by: no values read.
-    let narrowing = (!narrowing.is_empty()).then_some(Prefilter::And(narrowing));
+    // Nothing to narrow by, or too much (see `MAX_VALUE_TERMS`): no values read.
+    let narrowing = Prefilter::And(narrowing);
+    let narrowing = (1..=MAX_VALUE_TERMS)
+        .contains(&narrowing.term_count())
+        .then_some(narrowing);
     sql.push_str(" ORDER BY e.seq");
     let matcher = Matcher::new(query);
     let mut statement = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
@@ -433,6 +436,11 @@ fn scan_rows(
 /// a statement stays far below SQLite's 32766 parameters. A longer list is left to the
 /// evaluator, which decides every query exactly anyway.
 const MAX_NARROWING_TERMS: usize = 4000;
+
+/// The most attribute conditions (or names of `attrs`) checked against a candidate's
+/// values. Each is a pass over them, so a longer list would cost about what parsing
+/// the document and running the evaluator costs, and is left to the evaluator.
+const MAX_VALUE_TERMS: usize = 256;
 
 fn push_list(sql: &mut String, args: &mut Vec<SqlValue>, items: Vec<String>) {
     for (i, item) in items.into_iter().enumerate() {
