@@ -251,8 +251,9 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
 }
 
 /// An entity turned into the rows that store it: the document with its comparable
-/// values (module `values`), its types and the box of its location. Built before it reaches the writer where possible (creation), so
-/// that the one writer thread spends its time on SQLite alone.
+/// values (module `values`), its types and the box of its location. Built before it
+/// reaches the writer where possible (creation), so that the one writer thread spends
+/// its time on SQLite alone.
 pub struct EntityRows {
     id: String,
     types: Vec<String>,
