@@ -81,7 +81,7 @@ impl InstanceRow {
             created_at: stored_created_at(a),
             modified_at: opt_stamp(a.modified_at),
             deleted_at: opt_stamp(instance.deleted_at),
-            doc: store::doc::attribute_doc_text(a),
+            doc: store::doc::instance_doc_text(a),
             hour: a.observed_at.map(hour_of),
         }
     }
@@ -389,13 +389,13 @@ fn recompute_rollup(
     let backend = StoreError::backend;
     let instances = {
         let mut select = tx
-            .prepare_cached(
-                "SELECT attr, instance_id, deleted_at, doc FROM temporal_instances
+            .prepare_cached(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM temporal_instances
                  WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3
                    AND observed_at IS NOT NULL AND observed_at >= ?4 AND observed_at < ?5
                    AND deleted_at IS NULL
-                 ORDER BY observed_at, seq",
-            )
+                 ORDER BY observed_at, seq"
+            ))
             .map_err(backend)?;
         let rows = select
             .query_map(
@@ -423,14 +423,31 @@ fn recompute_rollup(
     Ok(())
 }
 
-/// An instance from the columns `attr, instance_id, deleted_at, doc` starting at
-/// `first`.
+/// The columns [`row_to_instance`] reads, in its order.
+const INSTANCE_COLUMNS: &str =
+    "attr, instance_id, deleted_at, doc, dataset_id, observed_at, created_at, modified_at";
+
+/// An instance from the [`INSTANCE_COLUMNS`] starting at `first`. Its `datasetId`,
+/// `observedAt`, `createdAt` and `modifiedAt` come from their columns: documents
+/// written since 2026-11-28 leave them out ([`store::doc::instance_doc_text`]), older
+/// ones hold the same values.
 fn row_to_instance(row: &Row<'_>, first: usize) -> rusqlite::Result<TemporalInstance> {
     let doc_index = first + 3;
     let doc: String = row.get(doc_index)?;
     let value: serde_json::Value =
         serde_json::from_str(&doc).map_err(|e| unreadable(doc_index, e))?;
-    let attribute = store::doc::doc_to_attribute(&value).map_err(|e| unreadable(doc_index, e))?;
+    let mut attribute =
+        store::doc::doc_to_attribute(&value).map_err(|e| unreadable(doc_index, e))?;
+    let dataset_id: String = row.get(first + 4)?;
+    attribute.dataset_id = (!dataset_id.is_empty()).then_some(dataset_id);
+    attribute.observed_at = opt_time_at(row, first + 5)?;
+    // `''` is a missing `createdAt` (see `stored_created_at`).
+    let created_at: String = row.get(first + 6)?;
+    attribute.created_at = match created_at.as_str() {
+        "" => None,
+        _ => Some(time_at(row, first + 6)?),
+    };
+    attribute.modified_at = opt_time_at(row, first + 7)?;
     Ok(TemporalInstance {
         name: row.get(first)?,
         instance_id: row.get(first + 1)?,
@@ -574,7 +591,7 @@ fn series_sql(step: SeriesStep) -> String {
 /// (no index; the series' rows are sorted, see schema version 8).
 fn history_sql(column: &str) -> String {
     format!(
-        "SELECT {column}, seq, attr, instance_id, deleted_at, doc FROM temporal_instances
+        "SELECT {column}, seq, {INSTANCE_COLUMNS} FROM temporal_instances
          WHERE hid = ?1 AND attr = ?2 AND dataset_id = ?3
            AND {column} IS NOT NULL AND {column} >= ?4 AND {column} < ?5
          ORDER BY {column} DESC, seq DESC LIMIT ?6"
@@ -802,7 +819,7 @@ fn replace_in(
             opt_stamp(attribute.observed_at),
             stored_created_at(attribute),
             opt_stamp(attribute.modified_at),
-            store::doc::attribute_doc_text(attribute)
+            store::doc::instance_doc_text(attribute)
         ])
     })
     .map_err(StoreError::backend)?;
@@ -972,8 +989,7 @@ impl TemporalStore for SqliteStore {
                 return Ok(None);
             };
             conn.prepare_cached(&format!(
-                "SELECT attr, instance_id, deleted_at, doc FROM temporal_instances
-                 WHERE {BY_KEY}"
+                "SELECT {INSTANCE_COLUMNS} FROM temporal_instances WHERE {BY_KEY}"
             ))
             .and_then(|mut s| {
                 let key = params![
@@ -1130,6 +1146,81 @@ mod tests {
                 && steps[0].contains("temporal_instances_by_observed")
                 && steps[0].contains("observed_at=?"),
             "{steps:?}"
+        );
+    }
+
+    /// An instance's `datasetId`, `observedAt`, `createdAt` and `modifiedAt` are kept
+    /// in its row's columns only, and read back from them, for rows written before
+    /// (whose documents hold them too) as for new ones; a sub-attribute keeps its own.
+    #[tokio::test]
+    async fn instance_keys_live_in_columns_and_read_back_whole() {
+        use chrono::TimeZone;
+        use ngsi_ld::model::AttributeValue;
+        use store::{EntityStore, Modification, Write};
+        const LEVEL: &str = "https://ex.org/level";
+        const ID: &str = "urn:ngsi-ld:RiverLevel:1";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let tenant = Tenant::default_tenant();
+        let observed = Utc.with_ymd_and_hms(2024, 6, 1, 9, 30, 0).unwrap();
+        let mut reliability = Attribute::new(AttributeValue::Property(serde_json::json!(0.9)));
+        reliability.observed_at = Some(observed);
+        let mut level = Attribute::new(AttributeValue::Property(serde_json::json!(2.4)));
+        level.dataset_id = Some("urn:ngsi-ld:Dataset:gauge-a".to_owned());
+        level.observed_at = Some(observed);
+        level.unit_code = Some("MTR".to_owned());
+        level
+            .sub_attributes
+            .insert("https://ex.org/reliability".to_owned(), vec![reliability]);
+        let mut entity = Entity::new(ID, vec!["https://ex.org/RiverLevel".to_owned()]);
+        entity
+            .attributes
+            .insert(LEVEL.to_owned(), vec![level.clone()]);
+        let put = Modification::new(ID, move |_| Ok(Write::Put(entity)));
+        let results = store.modify(&tenant, vec![put]).await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        let read = || async {
+            let history = store
+                .history(&tenant, ID, &HistoryRead::default())
+                .await
+                .unwrap();
+            assert_eq!(history.len(), 1, "{history:?}");
+            history.into_iter().next().unwrap()
+        };
+        let stored = read().await;
+        let mut expected = level;
+        expected.created_at = stored.attribute.created_at;
+        expected.modified_at = stored.attribute.modified_at;
+        assert!(expected.created_at.is_some() && expected.modified_at.is_some());
+        assert_eq!(stored.attribute, expected);
+
+        let raw = Connection::open(&path).unwrap();
+        let doc: String = raw
+            .query_row("SELECT doc FROM temporal_instances", [], |row| row.get(0))
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        for key in ["datasetId", "observedAt", "createdAt", "modifiedAt"] {
+            assert!(doc.get(key).is_none(), "{key} in {doc}");
+        }
+        assert_eq!(doc["unitCode"], "MTR");
+        assert!(doc["sub"]["https://ex.org/reliability"][0]["observedAt"].is_string());
+
+        // A row written before: its document holds the keys as well.
+        raw.execute(
+            "UPDATE temporal_instances SET doc = ?1",
+            [store::doc::attribute_to_doc(&expected).to_string()],
+        )
+        .unwrap();
+        assert_eq!(read().await.attribute, expected);
+        assert_eq!(
+            store
+                .history_instance(&tenant, ID, LEVEL, &stored.instance_id)
+                .await
+                .unwrap()
+                .map(|i| i.attribute),
+            Some(expected)
         );
     }
 

@@ -42,14 +42,27 @@ pub fn entity_doc_text(entity: &Entity) -> String {
     serde_json::to_string(&encoding::EntityDoc(entity)).unwrap_or_default()
 }
 
-/// One attribute instance in the stored encoding (also how history instances are kept).
+/// One attribute instance in the stored encoding (PostgreSQL keeps history instances
+/// so too; SQLite as [`instance_doc_text`]).
 pub fn attribute_to_doc(attribute: &Attribute) -> Value {
-    serde_json::to_value(encoding::AttributeDoc(attribute)).unwrap_or(Value::Null)
+    serde_json::to_value(encoding::AttributeDoc {
+        attribute,
+        own_keys: true,
+    })
+    .unwrap_or(Value::Null)
 }
 
-/// The text of [`attribute_to_doc`], written straight from the model.
-pub fn attribute_doc_text(attribute: &Attribute) -> String {
-    serde_json::to_string(&encoding::AttributeDoc(attribute)).unwrap_or_default()
+/// The text of a history instance's stored document: [`attribute_to_doc`] without
+/// the attribute's own `datasetId`, `observedAt`, `createdAt` and `modifiedAt`, which a
+/// backend keeps in columns of the instance's row (they key its indexes) and puts back
+/// when it reads the instance. Written twice they were about a third of every row.
+/// Sub-attributes keep theirs: no column holds them.
+pub fn instance_doc_text(attribute: &Attribute) -> String {
+    serde_json::to_string(&encoding::AttributeDoc {
+        attribute,
+        own_keys: false,
+    })
+    .unwrap_or_default()
 }
 
 /// The serde side of writing the stored shape. Serializing these cannot fail: every
@@ -60,7 +73,12 @@ mod encoding {
     use serde::ser::{Serialize, SerializeMap, Serializer};
 
     pub struct EntityDoc<'a>(pub &'a Entity);
-    pub struct AttributeDoc<'a>(pub &'a Attribute);
+    pub struct AttributeDoc<'a> {
+        pub attribute: &'a Attribute,
+        /// Whether the attribute's `datasetId`, `observedAt`, `createdAt` and
+        /// `modifiedAt` are written (see [`super::instance_doc_text`]).
+        pub own_keys: bool,
+    }
     struct AttributesDoc<'a>(&'a Attributes);
     struct InstancesDoc<'a>(&'a [Attribute]);
 
@@ -96,13 +114,16 @@ mod encoding {
 
     impl Serialize for InstancesDoc<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.iter().map(AttributeDoc))
+            serializer.collect_seq(self.0.iter().map(|attribute| AttributeDoc {
+                attribute,
+                own_keys: true,
+            }))
         }
     }
 
     impl Serialize for AttributeDoc<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let attribute = self.0;
+            let (attribute, own_keys) = (self.attribute, self.own_keys);
             let mut doc = serializer.serialize_map(None)?;
             doc.serialize_entry("type", attribute.value.kind_name())?;
             match &attribute.value {
@@ -129,19 +150,19 @@ mod encoding {
                 }
                 AttributeValue::JsonProperty(v) => doc.serialize_entry("json", v)?,
             }
-            if let Some(d) = &attribute.dataset_id {
+            if let Some(d) = attribute.dataset_id.as_ref().filter(|_| own_keys) {
                 doc.serialize_entry("datasetId", d)?;
             }
-            if let Some(t) = &attribute.observed_at {
+            if let Some(t) = attribute.observed_at.as_ref().filter(|_| own_keys) {
                 doc.serialize_entry("observedAt", &format_time(t))?;
             }
             if let Some(u) = &attribute.unit_code {
                 doc.serialize_entry("unitCode", u)?;
             }
-            if let Some(t) = &attribute.created_at {
+            if let Some(t) = attribute.created_at.as_ref().filter(|_| own_keys) {
                 doc.serialize_entry("createdAt", &format_time(t))?;
             }
-            if let Some(t) = &attribute.modified_at {
+            if let Some(t) = attribute.modified_at.as_ref().filter(|_| own_keys) {
                 doc.serialize_entry("modifiedAt", &format_time(t))?;
             }
             if !attribute.sub_attributes.is_empty() {
