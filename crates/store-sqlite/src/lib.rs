@@ -248,8 +248,8 @@ fn decode(doc: &str) -> Result<Entity, StoreError> {
     store::doc::decode_entity(doc).map_err(StoreError::backend)
 }
 
-/// The type names of an expression that is a plain union of types (`A,B`), which SQL
-/// can look up in the type index; `None` for anything needing evaluation.
+/// The type names of an expression that is a plain union of types (`A,B`), which a
+/// candidate's `types` column answers; `None` for anything needing evaluation.
 fn type_union(types: &TypeExpr) -> Option<Vec<String>> {
     match types {
         TypeExpr::Type(name) => Some(vec![name.clone()]),
@@ -340,7 +340,8 @@ fn scan_rows(
     max_rows: usize,
     mut visit: impl FnMut(i64, Entity) -> bool,
 ) -> Result<ScanEnd, StoreError> {
-    let mut sql = String::from("SELECT e.seq, e.vals, e.doc FROM entities e WHERE e.tenant = ?");
+    let mut sql =
+        String::from("SELECT e.seq, e.vals, e.doc, e.types FROM entities e WHERE e.tenant = ?");
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
     if let Some(seq) = after_seq {
         sql.push_str(" AND e.seq > ?");
@@ -361,18 +362,19 @@ fn scan_rows(
         push_list(&mut sql, &mut args, query.ids.clone());
         sql.push(')');
     }
-    if let Some(names) = query
+    // A plain union of types narrows by each candidate's `types` column, before its
+    // document is parsed; anything else is left to the matcher.
+    let wanted_types: Option<Vec<String>> = query
         .types
         .as_ref()
         .and_then(type_union)
-        .filter(|names| names.len() <= MAX_NARROWING_TERMS)
-    {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.seq = e.seq AND t.type IN (",
-        );
-        push_list(&mut sql, &mut args, names);
-        sql.push_str("))");
-    }
+        .filter(|names| names.len() <= MAX_VALUE_TERMS)
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| writer::types_text(std::slice::from_ref(name)))
+                .collect()
+        });
     // `attrs` and `q` narrow by the values in each candidate's row, before its
     // document is parsed (module `values`).
     let mut narrowing = Vec::new();
@@ -414,6 +416,12 @@ fn scan_rows(
         };
         let seq: i64 = row.get(0).map_err(StoreError::backend)?;
         last_seq = Some(seq);
+        if let Some(wanted) = &wanted_types {
+            let types = row.get_ref(3).and_then(|types| Ok(types.as_str_or_null()?));
+            if !writer::may_have_type(types.map_err(StoreError::backend)?, wanted) {
+                continue;
+            }
+        }
         if let Some(narrowing) = &narrowing {
             let vals = row
                 .get_ref(1)
@@ -432,14 +440,15 @@ fn scan_rows(
     }
 }
 
-/// The most ids, or type names, one narrowing renders as parameters: with both lists
-/// a statement stays far below SQLite's 32766 parameters. A longer list is left to the
-/// evaluator, which decides every query exactly anyway.
+/// The most ids one narrowing renders as parameters: a statement stays far below
+/// SQLite's 32766 parameters. A longer list is left to the evaluator, which decides
+/// every query exactly anyway.
 const MAX_NARROWING_TERMS: usize = 4000;
 
 /// The most attribute conditions (or names of `attrs`) checked against a candidate's
-/// values. Each is a pass over them, so a longer list would cost about what parsing
-/// the document and running the evaluator costs, and is left to the evaluator.
+/// values, and the most type names against its types. Each is a pass over them, so a
+/// longer list would cost about what parsing the document and running the evaluator
+/// costs, and is left to the evaluator.
 const MAX_VALUE_TERMS: usize = 256;
 
 fn push_list(sql: &mut String, args: &mut Vec<SqlValue>, items: Vec<String>) {

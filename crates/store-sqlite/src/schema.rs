@@ -66,6 +66,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V13,
         then: Some(store_values),
     },
+    Migration {
+        sql: V14,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -578,6 +582,20 @@ const V13: &str = "
     ALTER TABLE entities ADD COLUMN vals BLOB;
     DROP TABLE entity_values;";
 
+/// 14: an entity's types in its own row (`entities.types`, see
+/// [`crate::writer::types_text`]) instead of a row per type in `entity_types` and its
+/// index by entity. A type query only ever probed those per candidate, by the
+/// entity's row id (a plain union of types was an `EXISTS` on them); it now reads the
+/// candidate's column. Each stored entity wrote two more B-trees, about a tenth of
+/// the pages a commit of new entities wrote. A row without types (none stored for it)
+/// is admitted by every type; the evaluator decides.
+const V14: &str = "
+    ALTER TABLE entities ADD COLUMN types TEXT;
+    UPDATE entities SET types = (
+        SELECT char(31) || group_concat(type, char(31)) || char(31)
+        FROM entity_types t WHERE t.seq = entities.seq);
+    DROP TABLE entity_types;";
+
 /// Calls `each` with every stored entity that decodes, in row order, a thousand rows
 /// at a time so that a large store is never held in memory. An unreadable document
 /// fails at query time too; it is skipped here.
@@ -833,6 +851,80 @@ mod tests {
 
     /// Version 13 drops `entity_values` and stores every entity's values in its row,
     /// cut long strings included, a thousand rows at a time.
+    #[test]
+    fn migrating_to_version_14_moves_the_types_into_the_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        for (index, migration) in MIGRATIONS[..13].iter().enumerate() {
+            conn.execute_batch(migration.sql).unwrap();
+            conn.execute(
+                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
+                [index as i64 + 1],
+            )
+            .unwrap();
+        }
+        let types = [
+            "https://example.org/Shelter",
+            "https://example.org/Building",
+        ];
+        for (n, types) in [&types[..], &types[1..], &[]].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO entities (seq, tenant, id, doc) VALUES (?1, '', ?2, '{}')",
+                rusqlite::params![n as i64 + 1, format!("urn:ngsi-ld:Shelter:{n}")],
+            )
+            .unwrap();
+            for t in types {
+                conn.execute(
+                    "INSERT INTO entity_types (tenant, type, seq) VALUES ('', ?1, ?2)",
+                    rusqlite::params![t, n as i64 + 1],
+                )
+                .unwrap();
+            }
+        }
+        migrate(&mut conn).unwrap();
+        let stored: Vec<Option<String>> = conn
+            .prepare("SELECT types FROM entities ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Each row's names, in any order; none for an entity without type rows.
+        let names = |text: &Option<String>| {
+            let mut names: Vec<String> = text
+                .as_deref()
+                .map(|t| {
+                    t.split('\u{1f}')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&stored[0]), [types[1], types[0]]);
+        assert_eq!(names(&stored[1]), [types[1]]);
+        assert_eq!(stored[2], None);
+        let wanted = [crate::writer::types_text(&[types[0].to_owned()])];
+        let admitted: Vec<bool> = stored
+            .iter()
+            .map(|t| crate::writer::may_have_type(t.as_deref(), &wanted))
+            .collect();
+        assert_eq!(admitted, [true, false, true]);
+        let gone: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'entity_types%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+    }
+
     #[test]
     fn migrating_to_version_13_moves_the_values_into_the_rows() {
         use ngsi_ld::query::index::{Comparison, Prefilter, INDEXED_TEXT_CHARS};

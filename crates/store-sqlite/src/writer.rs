@@ -256,7 +256,8 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
 /// its time on SQLite alone.
 pub struct EntityRows {
     id: String,
-    types: Vec<String>,
+    /// Its types, as [`types_text`] writes them.
+    types: String,
     doc: String,
     /// Its comparable values, encoded (module `values`).
     vals: Vec<u8>,
@@ -267,7 +268,7 @@ impl EntityRows {
     pub fn new(entity: &Entity) -> EntityRows {
         EntityRows {
             id: entity.id.clone(),
-            types: entity.types.clone(),
+            types: types_text(&entity.types),
             doc: store::doc::entity_doc_text(entity),
             vals: crate::values::of_entity(entity),
             location: location_box(entity),
@@ -382,40 +383,57 @@ pub fn put_entity(
     let backend = StoreError::backend;
     let seq = match existing {
         Some(seq) => {
-            tx.prepare_cached("UPDATE entities SET doc = ?1, vals = ?2 WHERE seq = ?3")
-                .and_then(|mut s| s.execute(params![rows.doc, rows.vals, seq]))
+            tx.prepare_cached("UPDATE entities SET doc = ?1, vals = ?2, types = ?3 WHERE seq = ?4")
+                .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, seq]))
                 .map_err(backend)?;
-            for sql in [
-                "DELETE FROM entity_types WHERE seq = ?1",
-                "DELETE FROM entity_location WHERE seq = ?1",
-            ] {
-                tx.prepare_cached(sql)
-                    .and_then(|mut s| s.execute([seq]))
-                    .map_err(backend)?;
-            }
+            tx.prepare_cached("DELETE FROM entity_location WHERE seq = ?1")
+                .and_then(|mut s| s.execute([seq]))
+                .map_err(backend)?;
             seq
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO entities (tenant, id, doc, vals) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO entities (tenant, id, doc, vals, types) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![tenant.name(), rows.id, rows.doc, rows.vals]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.name(),
+                    rows.id,
+                    rows.doc,
+                    rows.vals,
+                    rows.types
+                ])
+            })
             .map_err(backend)?;
             tx.last_insert_rowid()
         }
     };
     write_location(tx, seq, rows.location.as_ref()).map_err(backend)?;
-    let mut insert_type = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?1, ?2, ?3)",
-        )
-        .map_err(backend)?;
-    for t in &rows.types {
-        insert_type
-            .execute(params![tenant.name(), t, seq])
-            .map_err(backend)?;
-    }
     Ok(())
+}
+
+/// The separator around each type name in `entities.types`: a control character, which
+/// no IRI holds.
+const TYPE_SEPARATOR: char = '\u{1f}';
+
+/// An entity's types as its row keeps them: each name between two separators, so
+/// that the row of an entity of type `t` always holds the text `types_text([t])`
+/// ([`may_have_type`]).
+pub fn types_text(types: &[String]) -> String {
+    let mut text = String::from(TYPE_SEPARATOR);
+    for t in types {
+        text.push_str(t);
+        text.push(TYPE_SEPARATOR);
+    }
+    text
+}
+
+/// Whether a row's `types` may hold one of the types whose [`types_text`] are
+/// `wanted`; a row without them (`None`) may. Never refuses an entity of one of them;
+/// may admit one that is not (a name holding the separator), which the evaluator,
+/// deciding every candidate, then refuses.
+pub fn may_have_type(types: Option<&str>, wanted: &[String]) -> bool {
+    types.is_none_or(|types| wanted.iter().any(|t| types.contains(t.as_str())))
 }
 
 /// Writes the R*Tree row of an entity whose old one is gone.

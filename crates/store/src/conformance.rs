@@ -681,6 +681,53 @@ pub async fn query_by_type_any_and_all(store: &TestStore) {
         ..all()
     };
     assert!(ids(store, none).await.is_empty());
+    // Whole names only: a part of a stored type's name, or a longer one, finds nothing.
+    let parts = EntityQuery {
+        types: types_or(&[
+            &SHELTER[..SHELTER.len() - 1],
+            &format!("{SHELTER}s"),
+            "Shelter",
+        ]),
+        ..all()
+    };
+    assert!(ids(store, parts).await.is_empty());
+    // More names than SQLite checks against a candidate's types (256): its evaluator
+    // alone decides, and both backends answer alike.
+    let mut many: Vec<String> = (0..300)
+        .map(|i| format!("https://ex.org/Unused{i}"))
+        .collect();
+    many.push(HOSPITAL.to_owned());
+    let many = EntityQuery {
+        types: Some(TypeExpr::Or(many.into_iter().map(TypeExpr::Type).collect())),
+        ..all()
+    };
+    assert_eq!(ids(store, many).await, strings(&["urn:h1"]));
+    // A replaced entity is found by its new types only.
+    let tenant = Tenant::default_tenant();
+    let results = modify(
+        store,
+        &tenant,
+        vec![Modification::new("urn:h1", |current| {
+            let mut current = current.ok_or_else(|| NgsiError::not_found("urn:h1"))?;
+            current.types = strings(&[SHELTER]);
+            Ok(Write::Put(current))
+        })],
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let hospitals = EntityQuery {
+        types: types_or(&[HOSPITAL]),
+        ..all()
+    };
+    assert!(ids(store, hospitals).await.is_empty());
+    let shelters = EntityQuery {
+        types: types_or(&[SHELTER]),
+        ..all()
+    };
+    assert_eq!(
+        ids(store, shelters).await,
+        strings(&["urn:s1", "urn:s2", "urn:h1"])
+    );
 }
 
 pub async fn query_by_ids_and_attributes(store: &TestStore) {
