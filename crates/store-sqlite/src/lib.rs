@@ -3,11 +3,11 @@
 //!
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
-//! works. Queries narrow candidates with indexes (tenant, type, id, the R*Tree of
-//! locations) in SQL, then by the values each candidate's row keeps (`attrs` and `q`,
-//! module `values`) before its document is parsed, and decide the rest (`q`, `scopeQ`,
-//! `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one the PostgreSQL backend
-//! uses, so both answer alike.
+//! works. Queries narrow candidates with indexes (tenant, id, the R*Tree of locations)
+//! in SQL, then by the types and values each candidate's row keeps (a union of types;
+//! `attrs` and `q`, module `values`) before its document is parsed, and decide the
+//! rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
+//! the PostgreSQL backend uses, so both answer alike.
 
 mod applications;
 mod catalog;
