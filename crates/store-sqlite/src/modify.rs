@@ -219,7 +219,7 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     let effect = match &outcome {
         Ok(Write::Put(entity)) => Effect::Put {
             seq,
-            rows: EntityRows::new(entity),
+            rows: EntityRows::replacing(entity, before.as_ref()),
             head: Head::of(entity, false),
             history: history_of(before.as_ref(), Some(entity)),
         },

@@ -262,16 +262,28 @@ pub struct EntityRows {
     /// Its comparable values, encoded (module `values`).
     vals: Vec<u8>,
     location: Option<BoundingBox>,
+    /// Whether the stored entity it replaces has the same location box, so that its
+    /// R*Tree row stands: most updates (a river level, a shelter's status) leave the
+    /// location alone, and an R*Tree row deleted and inserted again cost more than
+    /// the rest of such a write.
+    same_location: bool,
 }
 
 impl EntityRows {
     pub fn new(entity: &Entity) -> EntityRows {
+        EntityRows::replacing(entity, None)
+    }
+
+    /// The rows of `entity` replacing `stored`, the stored entity, when known.
+    pub fn replacing(entity: &Entity, stored: Option<&Entity>) -> EntityRows {
+        let location = location_box(entity);
         EntityRows {
             id: entity.id.clone(),
             types: types_text(&entity.types),
             doc: store::doc::entity_doc_text(entity),
             vals: crate::values::of_entity(entity),
-            location: location_box(entity),
+            same_location: stored.is_some_and(|stored| location_box(stored) == location),
+            location,
         }
     }
 
@@ -373,7 +385,8 @@ pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<
 
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
 /// already exists: `existing` is that row id, which the caller has just read in this
-/// transaction (`None`: not stored).
+/// transaction (`None`: not stored). A replaced entity's R*Tree row stays when its
+/// location box does ([`EntityRows::replacing`]).
 pub fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
@@ -386,6 +399,9 @@ pub fn put_entity(
             tx.prepare_cached("UPDATE entities SET doc = ?1, vals = ?2, types = ?3 WHERE seq = ?4")
                 .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, seq]))
                 .map_err(backend)?;
+            if rows.same_location {
+                return Ok(());
+            }
             tx.prepare_cached("DELETE FROM entity_location WHERE seq = ?1")
                 .and_then(|mut s| s.execute([seq]))
                 .map_err(backend)?;

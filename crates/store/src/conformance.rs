@@ -956,6 +956,47 @@ pub async fn query_by_geo_q_near_and_within(store: &TestStore) {
             .collect::<Vec<_>>(),
         ["urn:s1", "urn:s2"]
     );
+    // Updates that leave the location alone, then ones that move it: each entity is
+    // found where it now is, and only there.
+    let update = |id: &'static str, change: fn(Entity) -> Entity| {
+        Modification::new(id, move |current| {
+            let current = current.ok_or_else(|| NgsiError::not_found(id))?;
+            Ok(Write::Put(change(current)))
+        })
+    };
+    let tenant = Tenant::default_tenant();
+    let results = modify(
+        store,
+        &tenant,
+        vec![
+            update("urn:s2", |e| with_property(e, CAPACITY, json!(121))),
+            update("urn:h1", |e| with_property(e, CAPACITY, json!(301))),
+        ],
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        ids(store, near(Some(1_000.0), None)).await,
+        strings(&["urn:s2"])
+    );
+    let results = modify(
+        store,
+        &tenant,
+        vec![
+            update("urn:s2", |e| {
+                with_location(e, HAMAMATSU_STATION.0, HAMAMATSU_STATION.1)
+            }),
+            update("urn:h1", |e| {
+                with_location(e, SHIZUOKA_STATION.0, SHIZUOKA_STATION.1)
+            }),
+        ],
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        ids(store, near(Some(1_000.0), None)).await,
+        strings(&["urn:h1"])
+    );
 }
 
 /// A page longer than the part of a read a backend may do before moving it elsewhere
