@@ -709,19 +709,27 @@ mod tests {
     use super::*;
     use ngsi_ld::model::{Attribute, AttributeValue, Entity};
 
-    #[test]
-    fn migrating_from_version_1_indexes_the_entities_already_stored() {
-        let mut conn = Connection::open_in_memory().unwrap();
+    /// A database as the first `version` migrations left it.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
         )
         .unwrap();
-        conn.execute_batch(V1).unwrap();
-        conn.execute(
-            "INSERT INTO renkei_schema_migrations VALUES (1, 'then')",
-            [],
-        )
-        .unwrap();
+        for (index, migration) in MIGRATIONS[..version].iter().enumerate() {
+            conn.execute_batch(migration.sql).unwrap();
+            conn.execute(
+                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
+                [index as i64 + 1],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn migrating_from_version_1_indexes_the_entities_already_stored() {
+        let mut conn = at_version(1);
         let mut entity = Entity::new(
             "urn:ngsi-ld:Shelter:1",
             vec!["https://example.org/Shelter".into()],
@@ -769,19 +777,7 @@ mod tests {
     /// stored as `''`), and its head numbers new instances after every stored one.
     #[test]
     fn migrating_to_version_8_keeps_history_rows_and_their_order() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
-        )
-        .unwrap();
-        for (index, migration) in MIGRATIONS[..7].iter().enumerate() {
-            conn.execute_batch(migration.sql).unwrap();
-            conn.execute(
-                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
-                [index as i64 + 1],
-            )
-            .unwrap();
-        }
+        let mut conn = at_version(7);
         conn.execute_batch(
             "INSERT INTO temporal_heads (hid, tenant, id, types, scopes, created_at, modified_at)
                  VALUES (1, '', 'urn:a', '[]', '[]', 't', 't'), (2, '', 'urn:b', '[]', '[]', 't', 't');
@@ -849,23 +845,11 @@ mod tests {
         );
     }
 
-    /// Version 13 drops `entity_values` and stores every entity's values in its row,
-    /// cut long strings included, a thousand rows at a time.
+    /// Version 14 moves every entity's types from `entity_types` into its row; an
+    /// entity without type rows is left without, and every type admits it.
     #[test]
     fn migrating_to_version_14_moves_the_types_into_the_rows() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
-        )
-        .unwrap();
-        for (index, migration) in MIGRATIONS[..13].iter().enumerate() {
-            conn.execute_batch(migration.sql).unwrap();
-            conn.execute(
-                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
-                [index as i64 + 1],
-            )
-            .unwrap();
-        }
+        let mut conn = at_version(13);
         let types = [
             "https://example.org/Shelter",
             "https://example.org/Building",
@@ -925,22 +909,12 @@ mod tests {
         assert_eq!(gone, 0);
     }
 
+    /// Version 13 drops `entity_values` and stores every entity's values in its row,
+    /// cut long strings included, a thousand rows at a time.
     #[test]
     fn migrating_to_version_13_moves_the_values_into_the_rows() {
         use ngsi_ld::query::index::{Comparison, Prefilter, INDEXED_TEXT_CHARS};
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
-        )
-        .unwrap();
-        for (index, migration) in MIGRATIONS[..12].iter().enumerate() {
-            conn.execute_batch(migration.sql).unwrap();
-            conn.execute(
-                "INSERT INTO renkei_schema_migrations VALUES (?1, 'then')",
-                [index as i64 + 1],
-            )
-            .unwrap();
-        }
+        let mut conn = at_version(12);
         let long = "大".repeat(INDEXED_TEXT_CHARS + 1);
         let name = "https://example.org/name";
         for n in 0..1500 {
