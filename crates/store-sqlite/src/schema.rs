@@ -617,10 +617,7 @@ fn for_each_entity(
         };
         after = *last;
         for (seq, doc) in rows {
-            let entity = serde_json::from_str(&doc)
-                .ok()
-                .and_then(|value| store::doc::doc_to_entity(&value).ok());
-            if let Some(entity) = entity {
+            if let Ok(entity) = store::doc::decode_entity(&doc) {
                 each(seq, &entity)?;
             }
         }
