@@ -1,10 +1,10 @@
 //! A batch of modifications on the writer thread. Each item is looked up and applied
 //! in the writer's transaction, in order. What it then writes (the stored document
-//! with its values, its location box and its history) is encoded on a helper thread
-//! while the writer looks up and applies the next items, so that a large batch keeps
-//! two cores busy instead of one. Items are written in their order; an item whose entity an earlier
-//! item of the batch is still having encoded waits until that one is written, so it
-//! sees what the earlier one wrote.
+//! with its values and types, its location box and its history) is encoded on a
+//! helper thread while the writer looks up and applies the next items, so that a
+//! large batch keeps two cores busy instead of one. Items are written in their order;
+//! an item whose entity an earlier item of the batch is still having encoded waits
+//! until that one is written, so it sees what the earlier one wrote.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
