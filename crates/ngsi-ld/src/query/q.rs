@@ -176,6 +176,47 @@ impl BoolTree for QExpr {
     }
 }
 
+/// Property-test trees of a [`BoolTree`], for the parsers built on it.
+#[cfg(test)]
+pub(crate) mod tree_strategies {
+    use super::BoolTree;
+    use proptest::prelude::*;
+
+    /// Trees of `leaf`s in the shape the parser produces: `And` and `Or` nodes of two
+    /// or more parts, flattened (no `And` directly inside an `And`, nor `Or` in `Or`).
+    pub(crate) fn flattened<T>(leaf: impl Strategy<Value = T> + 'static) -> impl Strategy<Value = T>
+    where
+        T: BoolTree + Clone + std::fmt::Debug + 'static,
+    {
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| joined(
+                    parts,
+                    T::and,
+                    T::into_and_parts
+                )),
+                prop::collection::vec(inner, 2..4).prop_map(|parts| joined(
+                    parts,
+                    T::or,
+                    T::into_or_parts
+                )),
+            ]
+        })
+    }
+
+    /// `make` of `parts`, the parts that are themselves such a node spliced in.
+    fn joined<T>(parts: Vec<T>, make: fn(Vec<T>) -> T, split: fn(T) -> Result<Vec<T>, T>) -> T {
+        let mut flat = Vec::new();
+        for part in parts {
+            match split(part) {
+                Ok(inner) => flat.extend(inner),
+                Err(single) => flat.push(single),
+            }
+        }
+        make(flat)
+    }
+}
+
 /// Parses the whole of the cursor's text as terms joined by `;` (and) and the
 /// characters for which `is_or` holds (or), with parentheses. `term` is called at
 /// the start of each term and must stop before `;`, an or-character, `)` or the end.
@@ -1153,37 +1194,7 @@ mod tests {
         fn expr() -> impl Strategy<Value = QExpr> {
             let term = (attr_path(), comparison())
                 .prop_map(|(path, comparison)| QExpr::Term(QTerm { path, comparison }));
-            term.prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| {
-                        flatten(parts, QExpr::And, |p| match p {
-                            QExpr::And(v) => Ok(v),
-                            other => Err(other),
-                        })
-                    }),
-                    prop::collection::vec(inner, 2..4).prop_map(|parts| {
-                        flatten(parts, QExpr::Or, |p| match p {
-                            QExpr::Or(v) => Ok(v),
-                            other => Err(other),
-                        })
-                    }),
-                ]
-            })
-        }
-
-        fn flatten(
-            parts: Vec<QExpr>,
-            make: fn(Vec<QExpr>) -> QExpr,
-            split: fn(QExpr) -> Result<Vec<QExpr>, QExpr>,
-        ) -> QExpr {
-            let mut flat = Vec::new();
-            for part in parts {
-                match split(part) {
-                    Ok(inner) => flat.extend(inner),
-                    Err(single) => flat.push(single),
-                }
-            }
-            make(flat)
+            crate::query::q::tree_strategies::flattened(term)
         }
 
         /// Text glued from `q` tokens: far more of it parses than of random

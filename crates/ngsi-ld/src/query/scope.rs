@@ -208,35 +208,7 @@ mod tests {
         }
 
         fn expr() -> impl Strategy<Value = ScopeExpr> {
-            pattern().prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| flatten(
-                        parts,
-                        ScopeExpr::and,
-                        BoolTree::into_and_parts
-                    )),
-                    prop::collection::vec(inner, 2..4).prop_map(|parts| flatten(
-                        parts,
-                        ScopeExpr::or,
-                        BoolTree::into_or_parts
-                    )),
-                ]
-            })
-        }
-
-        fn flatten(
-            parts: Vec<ScopeExpr>,
-            make: fn(Vec<ScopeExpr>) -> ScopeExpr,
-            split: fn(ScopeExpr) -> Result<Vec<ScopeExpr>, ScopeExpr>,
-        ) -> ScopeExpr {
-            let mut flat = Vec::new();
-            for part in parts {
-                match split(part) {
-                    Ok(inner) => flat.extend(inner),
-                    Err(single) => flat.push(single),
-                }
-            }
-            make(flat)
+            crate::query::q::tree_strategies::flattened(pattern())
         }
 
         proptest! {

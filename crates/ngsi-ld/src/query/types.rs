@@ -175,35 +175,7 @@ mod tests {
         }
 
         fn expr() -> impl Strategy<Value = TypeExpr> {
-            name().prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| flatten(
-                        parts,
-                        TypeExpr::and,
-                        BoolTree::into_and_parts
-                    )),
-                    prop::collection::vec(inner, 2..4).prop_map(|parts| flatten(
-                        parts,
-                        TypeExpr::or,
-                        BoolTree::into_or_parts
-                    )),
-                ]
-            })
-        }
-
-        fn flatten(
-            parts: Vec<TypeExpr>,
-            make: fn(Vec<TypeExpr>) -> TypeExpr,
-            split: fn(TypeExpr) -> Result<Vec<TypeExpr>, TypeExpr>,
-        ) -> TypeExpr {
-            let mut flat = Vec::new();
-            for part in parts {
-                match split(part) {
-                    Ok(inner) => flat.extend(inner),
-                    Err(single) => flat.push(single),
-                }
-            }
-            make(flat)
+            crate::query::q::tree_strategies::flattened(name())
         }
 
         proptest! {
