@@ -431,8 +431,9 @@ fn scan_rows(
                 continue;
             }
         }
-        let doc: String = row.get(2).map_err(StoreError::backend)?;
-        let entity = decode(&doc)?;
+        // Parsed where SQLite holds it, not copied out first.
+        let doc = row.get_ref(2).and_then(|doc| Ok(doc.as_str()?));
+        let entity = decode(doc.map_err(StoreError::backend)?)?;
         decoded += 1;
         if matcher.matches(&entity) && !visit(seq, entity) {
             return Ok(ScanEnd::Finished);
@@ -463,14 +464,15 @@ fn get_entity_in(
     tenant: &Tenant,
     id: &str,
 ) -> Result<Option<Entity>, StoreError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2")
+    conn.prepare_cached("SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
-            s.query_row(params![tenant.name(), id], |row| row.get(0))
-                .optional()
+            s.query_row(params![tenant.name(), id], |row| {
+                Ok(decode(row.get_ref(0)?.as_str()?))
+            })
+            .optional()
         })
-        .map_err(StoreError::backend)?;
-    doc.as_deref().map(decode).transpose()
+        .map_err(StoreError::backend)?
+        .transpose()
 }
 
 fn row_to_context(

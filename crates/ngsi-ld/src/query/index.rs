@@ -35,10 +35,13 @@ pub enum IndexedValue {
     Text(String),
 }
 
-/// An [`IndexEntry`] as a store reads it back, borrowed from what it stored.
+/// An [`IndexEntry`] as a store reads it back, borrowed from what it stored. Names and
+/// strings stay bytes (the UTF-8 the entry was written as): the prefilter only compares
+/// them, and comparing UTF-8 bytes orders strings as comparing `str`s does, so a store
+/// need not validate every string of every candidate it reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EntryRef<'a> {
-    pub attr: &'a str,
+    pub attr: &'a [u8],
     pub value: Option<ValueRef<'a>>,
 }
 
@@ -46,16 +49,16 @@ pub struct EntryRef<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ValueRef<'a> {
     Number(f64),
-    Text(&'a str),
+    Text(&'a [u8]),
 }
 
 impl IndexEntry {
     pub fn as_ref(&self) -> EntryRef<'_> {
         EntryRef {
-            attr: &self.attr,
+            attr: self.attr.as_bytes(),
             value: self.value.as_ref().map(|value| match value {
                 IndexedValue::Number(n) => ValueRef::Number(*n),
-                IndexedValue::Text(t) => ValueRef::Text(t),
+                IndexedValue::Text(t) => ValueRef::Text(t.as_bytes()),
             }),
         }
     }
@@ -186,15 +189,15 @@ impl Prefilter {
     pub fn admits(&self, entries: &[EntryRef<'_>]) -> bool {
         match self {
             Prefilter::All => true,
-            Prefilter::Has(attr) => entries.iter().any(|e| e.attr == attr),
+            Prefilter::Has(attr) => entries.iter().any(|e| e.attr == attr.as_bytes()),
             Prefilter::Number(attr, c, n) => entries.iter().any(|e| {
-                e.attr == attr
+                e.attr == attr.as_bytes()
                     && matches!(e.value, Some(ValueRef::Number(v))
                         if v.partial_cmp(n).is_some_and(|o| c.holds(o)))
             }),
             Prefilter::Text(attr, c, t) => entries.iter().any(|e| {
-                e.attr == attr
-                    && matches!(e.value, Some(ValueRef::Text(v)) if c.holds(v.cmp(t.as_str())))
+                e.attr == attr.as_bytes()
+                    && matches!(e.value, Some(ValueRef::Text(v)) if c.holds(v.cmp(t.as_bytes())))
             }),
             Prefilter::And(parts) => parts.iter().all(|p| p.admits(entries)),
             Prefilter::Or(parts) => parts.iter().any(|p| p.admits(entries)),
