@@ -15,5 +15,6 @@ pub mod query;
 pub mod registration;
 pub mod subscription;
 pub mod temporal;
+pub mod time;
 
 pub use error::{NgsiError, ProblemType};

@@ -23,7 +23,7 @@ pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
 
 /// Stored form of a timestamp: UTC, microseconds, `Z`, fixed width.
 pub(crate) fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    ngsi_ld::time::rfc3339_utc(&at, SecondsFormat::Micros)
 }
 
 pub(crate) fn opt_stamp(at: Option<DateTime<Utc>>) -> Option<String> {

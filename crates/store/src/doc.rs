@@ -28,7 +28,7 @@ fn malformed(what: impl Into<String>) -> DocError {
 
 /// Formats a timestamp the way every stored timestamp is formatted.
 pub fn format_time(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+    ngsi_ld::time::rfc3339_utc(time, SecondsFormat::Micros)
 }
 
 /// An entity as its stored document.
@@ -69,7 +69,7 @@ pub fn instance_doc_text(attribute: &Attribute) -> String {
 /// member is a string, a list of strings or a JSON value already (hence the
 /// `unwrap_or` above, which never takes its default).
 mod encoding {
-    use super::{format_time, Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
+    use super::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
     use serde::ser::{Serialize, SerializeMap, Serializer};
 
     pub struct EntityDoc<'a>(pub &'a Entity);
@@ -92,10 +92,10 @@ mod encoding {
                 doc.serialize_entry("scope", &entity.scopes)?;
             }
             if let Some(t) = &entity.created_at {
-                doc.serialize_entry("createdAt", &format_time(t))?;
+                doc.serialize_entry("createdAt", &ngsi_ld::time::Rfc3339::micros(t))?;
             }
             if let Some(t) = &entity.modified_at {
-                doc.serialize_entry("modifiedAt", &format_time(t))?;
+                doc.serialize_entry("modifiedAt", &ngsi_ld::time::Rfc3339::micros(t))?;
             }
             doc.serialize_entry("attrs", &AttributesDoc(&entity.attributes))?;
             doc.end()
@@ -154,16 +154,16 @@ mod encoding {
                 doc.serialize_entry("datasetId", d)?;
             }
             if let Some(t) = attribute.observed_at.as_ref().filter(|_| own_keys) {
-                doc.serialize_entry("observedAt", &format_time(t))?;
+                doc.serialize_entry("observedAt", &ngsi_ld::time::Rfc3339::micros(t))?;
             }
             if let Some(u) = &attribute.unit_code {
                 doc.serialize_entry("unitCode", u)?;
             }
             if let Some(t) = attribute.created_at.as_ref().filter(|_| own_keys) {
-                doc.serialize_entry("createdAt", &format_time(t))?;
+                doc.serialize_entry("createdAt", &ngsi_ld::time::Rfc3339::micros(t))?;
             }
             if let Some(t) = attribute.modified_at.as_ref().filter(|_| own_keys) {
-                doc.serialize_entry("modifiedAt", &format_time(t))?;
+                doc.serialize_entry("modifiedAt", &ngsi_ld::time::Rfc3339::micros(t))?;
             }
             if !attribute.sub_attributes.is_empty() {
                 doc.serialize_entry("sub", &AttributesDoc(&attribute.sub_attributes))?;

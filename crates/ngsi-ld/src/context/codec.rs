@@ -663,7 +663,7 @@ pub fn check_iri(what: &str, value: &str) -> Result<(), NgsiError> {
 
 /// A timestamp as NGSI-LD shows it: RFC 3339 in UTC, fractions only when present.
 pub fn format_time(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    crate::time::rfc3339_utc(time, SecondsFormat::AutoSi)
 }
 
 /// Renders an entity in the requested format, compacted with `ctx`.

@@ -181,7 +181,7 @@ impl Candidate<'_> {
         match self {
             Candidate::Json(Value::String(s)) => Some(s.as_str().into()),
             Candidate::Str(s) => Some((*s).into()),
-            Candidate::Time(t) => Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()),
+            Candidate::Time(t) => Some(crate::time::rfc3339_utc(t, SecondsFormat::AutoSi).into()),
             Candidate::Json(_) => None,
         }
     }
