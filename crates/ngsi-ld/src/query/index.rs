@@ -119,13 +119,19 @@ pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
 /// entry only for an attribute with no value entry (a value already says the attribute
 /// is there). Both stores keep exactly these.
 pub fn index_rows(entity: &Entity) -> Vec<IndexEntry> {
-    let entries = index_entries(entity);
-    let has_value = |attr: &str| entries.iter().any(|e| e.attr == attr && e.value.is_some());
-    entries
+    let mut entries = index_entries(entity);
+    let keep: Vec<bool> = entries
         .iter()
-        .filter(|e| e.value.is_some() || !has_value(&e.attr))
-        .cloned()
-        .collect()
+        .map(|e| {
+            e.value.is_some()
+                || !entries
+                    .iter()
+                    .any(|other| other.attr == e.attr && other.value.is_some())
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    entries.retain(|_| keep.next().unwrap_or(true));
+    entries
 }
 
 /// A comparison an index can answer.
