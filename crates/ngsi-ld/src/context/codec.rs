@@ -192,7 +192,10 @@ pub fn decode_attributes(value: &Value, ctx: &ActiveContext) -> Result<Attribute
         attributes.entry(iri).or_default().extend(instances);
     }
     for (iri, instances) in &attributes {
-        check_unique_datasets(&ctx.compact_iri(iri, true), instances)?;
+        // The name is compacted only for the message: doing it for every attribute
+        // cost more than the check.
+        check_unique_datasets(instances)
+            .map_err(|which| duplicate_dataset(&ctx.compact_iri(iri, true), which))?;
     }
     Ok(attributes)
 }
@@ -205,16 +208,22 @@ fn with_attribute(err: NgsiError, name: &str) -> NgsiError {
     }
 }
 
-fn check_unique_datasets(name: &str, instances: &[Attribute]) -> Result<(), NgsiError> {
+/// The first datasetId two of the instances share (`None` inside for the default
+/// instance), if any.
+fn check_unique_datasets(instances: &[Attribute]) -> Result<(), Option<&str>> {
     for (i, a) in instances.iter().enumerate() {
         if instances[..i].iter().any(|b| b.dataset_id == a.dataset_id) {
-            let which = a.dataset_id.as_deref().unwrap_or("the default instance");
-            return Err(bad(format!(
-                "attribute '{name}' has two instances with datasetId {which}"
-            )));
+            return Err(a.dataset_id.as_deref());
         }
     }
     Ok(())
+}
+
+fn duplicate_dataset(name: &str, dataset_id: Option<&str>) -> NgsiError {
+    let which = dataset_id.unwrap_or("the default instance");
+    bad(format!(
+        "attribute '{name}' has two instances with datasetId {which}"
+    ))
 }
 
 /// Reads one attribute's body (an object, a list of instances, or a concise value).
@@ -627,10 +636,11 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || "<>\"'=;()&".contains(c))
-    {
+    if name.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '<' | '>' | '"' | '\'' | '=' | ';' | '(' | ')' | '&')
+    }) {
         return Err(
             "contains a character not allowed in names (whitespace, control, < > \" ' = ; ( ) &)",
         );

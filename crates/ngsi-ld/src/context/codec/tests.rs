@@ -403,3 +403,21 @@ fn streamed_entities_keep_the_member_order_and_end_with_the_context() {
         r#""capacity":{"value":120,"observedAt":"2024-04-01T09:00:00Z","unitCode":"C62","reliability":0.9}"#
     ));
 }
+
+#[test]
+fn names_refuse_exactly_the_forbidden_characters() {
+    for c in [
+        '<', '>', '"', '\'', '=', ';', '(', ')', '&', ' ', '\t', '\u{3000}', '\u{7f}',
+    ] {
+        assert!(check_name(&format!("a{c}b")).is_err(), "{c:?}");
+    }
+    for ok in [
+        "temperature",
+        "水位",
+        "https://example.org/x#y",
+        "a-b_c.d:e/f?g[0]",
+    ] {
+        assert!(check_name(ok).is_ok(), "{ok}");
+    }
+    assert!(check_name("").is_err());
+}
