@@ -174,8 +174,8 @@ impl Head {
     pub(crate) fn of(entity: &Entity, deleted: bool) -> Head {
         Head {
             id: entity.id.clone(),
-            types: serde_json::Value::from(entity.types.clone()).to_string(),
-            scopes: serde_json::Value::from(entity.scopes.clone()).to_string(),
+            types: serde_json::to_string(&entity.types).unwrap_or_default(),
+            scopes: serde_json::to_string(&entity.scopes).unwrap_or_default(),
             deleted,
         }
     }
