@@ -85,6 +85,7 @@ impl Rfc3339 {
         Rfc3339::new(time, SecondsFormat::Micros)
     }
 
+    /// The stamp's text.
     pub fn as_str(&self) -> &str {
         // Only ASCII was written (digits and separators, or chrono's own text).
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
@@ -169,7 +170,19 @@ mod tests {
             rfc3339_utc(&time, SecondsFormat::AutoSi),
             "2026-11-28T20:45:07.123456Z"
         );
-        for extreme in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let leap_second = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        assert_eq!(
+            rfc3339_utc(&leap_second, SecondsFormat::Millis),
+            "2016-12-31T23:59:60.500Z"
+        );
+        for extreme in [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            leap_second,
+        ] {
             for format in FORMATS {
                 assert_eq!(
                     rfc3339_utc(&extreme, format),
