@@ -3,7 +3,7 @@
 //! and round-trip exactly), JSON as text; and reading them back, a column that cannot
 //! be read being a conversion error of that column.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::types::Type;
 use rusqlite::Row;
 
@@ -21,9 +21,10 @@ pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
     )
 }
 
-/// Stored form of a timestamp: UTC, microseconds, `Z`, fixed width.
+/// Stored form of a timestamp: UTC, microseconds, `Z`, fixed width (the one form
+/// [`store::doc::format_time`] gives every stored timestamp).
 pub(crate) fn stamp(at: DateTime<Utc>) -> String {
-    ngsi_ld::time::rfc3339_utc(&at, SecondsFormat::Micros)
+    store::doc::format_time(&at)
 }
 
 pub(crate) fn opt_stamp(at: Option<DateTime<Utc>>) -> Option<String> {
