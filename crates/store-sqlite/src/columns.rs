@@ -41,7 +41,12 @@ pub(crate) fn unreadable(
 
 pub(crate) fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
     let text: String = row.get(index)?;
-    DateTime::parse_from_rfc3339(&text)
+    parse_stamp(&text, index)
+}
+
+/// A stored timestamp read from column `index`.
+pub(crate) fn parse_stamp(text: &str, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|e| unreadable(index, e))
 }

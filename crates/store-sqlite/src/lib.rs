@@ -540,7 +540,7 @@ impl EntityStore for SqliteStore {
         // The history is encoded here too, off the writer thread.
         let now = temporal::now();
         let head = temporal::Head::of(&entity, false);
-        let history = temporal::HistoryRows::new(&instances_of_change(None, Some(&entity), now));
+        let history = temporal::HistoryRows::first(&instances_of_change(None, Some(&entity), now));
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {

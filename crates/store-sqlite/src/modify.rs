@@ -213,8 +213,11 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
         given,
         outcome,
     } = applied;
-    let history_of = |before: Option<&Entity>, after: Option<&Entity>| {
-        given.unwrap_or_else(|| HistoryRows::new(&instances_of_change(before, after, now)))
+    let history_of = |before: Option<&Entity>, after: Option<&Entity>| match (given, before) {
+        (Some(given), _) => given,
+        // A creation: its history's first write, if no entity of its id was before.
+        (None, None) => HistoryRows::first(&instances_of_change(None, after, now)),
+        (None, before) => HistoryRows::new(&instances_of_change(before, after, now)),
     };
     let effect = match &outcome {
         Ok(Write::Put(entity)) => Effect::Put {

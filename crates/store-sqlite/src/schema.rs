@@ -70,6 +70,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V14,
         then: None,
     },
+    Migration {
+        sql: V15,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -595,6 +599,16 @@ const V14: &str = "
         SELECT char(31) || group_concat(type, char(31)) || char(31)
         FROM entity_types t WHERE t.seq = entities.seq);
     DROP TABLE entity_types;";
+
+/// 15: a history's first write kept whole in its head (`temporal_heads.first_write`,
+/// see `temporal`): the instances of an entity's creation as one text instead of a
+/// row each in `temporal_instances`, until the history next grows or is edited.
+/// Those rows were two thirds of what the writer did to create an entity, and an
+/// entity written once (an observation, an imported record) never needs them. The
+/// column is last in the row, so reading the head's other columns never reads it.
+/// Existing heads hold `NULL`: their instances are all in rows already.
+const V15: &str = "
+    ALTER TABLE temporal_heads ADD COLUMN first_write TEXT;";
 
 /// Calls `each` with every stored entity that decodes, in row order, a thousand rows
 /// at a time so that a large store is never held in memory. An unreadable document

@@ -21,16 +21,26 @@
 //! history, in exchange for no index entries written per instance. Edits of single
 //! instances recompute the rollups of the series-hours they touch from the instances
 //! that remain.
+//!
+//! A history's first write (an entity's creation) is kept whole in its head instead
+//! (`first_write`, schema version 15): its instances as one text ([`Kept`]), written
+//! with the head's row, rather than a row each. Those rows were two thirds of the writer's
+//! work in creating an entity, and an entity written once (an observation, an
+//! imported record) never needs them. The next write that grows or edits the history
+//! first expands the kept instances into rows, in the same transaction, so a history
+//! is either kept whole or all in rows, never split; reads of a kept history filter
+//! and order its instances in memory exactly as the statements below do rows.
 
-use crate::columns::{opt_stamp, opt_time_at, stamp, time_at, unreadable};
+use crate::columns::{opt_stamp, opt_time_at, parse_stamp, stamp, time_at, unreadable};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use ngsi_ld::model::{Attribute, Entity};
 use ngsi_ld::temporal::{hour_of, HourlyRollup, TemporalInstance, TimeProperty, TimeRel};
 use ngsi_ld::time::Rfc3339;
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::collections::{BTreeSet, HashMap};
+use rusqlite::{params, Connection, OptionalExtension, Row, Statement};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use store::temporal::{DatasetSelector, HistoryRead, TemporalHead, TemporalStore};
 use store::{StoreError, Tenant};
 
@@ -89,7 +99,170 @@ impl InstanceRow {
             hour: a.observed_at.map(hour_of),
         }
     }
+
+    /// Its columns, borrowed.
+    fn stored(&self) -> StoredInstance<'_> {
+        StoredInstance {
+            attr: Cow::Borrowed(&self.attr),
+            dataset_id: Cow::Borrowed(&self.dataset_id),
+            instance_id: Cow::Borrowed(&self.instance_id),
+            observed_at: self.observed_at.as_ref().map(|t| Cow::Borrowed(t.as_str())),
+            created_at: Cow::Borrowed(self.created_at.as_ref().map_or("", Rfc3339::as_str)),
+            modified_at: self.modified_at.as_ref().map(|t| Cow::Borrowed(t.as_str())),
+            deleted_at: self.deleted_at.as_ref().map(|t| Cow::Borrowed(t.as_str())),
+            doc: Cow::Borrowed(&self.doc),
+        }
+    }
 }
+
+/// One instance as stored: the columns of its row in `temporal_instances` but the
+/// `hid` and `seq` of its key, or one record of a kept first write (see [`Kept`]).
+/// Text as in the columns: stamps in the stored form, `''` for no dataset id or
+/// `createdAt`.
+struct StoredInstance<'a> {
+    attr: Cow<'a, str>,
+    dataset_id: Cow<'a, str>,
+    instance_id: Cow<'a, str>,
+    observed_at: Option<Cow<'a, str>>,
+    created_at: Cow<'a, str>,
+    modified_at: Option<Cow<'a, str>>,
+    deleted_at: Option<Cow<'a, str>>,
+    doc: Cow<'a, str>,
+}
+
+impl StoredInstance<'_> {
+    /// Its stamp of a time property, as stored.
+    fn time(&self, property: TimeProperty) -> Option<&str> {
+        match property {
+            TimeProperty::ObservedAt => self.observed_at.as_deref(),
+            TimeProperty::CreatedAt => Some(&self.created_at),
+            TimeProperty::ModifiedAt => self.modified_at.as_deref(),
+            TimeProperty::DeletedAt => self.deleted_at.as_deref(),
+        }
+    }
+
+    /// Inserts it as the row `(hid, seq)` with [`INSERT_INSTANCE_SQL`].
+    fn insert(&self, insert: &mut Statement<'_>, hid: i64, seq: i64) -> rusqlite::Result<()> {
+        insert
+            .execute(params![
+                hid,
+                self.attr,
+                self.dataset_id,
+                self.instance_id,
+                self.observed_at,
+                self.created_at,
+                self.modified_at,
+                self.deleted_at,
+                self.doc,
+                seq
+            ])
+            .map(drop)
+    }
+
+    /// The instance it stores. Its `datasetId`, `observedAt`, `createdAt` and
+    /// `modifiedAt` come from their columns: documents written since 2026-11-28 leave
+    /// them out ([`store::doc::instance_doc_text`]), older ones hold the same values.
+    /// What cannot be read is an error of `column`, the one it was read from.
+    fn into_instance(self, column: usize) -> rusqlite::Result<TemporalInstance> {
+        let time = |text: &str| parse_stamp(text, column);
+        let opt_time = |text: Option<&str>| text.map(time).transpose();
+        let value: serde_json::Value =
+            serde_json::from_str(&self.doc).map_err(|e| unreadable(column, e))?;
+        let mut attribute =
+            store::doc::doc_to_attribute(&value).map_err(|e| unreadable(column, e))?;
+        attribute.dataset_id = (!self.dataset_id.is_empty()).then(|| self.dataset_id.into());
+        attribute.observed_at = opt_time(self.observed_at.as_deref())?;
+        // `''` is a missing `createdAt` (see `stored_created_at`).
+        attribute.created_at = opt_time(Some(&*self.created_at).filter(|t| !t.is_empty()))?;
+        attribute.modified_at = opt_time(self.modified_at.as_deref())?;
+        Ok(TemporalInstance {
+            name: self.attr.into(),
+            instance_id: self.instance_id.into(),
+            deleted_at: opt_time(self.deleted_at.as_deref())?,
+            attribute,
+        })
+    }
+}
+
+/// The text of a kept first write: its instances' columns, in recording order (a
+/// record's `seq` is its place, from 1), each field ended by the ASCII unit separator
+/// and each record by the record separator, a missing stamp an empty field. No field
+/// can hold either: names and ids are checked IRIs, stamps are digits, and compact
+/// JSON escapes every control character; [`Kept::encode`] refuses one that did.
+/// Joining and splitting cost a copy, where JSON cost escaping every document.
+struct Kept;
+
+impl Kept {
+    const FIELD: char = '\u{1f}';
+    const RECORD: char = '\u{1e}';
+    const FIELDS: usize = 8;
+
+    fn encode(rows: &[InstanceRow]) -> Option<String> {
+        let mut text = String::with_capacity(rows.iter().map(|r| r.doc.len() + 160).sum());
+        for row in rows {
+            fn stamp(t: &Option<Rfc3339>) -> &str {
+                t.as_ref().map_or("", Rfc3339::as_str)
+            }
+            for field in [
+                row.attr.as_str(),
+                &row.dataset_id,
+                &row.instance_id,
+                stamp(&row.observed_at),
+                stamp(&row.created_at),
+                stamp(&row.modified_at),
+                stamp(&row.deleted_at),
+                &row.doc,
+            ] {
+                if field.contains([Kept::FIELD, Kept::RECORD]) {
+                    return None;
+                }
+                text.push_str(field);
+                text.push(Kept::FIELD);
+            }
+            text.push(Kept::RECORD);
+        }
+        Some(text)
+    }
+
+    /// The instances of a kept text; `column` is the one it was read from.
+    fn decode(text: &str, column: usize) -> rusqlite::Result<Vec<StoredInstance<'_>>> {
+        let mut records: Vec<&str> = text.split(Kept::RECORD).collect();
+        // Every record ends with a separator: the last piece is empty.
+        if records.pop() != Some("") {
+            return Err(unreadable(column, KeptUnreadable));
+        }
+        fn opt(field: &str) -> Option<Cow<'_, str>> {
+            (!field.is_empty()).then_some(Cow::Borrowed(field))
+        }
+        records
+            .into_iter()
+            .map(|record| {
+                let fields: Vec<&str> = record.split(Kept::FIELD).collect();
+                // Every field ends with a separator: the last piece is empty.
+                let [attr, dataset_id, instance_id, observed_at, created_at, modified_at, deleted_at, doc, ""] =
+                    fields[..]
+                else {
+                    return Err(unreadable(column, KeptUnreadable));
+                };
+                Ok(StoredInstance {
+                    attr: Cow::Borrowed(attr),
+                    dataset_id: Cow::Borrowed(dataset_id),
+                    instance_id: Cow::Borrowed(instance_id),
+                    observed_at: opt(observed_at),
+                    created_at: Cow::Borrowed(created_at),
+                    modified_at: opt(modified_at),
+                    deleted_at: opt(deleted_at),
+                    doc: Cow::Borrowed(doc),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A kept first write that is not [`Kept`] text.
+#[derive(Debug, thiserror::Error)]
+#[error("a kept first write is not {} fields to a record", Kept::FIELDS)]
+struct KeptUnreadable;
 
 /// The history one write adds, encoded for the writer: the instance rows, and their
 /// rollups merged per series-hour.
@@ -100,6 +273,9 @@ pub(crate) struct HistoryRows {
     /// series and instant (the history a modification carries, see
     /// [`store::Modification::history`]).
     replaces: bool,
+    /// The instances as [`Kept`] text, for a write that may be its history's first
+    /// (see [`HistoryRows::first`]).
+    first_write: Option<String>,
 }
 
 impl HistoryRows {
@@ -109,7 +285,19 @@ impl HistoryRows {
             instances: instances.iter().map(InstanceRow::new).collect(),
             rollups: HourlyRollup::of_all(instances),
             replaces: false,
+            first_write: None,
         }
+    }
+
+    /// The history recorded from the diff of an entity's creation: as [`Self::new`],
+    /// and also encoded whole, to be kept in the head if the history is new (it is
+    /// not if an entity of the same id was deleted before).
+    pub(crate) fn first(instances: &[TemporalInstance]) -> HistoryRows {
+        let mut rows = HistoryRows::new(instances);
+        if !rows.is_empty() {
+            rows.first_write = Kept::encode(&rows.instances);
+        }
+        rows
     }
 
     /// The history a modification carries: each instance with an `observedAt`
@@ -152,6 +340,7 @@ impl HistoryRows {
                 .collect(),
             rollups,
             replaces: true,
+            first_write: None,
         }
     }
 
@@ -184,9 +373,11 @@ impl Head {
 /// Records a write in the entity's history: upserts the head (created on the first
 /// write; `modifiedAt` moves when the history grows or the entity is deleted; a put
 /// clears `deletedAt`, a deletion sets it), inserts the instances and merges their
-/// rollups into the stored ones. A given history ([`HistoryRows::given`]) first
-/// deletes the stored instances each of its instances replaces; the rollups of the
-/// series-hours where that deleted any are recomputed instead of merged into.
+/// rollups into the stored ones. A new head keeps a first write's instances whole
+/// ([`HistoryRows::first`]) instead of inserting them; an existing head's kept
+/// instances are expanded into rows first. A given history ([`HistoryRows::given`])
+/// first deletes the stored instances each of its instances replaces; the rollups of
+/// the series-hours where that deleted any are recomputed instead of merged into.
 pub(crate) fn record(
     tx: &Connection,
     tenant: &Tenant,
@@ -198,44 +389,34 @@ pub(crate) fn record(
     let at = stamp(now);
     let grew = !history.is_empty() || head.deleted;
     let count = to_i64(history.instances.len() as u64);
-    let (hid, last_seq) = upsert_head(tx, tenant, head, &at, grew, count)?;
-    if history.is_empty() {
-        return Ok(());
+    let upserted = upsert_head(tx, tenant, head, &at, grew, count, history)?;
+    let hid = upserted.hid;
+    if let Some(kept) = &upserted.earlier_first_write {
+        expand(tx, hid, kept)?;
     }
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO temporal_instances (hid, attr, dataset_id, instance_id,
-                 observed_at, created_at, modified_at, deleted_at, doc, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .map_err(backend)?;
     // The series-hours some stored instance was replaced in: their stored rollups
     // count it, so they are recomputed rather than merged into.
     let mut replaced: BTreeSet<(&str, &str, DateTime<Utc>)> = BTreeSet::new();
-    for (row, seq) in history.instances.iter().zip(last_seq - count + 1..) {
-        if let (true, Some(observed_at), Some(hour)) =
-            (history.replaces, &row.observed_at, row.hour)
+    if !upserted.kept && !history.is_empty() {
+        let mut insert = tx.prepare_cached(INSERT_INSTANCE_SQL).map_err(backend)?;
+        for (row, seq) in history
+            .instances
+            .iter()
+            .zip(upserted.last_seq - count + 1..)
         {
-            // Before the insert, so that only stored instances go: the given ones
-            // hold each series and instant once (`HistoryRows::given`).
-            if replace_observed(tx, hid, &row.attr, &row.dataset_id, observed_at.as_str())? {
-                replaced.insert((&row.attr, &row.dataset_id, hour));
+            if let (true, Some(observed_at), Some(hour)) =
+                (history.replaces, &row.observed_at, row.hour)
+            {
+                // Before the insert, so that only stored instances go: the given ones
+                // hold each series and instant once (`HistoryRows::given`).
+                if replace_observed(tx, hid, &row.attr, &row.dataset_id, observed_at.as_str())? {
+                    replaced.insert((&row.attr, &row.dataset_id, hour));
+                }
             }
+            row.stored()
+                .insert(&mut insert, hid, seq)
+                .map_err(backend)?;
         }
-        insert
-            .execute(params![
-                hid,
-                row.attr,
-                row.dataset_id,
-                row.instance_id,
-                row.observed_at.as_ref().map(Rfc3339::as_str),
-                row.created_at.as_ref().map_or("", Rfc3339::as_str),
-                row.modified_at.as_ref().map(Rfc3339::as_str),
-                row.deleted_at.as_ref().map(Rfc3339::as_str),
-                row.doc,
-                seq
-            ])
-            .map_err(backend)?;
     }
     for rollup in &history.rollups {
         let key = (
@@ -255,9 +436,56 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// Creates or moves the head of a history for a write adding `count` instances, and
-/// returns its `hid` and the last recording number (`seq`) it has handed out: the
-/// write's instances are numbered up to it.
+const INSERT_INSTANCE_SQL: &str = "INSERT INTO temporal_instances (hid, attr, dataset_id,
+         instance_id, observed_at, created_at, modified_at, deleted_at, doc, seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Inserts the instances of a kept first write (`text`, from the head of `hid`) as
+/// rows, numbered from 1 in their order, as their recording would have.
+fn expand(tx: &Connection, hid: i64, text: &str) -> Result<(), StoreError> {
+    let backend = StoreError::backend;
+    let kept = Kept::decode(text, 0).map_err(backend)?;
+    let mut insert = tx.prepare_cached(INSERT_INSTANCE_SQL).map_err(backend)?;
+    for (instance, seq) in kept.iter().zip(1..) {
+        instance.insert(&mut insert, hid, seq).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Expands the kept first write of a history, if it has one, into rows: before an
+/// edit of single instances or series, which works on rows.
+fn expand_first_write(tx: &Connection, hid: i64) -> Result<(), StoreError> {
+    let backend = StoreError::backend;
+    let kept: Option<String> = tx
+        .prepare_cached("SELECT first_write FROM temporal_heads WHERE hid = ?1")
+        .and_then(|mut s| s.query_row([hid], |row| row.get(0)))
+        .map_err(backend)?;
+    let Some(kept) = kept else {
+        return Ok(());
+    };
+    expand(tx, hid, &kept)?;
+    tx.prepare_cached("UPDATE temporal_heads SET first_write = NULL WHERE hid = ?1")
+        .and_then(|mut s| s.execute([hid]))
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// A head after [`upsert_head`].
+struct Upserted {
+    hid: i64,
+    /// The last recording number handed out: the write's instances are numbered up
+    /// to it.
+    last_seq: i64,
+    /// Whether the head is new and keeps the write's instances whole.
+    kept: bool,
+    /// The first write an existing head kept, which it no longer does: to be expanded
+    /// into rows.
+    earlier_first_write: Option<String>,
+}
+
+/// Creates or moves the head of a history for a write adding `count` instances.
+/// A new head keeps the write's [`HistoryRows::first_write`], if it has one; an
+/// existing head gives up the one it kept.
 ///
 /// An insert that ignores an existing head, then an update by `hid`, rather than one
 /// `INSERT … ON CONFLICT DO UPDATE … RETURNING`: SQLite runs such an upsert under a
@@ -273,13 +501,14 @@ fn upsert_head(
     at: &str,
     grew: bool,
     count: i64,
-) -> Result<(i64, i64), StoreError> {
+    history: &HistoryRows,
+) -> Result<Upserted, StoreError> {
     let backend = StoreError::backend;
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO temporal_heads
-                 (tenant, id, types, scopes, created_at, modified_at, deleted_at, last_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO temporal_heads (tenant, id, types, scopes,
+                 created_at, modified_at, deleted_at, last_seq, first_write)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -289,18 +518,26 @@ fn upsert_head(
                 head.scopes,
                 at,
                 head.deleted.then_some(at),
-                count
+                count,
+                history.first_write
             ])
         })
         .map_err(backend)?;
     if inserted == 1 {
-        return Ok((tx.last_insert_rowid(), count));
+        return Ok(Upserted {
+            hid: tx.last_insert_rowid(),
+            last_seq: count,
+            kept: history.first_write.is_some(),
+            earlier_first_write: None,
+        });
     }
-    let (hid, last_seq): (i64, i64) = tx
-        .prepare_cached("SELECT hid, last_seq FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
+    let (hid, last_seq, earlier_first_write): (i64, i64, Option<String>) = tx
+        .prepare_cached(
+            "SELECT hid, last_seq, first_write FROM temporal_heads WHERE tenant = ?1 AND id = ?2",
+        )
         .and_then(|mut s| {
             s.query_row(params![tenant.name(), head.id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
         })
         .map_err(backend)?;
@@ -310,7 +547,8 @@ fn upsert_head(
              scopes = ?3,
              modified_at = CASE WHEN ?4 THEN ?5 ELSE modified_at END,
              deleted_at = ?6,
-             last_seq = ?7
+             last_seq = ?7,
+             first_write = NULL
          WHERE hid = ?1",
     )
     .and_then(|mut s| {
@@ -325,7 +563,12 @@ fn upsert_head(
         ])
     })
     .map_err(backend)?;
-    Ok((hid, last_seq + count))
+    Ok(Upserted {
+        hid,
+        last_seq: last_seq + count,
+        kept: false,
+        earlier_first_write,
+    })
 }
 
 /// Deletes the stored instances of one series observed at one instant (one search
@@ -431,33 +674,24 @@ fn recompute_rollup(
 const INSTANCE_COLUMNS: &str =
     "attr, instance_id, deleted_at, doc, dataset_id, observed_at, created_at, modified_at";
 
-/// An instance from the [`INSTANCE_COLUMNS`] starting at `first`. Its `datasetId`,
-/// `observedAt`, `createdAt` and `modifiedAt` come from their columns: documents
-/// written since 2026-11-28 leave them out ([`store::doc::instance_doc_text`]), older
-/// ones hold the same values.
+/// An instance from the [`INSTANCE_COLUMNS`] starting at `first`.
 fn row_to_instance(row: &Row<'_>, first: usize) -> rusqlite::Result<TemporalInstance> {
-    let doc_index = first + 3;
-    let doc: String = row.get(doc_index)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&doc).map_err(|e| unreadable(doc_index, e))?;
-    let mut attribute =
-        store::doc::doc_to_attribute(&value).map_err(|e| unreadable(doc_index, e))?;
-    let dataset_id: String = row.get(first + 4)?;
-    attribute.dataset_id = (!dataset_id.is_empty()).then_some(dataset_id);
-    attribute.observed_at = opt_time_at(row, first + 5)?;
-    // `''` is a missing `createdAt` (see `stored_created_at`).
-    let created_at: String = row.get(first + 6)?;
-    attribute.created_at = match created_at.as_str() {
-        "" => None,
-        _ => Some(time_at(row, first + 6)?),
+    let text = |i: usize| row.get::<_, String>(first + i).map(Cow::Owned);
+    let opt_text = |i: usize| {
+        row.get::<_, Option<String>>(first + i)
+            .map(|t| t.map(Cow::Owned))
     };
-    attribute.modified_at = opt_time_at(row, first + 7)?;
-    Ok(TemporalInstance {
-        name: row.get(first)?,
-        instance_id: row.get(first + 1)?,
-        attribute,
-        deleted_at: opt_time_at(row, first + 2)?,
-    })
+    StoredInstance {
+        attr: text(0)?,
+        instance_id: text(1)?,
+        deleted_at: opt_text(2)?,
+        doc: text(3)?,
+        dataset_id: text(4)?,
+        observed_at: opt_text(5)?,
+        created_at: text(6)?,
+        modified_at: opt_text(7)?,
+    }
+    .into_instance(first + 3)
 }
 
 const HEAD_COLUMNS: &str = "id, types, scopes, created_at, modified_at, deleted_at";
@@ -486,6 +720,23 @@ fn head_in(
             .optional()
     })
     .map_err(StoreError::backend)
+}
+
+/// Where an entity's history is, if it has one: the key of its head and the first
+/// write the head keeps, if it keeps one (then it holds the whole history).
+fn history_at(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<(i64, Option<String>)>, StoreError> {
+    conn.prepare_cached("SELECT hid, first_write FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(StoreError::backend)
 }
 
 /// The key of an entity's history, if it has one.
@@ -633,11 +884,14 @@ fn history_in(
     read: &HistoryRead,
 ) -> Result<Vec<TemporalInstance>, StoreError> {
     let backend = StoreError::backend;
-    let Some(hid) = hid_of(conn, tenant, id)? else {
+    let Some((hid, kept)) = history_at(conn, tenant, id)? else {
         return Ok(Vec::new());
     };
-    let column = time_column(read.time_property);
     let (from, until) = text_bounds(read.window.as_ref());
+    if let Some(kept) = kept {
+        return kept_history(&kept, read, &from, &until).map_err(backend);
+    }
+    let column = time_column(read.time_property);
     // Newest first, so that lastN is a LIMIT on each series' range.
     let limit = read
         .last_n
@@ -657,6 +911,51 @@ fn history_in(
     // Series merged in time order, ties in recording order.
     found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     Ok(found.into_iter().map(|(_, _, instance)| instance).collect())
+}
+
+/// [`history_in`] of a kept first write: its instances filtered, limited per series
+/// and ordered as the statements of [`history_sql`] do rows (stamps compare as text
+/// there too).
+/// A kept instance in the window of a read: its stamp of the time property, its `seq`
+/// and its place in the kept list.
+type InWindow<'a> = (&'a str, usize, usize);
+
+fn kept_history(
+    kept: &str,
+    read: &HistoryRead,
+    from: &str,
+    until: &str,
+) -> rusqlite::Result<Vec<TemporalInstance>> {
+    let kept = Kept::decode(kept, 1)?;
+    let mut series: BTreeMap<(&str, &str), Vec<InWindow<'_>>> = BTreeMap::new();
+    for (index, instance) in kept.iter().enumerate() {
+        let wanted = read.attrs.is_empty() || read.attrs.iter().any(|a| *a == instance.attr);
+        match instance.time(read.time_property) {
+            Some(at) if wanted && from <= at && at < until => series
+                .entry((&instance.attr, &instance.dataset_id))
+                .or_default()
+                .push((at, index + 1, index)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for mut instances in series.into_values() {
+        // Newest first, so that lastN keeps the newest of each series.
+        instances.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        if let Some(n) = read.last_n {
+            instances.truncate(n);
+        }
+        found.extend(instances);
+    }
+    // Series merged in time order, ties in recording order.
+    found.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let order: Vec<usize> = found.into_iter().map(|(_, _, index)| index).collect();
+    let mut kept: Vec<Option<StoredInstance<'_>>> = kept.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|index| kept[index].take())
+        .map(|instance| instance.into_instance(1))
+        .collect()
 }
 
 fn rollups_in(
@@ -746,16 +1045,14 @@ struct Found {
 /// attribute, stored dataset id, stored `createdAt` and `seq` of a [`Found`].
 const BY_KEY: &str = "hid = ?1 AND attr = ?2 AND dataset_id = ?3 AND created_at = ?4 AND seq = ?5";
 
+/// Finds an instance of the history `hid` in its rows (the history keeps no first
+/// write: see [`expand_first_write`] and [`history_at`]).
 fn find_instance(
     conn: &Connection,
-    tenant: &Tenant,
-    id: &str,
+    hid: i64,
     attr: &str,
     instance_id: &str,
 ) -> Result<Option<Found>, StoreError> {
-    let Some(hid) = hid_of(conn, tenant, id)? else {
-        return Ok(None);
-    };
     conn.prepare_cached(FIND_INSTANCE_SQL)
         .and_then(|mut s| {
             s.query_row(params![hid, attr, instance_id], |row| {
@@ -795,6 +1092,29 @@ fn recompute_at(
     }
 }
 
+/// The key of an entity's history, all of it in rows, if it has one: for an edit.
+fn hid_in_rows(tx: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
+    let hid = hid_of(tx, tenant, id)?;
+    if let Some(hid) = hid {
+        expand_first_write(tx, hid)?;
+    }
+    Ok(hid)
+}
+
+/// Finds an instance for an edit, its history all in rows.
+fn find_instance_in_rows(
+    tx: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance_id: &str,
+) -> Result<Option<Found>, StoreError> {
+    match hid_in_rows(tx, tenant, id)? {
+        Some(hid) => find_instance(tx, hid, attr, instance_id),
+        None => Ok(None),
+    }
+}
+
 fn replace_in(
     tx: &Connection,
     tenant: &Tenant,
@@ -803,7 +1123,7 @@ fn replace_in(
     instance_id: &str,
     attribute: &Attribute,
 ) -> Result<bool, StoreError> {
-    let Some(old) = find_instance(tx, tenant, id, attr, instance_id)? else {
+    let Some(old) = find_instance_in_rows(tx, tenant, id, attr, instance_id)? else {
         return Ok(false);
     };
     let dataset_id = dataset_key(attribute.dataset_id.as_deref());
@@ -844,7 +1164,7 @@ fn delete_instance_in(
     attr: &str,
     instance_id: &str,
 ) -> Result<bool, StoreError> {
-    let Some(old) = find_instance(tx, tenant, id, attr, instance_id)? else {
+    let Some(old) = find_instance_in_rows(tx, tenant, id, attr, instance_id)? else {
         return Ok(false);
     };
     tx.prepare_cached(&format!("DELETE FROM temporal_instances WHERE {BY_KEY}"))
@@ -872,7 +1192,7 @@ fn delete_series_in(
     dataset: &DatasetSelector,
 ) -> Result<bool, StoreError> {
     let backend = StoreError::backend;
-    let Some(hid) = hid_of(tx, tenant, id)? else {
+    let Some(hid) = hid_in_rows(tx, tenant, id)? else {
         return Ok(false);
     };
     let dataset_id = match dataset {
@@ -989,7 +1309,20 @@ impl TemporalStore for SqliteStore {
         let (tenant, id) = (tenant.clone(), id.to_owned());
         let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
         self.read(move |conn| {
-            let Some(found) = find_instance(conn, &tenant, &id, &attr, &instance_id)? else {
+            let Some((hid, kept)) = history_at(conn, &tenant, &id)? else {
+                return Ok(None);
+            };
+            if let Some(kept) = kept {
+                let found = Kept::decode(&kept, 1)
+                    .map_err(StoreError::backend)?
+                    .into_iter()
+                    .find(|i| i.attr == attr && i.instance_id == instance_id);
+                return found
+                    .map(|i| i.into_instance(1))
+                    .transpose()
+                    .map_err(StoreError::backend);
+            }
+            let Some(found) = find_instance(conn, hid, &attr, &instance_id)? else {
                 return Ok(None);
             };
             conn.prepare_cached(&format!(
@@ -1200,7 +1533,11 @@ mod tests {
         assert!(expected.created_at.is_some() && expected.modified_at.is_some());
         assert_eq!(stored.attribute, expected);
 
-        let raw = Connection::open(&path).unwrap();
+        // The creation is kept whole in the head; its rows, once expanded, hold the
+        // same instance.
+        let mut raw = Connection::open(&path).unwrap();
+        expand_in(&mut raw);
+        assert_eq!(read().await, stored);
         let doc: String = raw
             .query_row("SELECT doc FROM temporal_instances", [], |row| row.get(0))
             .unwrap();
@@ -1226,6 +1563,245 @@ mod tests {
                 .map(|i| i.attribute),
             Some(expected)
         );
+    }
+
+    /// Expands every kept first write of the database at `raw` into rows.
+    fn expand_in(raw: &mut Connection) {
+        let tx = raw.transaction().unwrap();
+        let hids: Vec<i64> = {
+            let mut select = tx
+                .prepare("SELECT hid FROM temporal_heads WHERE first_write IS NOT NULL")
+                .unwrap();
+            let rows = select.query_map([], |row| row.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        assert!(!hids.is_empty(), "no kept first write");
+        for hid in hids {
+            expand_first_write(&tx, hid).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    fn instance_row(fields: [String; 4], stamps: [Option<i64>; 4]) -> InstanceRow {
+        let [attr, dataset_id, instance_id, doc] = fields;
+        let stamp = |s: Option<i64>| {
+            s.and_then(|s| DateTime::from_timestamp(s, 0))
+                .map(|t| Rfc3339::micros(&t))
+        };
+        InstanceRow {
+            attr,
+            dataset_id,
+            instance_id,
+            observed_at: stamp(stamps[0]),
+            created_at: stamp(stamps[1]),
+            modified_at: stamp(stamps[2]),
+            deleted_at: stamp(stamps[3]),
+            doc,
+            hour: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// Kept text gives back every field of every instance, in order, or is not
+        /// made when a field holds a separator (the instances are then rows).
+        #[test]
+        fn kept_text_round_trips_or_is_refused(
+            rows in proptest::collection::vec(
+                (
+                    proptest::array::uniform4("[a-z:/\u{1e}\u{1f}é\\\"{}]{0,12}"),
+                    proptest::array::uniform4(proptest::option::of(0i64..4_000_000_000)),
+                ),
+                1..5,
+            )
+        ) {
+            let rows: Vec<InstanceRow> =
+                rows.into_iter().map(|(f, s)| instance_row(f, s)).collect();
+            let holds_separator = rows.iter().any(|r| {
+                [&r.attr, &r.dataset_id, &r.instance_id, &r.doc]
+                    .iter()
+                    .any(|f| f.contains(['\u{1e}', '\u{1f}']))
+            });
+            match Kept::encode(&rows) {
+                None => proptest::prop_assert!(holds_separator),
+                Some(text) => {
+                    proptest::prop_assert!(!holds_separator);
+                    let decoded = Kept::decode(&text, 0).unwrap();
+                    proptest::prop_assert_eq!(decoded.len(), rows.len());
+                    for (got, row) in decoded.iter().zip(&rows) {
+                        let want = row.stored();
+                        proptest::prop_assert_eq!(
+                            (&got.attr, &got.dataset_id, &got.instance_id, &got.doc),
+                            (&want.attr, &want.dataset_id, &want.instance_id, &want.doc)
+                        );
+                        proptest::prop_assert_eq!(
+                            (&got.observed_at, &got.created_at, &got.modified_at, &got.deleted_at),
+                            (&want.observed_at, &want.created_at, &want.modified_at, &want.deleted_at)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kept_text_that_is_cut_or_padded_is_unreadable() {
+        let row = instance_row(
+            [
+                "https://ex.org/a".into(),
+                String::new(),
+                "urn:x:1".into(),
+                "{}".into(),
+            ],
+            [Some(0), Some(1), None, None],
+        );
+        let text = Kept::encode(&[row]).unwrap();
+        assert_eq!(Kept::decode(&text, 0).unwrap().len(), 1);
+        for bad in [
+            &text[..text.len() - 1],
+            &text[..text.len() - 2],
+            &format!("{text}x"),
+            &text.replacen('\u{1f}', "", 1),
+            &format!("x\u{1f}{text}"),
+        ] {
+            assert!(Kept::decode(bad, 3).is_err(), "{bad:?}");
+        }
+        // No record: no instance (never written, since a write without instances
+        // keeps nothing).
+        assert!(Kept::decode("", 0).unwrap().is_empty());
+    }
+
+    /// A creation's history is kept whole in its head, and reads exactly as its rows do
+    /// once expanded: for every time property, window, lastN and attribute filter, and
+    /// each instance by its id. Its attributes hold instances of several dataset ids,
+    /// ties of `observedAt` and one without it. Decoding refuses two instances of one
+    /// attribute and dataset id, but the store does not rely on it: "pressure" has
+    /// three, so lastN has a series to cut.
+    #[tokio::test]
+    async fn a_kept_first_write_reads_as_its_rows() {
+        use chrono::TimeZone;
+        use ngsi_ld::model::AttributeValue;
+        use store::EntityStore;
+        const ID: &str = "urn:ngsi-ld:WeatherObserved:1";
+        let name = |n: &str| format!("https://ex.org/{n}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let tenant = Tenant::named("urn:tenant:kept");
+        let t = |minute: u32| Utc.with_ymd_and_hms(2025, 7, 1, 6, minute, 0).unwrap();
+        let attribute = |value: i64, dataset: Option<&str>, observed: Option<u32>| {
+            let mut a = Attribute::new(AttributeValue::Property(serde_json::json!(value)));
+            a.dataset_id = dataset.map(str::to_owned);
+            a.observed_at = observed.map(t);
+            a
+        };
+        let mut entity = Entity::new(ID, vec![name("WeatherObserved")]);
+        let attributes = [
+            (
+                "temperature",
+                vec![
+                    attribute(21, None, Some(20)),
+                    attribute(22, Some("urn:ngsi-ld:Dataset:a"), Some(10)),
+                    attribute(23, Some("urn:ngsi-ld:Dataset:b"), Some(20)),
+                ],
+            ),
+            ("humidity", vec![attribute(60, None, Some(10))]),
+            ("station", vec![attribute(7, None, None)]),
+            (
+                "pressure",
+                vec![
+                    attribute(1013, None, Some(30)),
+                    attribute(1012, None, Some(10)),
+                    attribute(1011, None, Some(20)),
+                ],
+            ),
+        ];
+        for (n, instances) in attributes {
+            entity.attributes.insert(name(n), instances);
+        }
+        store.create_entity(&tenant, entity).await.unwrap();
+
+        let mut raw = Connection::open(&path).unwrap();
+        let rows = |raw: &Connection| -> i64 {
+            raw.query_row("SELECT count(*) FROM temporal_instances", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(&raw), 0);
+
+        let everything = store
+            .history(&tenant, ID, &HistoryRead::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            everything.len(),
+            7,
+            "the one without observedAt is not read"
+        );
+        let created = everything[0].attribute.created_at.unwrap();
+        let windows = [
+            None,
+            Some(TimeRel::Before(t(20))),
+            Some(TimeRel::After(t(20))),
+            Some(TimeRel::Between(t(10), t(30))),
+            Some(TimeRel::Before(created)),
+            Some(TimeRel::After(created)),
+        ];
+        let attr_sets = [
+            vec![],
+            vec![name("temperature")],
+            vec![name("pressure"), name("station"), name("absent")],
+        ];
+        let mut reads = Vec::new();
+        for time_property in [
+            TimeProperty::ObservedAt,
+            TimeProperty::CreatedAt,
+            TimeProperty::ModifiedAt,
+            TimeProperty::DeletedAt,
+        ] {
+            for window in &windows {
+                for last_n in [None, Some(1), Some(2)] {
+                    for attrs in &attr_sets {
+                        reads.push(HistoryRead {
+                            attrs: attrs.clone(),
+                            time_property,
+                            window: *window,
+                            last_n,
+                        });
+                    }
+                }
+            }
+        }
+        let read_all = || async {
+            let mut seen = Vec::new();
+            for read in &reads {
+                seen.push(store.history(&tenant, ID, read).await.unwrap());
+            }
+            let all = store
+                .history(
+                    &tenant,
+                    ID,
+                    &HistoryRead {
+                        time_property: TimeProperty::CreatedAt,
+                        ..HistoryRead::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 8);
+            for instance in &all {
+                let found = store
+                    .history_instance(&tenant, ID, &instance.name, &instance.instance_id)
+                    .await
+                    .unwrap();
+                assert_eq!(found.as_ref(), Some(instance));
+            }
+            seen.push(all);
+            seen
+        };
+        let kept = read_all().await;
+        assert!(kept.iter().any(Vec::is_empty) && kept.iter().any(|r| r.len() > 1));
+        expand_in(&mut raw);
+        assert_eq!(rows(&raw), 8);
+        assert_eq!(read_all().await, kept);
     }
 
     /// What the conformance case leaves out: a given list holding one instant twice
