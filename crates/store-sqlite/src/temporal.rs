@@ -913,13 +913,13 @@ fn history_in(
     Ok(found.into_iter().map(|(_, _, instance)| instance).collect())
 }
 
+/// A kept instance in the window of a read: its stamp of the time property and its
+/// place in the kept list (its `seq` less one, so it orders as `seq` does).
+type InWindow<'a> = (&'a str, usize);
+
 /// [`history_in`] of a kept first write: its instances filtered, limited per series
 /// and ordered as the statements of [`history_sql`] do rows (stamps compare as text
 /// there too).
-/// A kept instance in the window of a read: its stamp of the time property, its `seq`
-/// and its place in the kept list.
-type InWindow<'a> = (&'a str, usize, usize);
-
 fn kept_history(
     kept: &str,
     read: &HistoryRead,
@@ -934,22 +934,22 @@ fn kept_history(
             Some(at) if wanted && from <= at && at < until => series
                 .entry((&instance.attr, &instance.dataset_id))
                 .or_default()
-                .push((at, index + 1, index)),
+                .push((at, index)),
             _ => {}
         }
     }
     let mut found = Vec::new();
     for mut instances in series.into_values() {
         // Newest first, so that lastN keeps the newest of each series.
-        instances.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        instances.sort_unstable_by(|a, b| b.cmp(a));
         if let Some(n) = read.last_n {
             instances.truncate(n);
         }
         found.extend(instances);
     }
     // Series merged in time order, ties in recording order.
-    found.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let order: Vec<usize> = found.into_iter().map(|(_, _, index)| index).collect();
+    found.sort_unstable();
+    let order: Vec<usize> = found.into_iter().map(|(_, index)| index).collect();
     let mut kept: Vec<Option<StoredInstance<'_>>> = kept.into_iter().map(Some).collect();
     order
         .into_iter()
