@@ -540,7 +540,7 @@ impl EntityStore for SqliteStore {
         // The history is encoded here too, off the writer thread.
         let now = temporal::now();
         let head = temporal::Head::of(&entity, false);
-        let history = temporal::HistoryRows::first(&instances_of_change(None, Some(&entity), now));
+        let history = temporal::HistoryRows::first(&entity);
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {
@@ -549,7 +549,11 @@ impl EntityStore for SqliteStore {
                 }
                 writer::ensure_tenant(tx, &tenant)?;
                 writer::put_entity(tx, &tenant, &rows, None)?;
-                temporal::record(tx, &tenant, &head, &history, now)?;
+                let documents = temporal::Documents {
+                    before: None,
+                    after: Some(rows.doc()),
+                };
+                temporal::record(tx, &tenant, &head, &history, now, documents)?;
                 let logged = subscribed.check(tx, &tenant)?;
                 if logged {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;
@@ -656,18 +660,23 @@ impl EntityStore for SqliteStore {
                 })?;
                 for (seq, entity) in &doomed {
                     writer::delete_seq(tx, *seq)?;
+                    let before = store::doc::entity_doc_text(entity);
                     if logged {
-                        let before = store::doc::entity_doc_text(entity);
                         writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
                     }
                     let history =
                         temporal::HistoryRows::new(&instances_of_change(Some(entity), None, now));
+                    let documents = temporal::Documents {
+                        before: Some(&before),
+                        after: None,
+                    };
                     temporal::record(
                         tx,
                         &tenant,
                         &temporal::Head::of(entity, true),
                         &history,
                         now,
+                        documents,
                     )?;
                 }
                 Ok((doomed.len() as u64, logged && !doomed.is_empty()))

@@ -16,7 +16,7 @@ use ngsi_ld::NgsiError;
 use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
-use crate::temporal::{self, Head, HistoryRows};
+use crate::temporal::{self, Documents, Head, HistoryRows};
 use crate::writer::{self, EntityRows, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
@@ -213,11 +213,12 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
         given,
         outcome,
     } = applied;
-    let history_of = |before: Option<&Entity>, after: Option<&Entity>| match (given, before) {
-        (Some(given), _) => given,
+    let history_of = |before: Option<&Entity>, after: Option<&Entity>| match (given, before, after)
+    {
+        (Some(given), _, _) => given,
         // A creation: its history's first write, if no entity of its id was before.
-        (None, None) => HistoryRows::first(&instances_of_change(None, after, now)),
-        (None, before) => HistoryRows::new(&instances_of_change(before, after, now)),
+        (None, None, Some(created)) => HistoryRows::first(created),
+        (None, before, after) => HistoryRows::new(&instances_of_change(before, after, now)),
     };
     let effect = match &outcome {
         Ok(Write::Put(entity)) => Effect::Put {
@@ -281,12 +282,20 @@ fn write(
         } => {
             writer::put_entity(tx, tenant, rows, *seq)?;
             log_change(Some(rows.doc()))?;
-            temporal::record(tx, tenant, head, history, now)?;
+            let documents = Documents {
+                before: encoded.stored.as_deref(),
+                after: Some(rows.doc()),
+            };
+            temporal::record(tx, tenant, head, history, now, documents)?;
         }
         Effect::Delete { seq, head, history } => {
             writer::delete_seq(tx, *seq)?;
             log_change(None)?;
-            temporal::record(tx, tenant, head, history, now)?;
+            let documents = Documents {
+                before: encoded.stored.as_deref(),
+                after: None,
+            };
+            temporal::record(tx, tenant, head, history, now, documents)?;
         }
         Effect::Nothing => {}
     }

@@ -74,6 +74,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V15,
         then: None,
     },
+    Migration {
+        sql: V16,
+        then: Some(write_out_kept_first_writes),
+    },
 ];
 
 const V1: &str =
@@ -610,6 +614,74 @@ const V14: &str = "
 const V15: &str = "
     ALTER TABLE temporal_heads ADD COLUMN first_write TEXT;";
 
+/// 16: a history's first write implied by its entity's stored document instead
+/// (`temporal_heads.first_write_ids`, see `temporal`): the head holds only the UUID
+/// its instances' ids derive from, and their instant is the head's `created_at`.
+/// Writing the kept text still cost the encoding of every instance and its bytes.
+/// The first writes version 15 kept are written out as rows
+/// ([`write_out_kept_first_writes`]) and its column dropped.
+const V16: &str = "
+    ALTER TABLE temporal_heads ADD COLUMN first_write_ids TEXT;";
+
+/// 16: the instances of every first write kept in version 15's text, inserted as the
+/// rows a later write would have expanded them into (numbered from 1 in their
+/// order), then the column dropped. The text's records end with the ASCII record
+/// separator and their eight fields (attribute, dataset id, instance id,
+/// `observedAt`, `createdAt`, `modifiedAt`, `deletedAt`, document) each with the
+/// unit separator; an empty stamp is none, but `createdAt` is stored as it is.
+fn write_out_kept_first_writes(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let kept: Vec<(i64, String)> = {
+        let mut select = tx
+            .prepare("SELECT hid, first_write FROM temporal_heads WHERE first_write IS NOT NULL")?;
+        let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut insert = tx.prepare(
+        "INSERT INTO temporal_instances (hid, attr, dataset_id, instance_id, observed_at,
+             created_at, modified_at, deleted_at, doc, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (hid, text) in kept.into_iter().filter(|(_, text)| !text.is_empty()) {
+        let Some(records) = text.strip_suffix('\u{1e}') else {
+            return Err(unreadable_kept(hid));
+        };
+        for (record, seq) in records.split('\u{1e}').zip(1_i64..) {
+            let fields: Vec<&str> = record.split('\u{1f}').collect();
+            let [attr, dataset_id, instance_id, observed_at, created_at, modified_at, deleted_at, doc, ""] =
+                fields[..]
+            else {
+                return Err(unreadable_kept(hid));
+            };
+            let opt = |field: &str| (!field.is_empty()).then(|| field.to_owned());
+            insert.execute(rusqlite::params![
+                hid,
+                attr,
+                dataset_id,
+                instance_id,
+                opt(observed_at),
+                created_at,
+                opt(modified_at),
+                opt(deleted_at),
+                doc,
+                seq
+            ])?;
+        }
+    }
+    tx.execute_batch("ALTER TABLE temporal_heads DROP COLUMN first_write")
+}
+
+/// A version-15 kept first write (of the head `hid`) that is not its text.
+fn unreadable_kept(hid: i64) -> rusqlite::Error {
+    #[derive(Debug, thiserror::Error)]
+    #[error("the first write kept in the head of history {0} is not version 15's text")]
+    struct UnreadableKept(i64);
+    rusqlite::Error::FromSqlConversionFailure(
+        1,
+        rusqlite::types::Type::Text,
+        Box::new(UnreadableKept(hid)),
+    )
+}
+
 /// Calls `each` with every stored entity that decodes, in row order, a thousand rows
 /// at a time so that a large store is never held in memory. An unreadable document
 /// fails at query time too; it is skipped here.
@@ -792,6 +864,114 @@ mod tests {
             })
             .unwrap();
         assert_eq!(versions, MIGRATIONS.len() as i64);
+    }
+
+    /// The first writes version 15 kept as text become rows through version 16,
+    /// every field as it was (an empty stamp none, `createdAt` as stored), numbered
+    /// from 1; the column goes, and a text that is not version 15's stops the
+    /// migration rather than losing the history.
+    #[test]
+    fn migrating_to_version_16_writes_kept_first_writes_out_as_rows() {
+        let kept = "p\u{1f}\u{1f}i1\u{1f}2024-01-01T00:00:00.000000Z\u{1f}\
+                    2024-01-02T00:00:00.000000Z\u{1f}2024-01-02T00:00:00.000000Z\u{1f}\u{1f}\
+                    {\"type\":\"Property\",\"value\":1}\u{1f}\u{1e}\
+                    q\u{1f}d\u{1f}i2\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}{}\u{1f}\u{1e}";
+        let at_15 = |first_write: &str| {
+            let conn = at_version(15);
+            conn.execute(
+                "INSERT INTO temporal_heads (hid, tenant, id, types, scopes, created_at,
+                     modified_at, last_seq, first_write)
+                 VALUES (1, '', 'urn:a', '[]', '[]', 't', 't', 2, ?1),
+                        (2, '', 'urn:b', '[]', '[]', 't', 't', 0, NULL)",
+                [first_write],
+            )
+            .unwrap();
+            conn
+        };
+        let mut conn = at_15(kept);
+        migrate(&mut conn).unwrap();
+        type Instance = (i64, i64, String, String, String, Option<String>, String);
+        let rows: Vec<Instance> = conn
+            .prepare(
+                "SELECT seq, hid, attr, dataset_id, instance_id, observed_at, created_at
+                 FROM temporal_instances ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    1,
+                    1,
+                    "p".into(),
+                    String::new(),
+                    "i1".into(),
+                    Some("2024-01-01T00:00:00.000000Z".into()),
+                    "2024-01-02T00:00:00.000000Z".into()
+                ),
+                (
+                    2,
+                    1,
+                    "q".into(),
+                    "d".into(),
+                    "i2".into(),
+                    None,
+                    String::new()
+                ),
+            ]
+        );
+        let (modified, deleted, doc): (Option<String>, Option<String>, String) = conn
+            .query_row(
+                "SELECT modified_at, deleted_at, doc FROM temporal_instances WHERE seq = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(modified.as_deref(), Some("2024-01-02T00:00:00.000000Z"));
+        assert_eq!(
+            (deleted, doc.as_str()),
+            (None, r#"{"type":"Property","value":1}"#)
+        );
+        assert_eq!(schema_objects_like(&conn, "temporal_heads"), 1);
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('temporal_heads')")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!columns.iter().any(|c| c == "first_write"), "{columns:?}");
+        assert!(
+            columns.iter().any(|c| c == "first_write_ids"),
+            "{columns:?}"
+        );
+
+        for cut in [&kept[..kept.len() - 1], &kept.replacen('\u{1f}', "", 1)] {
+            let mut conn = at_15(cut);
+            assert!(migrate(&mut conn).is_err(), "{cut:?}");
+            let still: String = conn
+                .query_row(
+                    "SELECT first_write FROM temporal_heads WHERE hid = 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(still, cut);
+        }
     }
 
     /// A version-7 history keeps every row through version 8 (a missing `createdAt`

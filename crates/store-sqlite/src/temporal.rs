@@ -22,27 +22,37 @@
 //! instances recompute the rollups of the series-hours they touch from the instances
 //! that remain.
 //!
-//! A history's first write (an entity's creation) is kept whole in its head instead
-//! (`first_write`, schema version 15): its instances as one text ([`Kept`]), written
-//! with the head's row, rather than a row each. Those rows were two thirds of the writer's
-//! work in creating an entity, and an entity written once (an observation, an
-//! imported record) never needs them. The next write that grows or edits the history
-//! first expands the kept instances into rows, in the same transaction, so a history
-//! is either kept whole or all in rows, never split; reads of a kept history filter
-//! and order its instances in memory exactly as the statements below do rows.
+//! A history's first write (an entity's creation) is not written out at all
+//! (schema version 16): its instances are the attributes of the entity's stored
+//! document, recorded at the head's `createdAt`, and the head holds only the UUID
+//! their ids derive from ([`FirstWrite`]). Rows for them were two thirds of the
+//! writer's work in creating an entity, and encoding them a sixth of the request's
+//! (version 15 kept them as one text in the head, which still cost the encoding and
+//! the bytes); an entity written once (an observation, an imported record) never
+//! needs them. So the document must not change while it stands for them: every
+//! write of the entity records in its history ([`record`]) and, before the
+//! document changes, writes those instances out as the rows their recording would
+//! have made (the same instances, ids and numbers), in the same transaction; so does
+//! every edit of instances or series. A history is therefore either implied whole or
+//! all in rows, never split; reads of an implied history make its instances from the
+//! document and filter and order them in memory exactly as the statements below do
+//! rows.
 
 use crate::columns::{opt_stamp, opt_time_at, parse_stamp, stamp, time_at, unreadable};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use ngsi_ld::model::{Attribute, Entity};
-use ngsi_ld::temporal::{hour_of, HourlyRollup, TemporalInstance, TimeProperty, TimeRel};
+use ngsi_ld::temporal::{
+    hour_of, instances_of_change, HourlyRollup, TemporalInstance, TimeProperty, TimeRel,
+};
 use ngsi_ld::time::Rfc3339;
 use rusqlite::{params, Connection, OptionalExtension, Row, Statement};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use store::temporal::{DatasetSelector, HistoryRead, TemporalHead, TemporalStore};
 use store::{StoreError, Tenant};
+use uuid::Uuid;
 
 /// The instant a write is recorded at, in the microseconds stored timestamps keep.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -116,7 +126,7 @@ impl InstanceRow {
 }
 
 /// One instance as stored: the columns of its row in `temporal_instances` but the
-/// `hid` and `seq` of its key, or one record of a kept first write (see [`Kept`]).
+/// `hid` and `seq` of its key, or one an [`InstanceRow`] would insert.
 /// Text as in the columns: stamps in the stored form, `''` for no dataset id or
 /// `createdAt`.
 struct StoredInstance<'a> {
@@ -184,85 +194,76 @@ impl StoredInstance<'_> {
     }
 }
 
-/// The text of a kept first write: its instances' columns, in recording order (a
-/// record's `seq` is its place, from 1), each field ended by the ASCII unit separator
-/// and each record by the record separator, a missing stamp an empty field. No field
-/// can hold either: names and ids are checked IRIs, stamps are digits, and compact
-/// JSON escapes every control character; [`Kept::encode`] refuses one that did.
-/// Joining and splitting cost a copy, where JSON cost escaping every document.
-struct Kept;
+/// A history's first write whose instances stand in the entity's stored document
+/// (see the module documentation): the UUID their ids derive from, kept in the
+/// head's `first_write_ids`.
+#[derive(Clone, Copy)]
+pub(crate) struct FirstWrite {
+    ids: Uuid,
+}
 
-impl Kept {
-    const FIELD: char = '\u{1f}';
-    const RECORD: char = '\u{1e}';
-    const FIELDS: usize = 8;
-
-    fn encode(rows: &[InstanceRow]) -> Option<String> {
-        let mut text = String::with_capacity(rows.iter().map(|r| r.doc.len() + 160).sum());
-        for row in rows {
-            fn stamp(t: &Option<Rfc3339>) -> &str {
-                t.as_ref().map_or("", Rfc3339::as_str)
-            }
-            for field in [
-                row.attr.as_str(),
-                &row.dataset_id,
-                &row.instance_id,
-                stamp(&row.observed_at),
-                stamp(&row.created_at),
-                stamp(&row.modified_at),
-                stamp(&row.deleted_at),
-                &row.doc,
-            ] {
-                if field.contains([Kept::FIELD, Kept::RECORD]) {
-                    return None;
-                }
-                text.push_str(field);
-                text.push(Kept::FIELD);
-            }
-            text.push(Kept::RECORD);
+impl FirstWrite {
+    /// The first write of a new history.
+    fn new() -> FirstWrite {
+        FirstWrite {
+            ids: Uuid::new_v4(),
         }
-        Some(text)
     }
 
-    /// The instances of a kept text; `column` is the one it was read from.
-    fn decode(text: &str, column: usize) -> rusqlite::Result<Vec<StoredInstance<'_>>> {
-        let mut records: Vec<&str> = text.split(Kept::RECORD).collect();
-        // Every record ends with a separator: the last piece is empty.
-        if records.pop() != Some("") {
-            return Err(unreadable(column, KeptUnreadable));
-        }
-        fn opt(field: &str) -> Option<Cow<'_, str>> {
-            (!field.is_empty()).then_some(Cow::Borrowed(field))
-        }
-        records
+    /// The one a head keeps, read from `column`.
+    fn parse(text: &str, column: usize) -> rusqlite::Result<FirstWrite> {
+        Uuid::parse_str(text)
+            .map(|ids| FirstWrite { ids })
+            .map_err(|e| unreadable(column, e))
+    }
+
+    /// The id of its `n`th instance (from 1): its UUID with `n` XORed into the last
+    /// 48 bits, which a version-4 UUID draws at random like the rest. Each id is
+    /// then a version-4 UUID of its own, distinct from its siblings' and, as any
+    /// random UUID, from every other history's.
+    fn instance_id(self, n: u64) -> String {
+        let uuid = Uuid::from_u128(self.ids.as_u128() ^ u128::from(n));
+        format!("urn:ngsi-ld:AttributeInstance:{uuid}")
+    }
+
+    /// Its instances as the rows that recording them `at` would have written: those
+    /// of the entity whose stored document is `doc` ([`instances_of_change`] of its
+    /// creation), numbered from 1 in that order and with their derived ids.
+    fn rows(self, doc: &str, at: DateTime<Utc>) -> Result<Vec<InstanceRow>, StoreError> {
+        let entity = crate::decode(doc)?;
+        Ok(instances_of_change(None, Some(&entity), at)
             .into_iter()
-            .map(|record| {
-                let fields: Vec<&str> = record.split(Kept::FIELD).collect();
-                // Every field ends with a separator: the last piece is empty.
-                let [attr, dataset_id, instance_id, observed_at, created_at, modified_at, deleted_at, doc, ""] =
-                    fields[..]
-                else {
-                    return Err(unreadable(column, KeptUnreadable));
-                };
-                Ok(StoredInstance {
-                    attr: Cow::Borrowed(attr),
-                    dataset_id: Cow::Borrowed(dataset_id),
-                    instance_id: Cow::Borrowed(instance_id),
-                    observed_at: opt(observed_at),
-                    created_at: Cow::Borrowed(created_at),
-                    modified_at: opt(modified_at),
-                    deleted_at: opt(deleted_at),
-                    doc: Cow::Borrowed(doc),
-                })
+            .zip(1..)
+            .map(|(mut instance, n)| {
+                instance.instance_id = self.instance_id(n);
+                InstanceRow::new(&instance)
             })
-            .collect()
+            .collect())
     }
 }
 
-/// A kept first write that is not [`Kept`] text.
+/// A head whose first write stands in an entity that is not stored: a write
+/// deleted or changed the entity without writing that first write out.
 #[derive(Debug, thiserror::Error)]
-#[error("a kept first write is not {} fields to a record", Kept::FIELDS)]
-struct KeptUnreadable;
+#[error("the history of {0} implies its first write from an entity that is not stored")]
+struct FirstWriteWithoutEntity(String);
+
+/// The rows of a first write that a head keeps: `created_at` (the head's, the
+/// instant the first write was recorded), `ids` (its `first_write_ids`) and the
+/// stored document of the entity `id` (`None`: not stored, an error).
+fn first_write_rows(
+    id: &str,
+    created_at: &str,
+    ids: &str,
+    doc: Option<&str>,
+) -> Result<Vec<InstanceRow>, StoreError> {
+    let doc = doc.ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(id.to_owned())))?;
+    let first = FirstWrite::parse(ids, 0).map_err(StoreError::backend)?;
+    first.rows(
+        doc,
+        parse_stamp(created_at, 0).map_err(StoreError::backend)?,
+    )
+}
 
 /// The history one write adds, encoded for the writer: the instance rows, and their
 /// rollups merged per series-hour.
@@ -273,9 +274,9 @@ pub(crate) struct HistoryRows {
     /// series and instant (the history a modification carries, see
     /// [`store::Modification::history`]).
     replaces: bool,
-    /// The instances as [`Kept`] text, for a write that may be its history's first
-    /// (see [`HistoryRows::first`]).
-    first_write: Option<String>,
+    /// For an entity's creation ([`HistoryRows::first`]): its first write, whose
+    /// instances (this many) are not in `instances` but implied by the document.
+    first_write: Option<(FirstWrite, i64)>,
 }
 
 impl HistoryRows {
@@ -289,15 +290,18 @@ impl HistoryRows {
         }
     }
 
-    /// The history recorded from the diff of an entity's creation: as [`Self::new`],
-    /// and also encoded whole, to be kept in the head if the history is new (it is
-    /// not if an entity of the same id was deleted before).
-    pub(crate) fn first(instances: &[TemporalInstance]) -> HistoryRows {
-        let mut rows = HistoryRows::new(instances);
-        if !rows.is_empty() {
-            rows.first_write = Kept::encode(&rows.instances);
+    /// The history of an entity's creation: its attributes, recorded as a first
+    /// write ([`FirstWrite`]), only counted and rolled up here. If the history is
+    /// not new (an entity of the same id was deleted before), [`record`] makes the
+    /// rows from the stored document instead.
+    pub(crate) fn first(entity: &Entity) -> HistoryRows {
+        let count = entity.attributes.values().map(Vec::len).sum::<usize>();
+        HistoryRows {
+            instances: Vec::new(),
+            rollups: HourlyRollup::of_entity(&entity.attributes),
+            replaces: false,
+            first_write: (count > 0).then(|| (FirstWrite::new(), to_i64(count as u64))),
         }
-        rows
     }
 
     /// The history a modification carries: each instance with an `observedAt`
@@ -344,8 +348,16 @@ impl HistoryRows {
         }
     }
 
+    /// How many instances it adds.
+    fn count(&self) -> i64 {
+        match self.first_write {
+            Some((_, count)) => count,
+            None => to_i64(self.instances.len() as u64),
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.count() == 0
     }
 }
 
@@ -370,40 +382,55 @@ impl Head {
     }
 }
 
+/// The stored documents of the entity a write records: before the write (`None`:
+/// not stored) and after it (`None`: deleted).
+#[derive(Clone, Copy)]
+pub(crate) struct Documents<'a> {
+    pub(crate) before: Option<&'a str>,
+    pub(crate) after: Option<&'a str>,
+}
+
 /// Records a write in the entity's history: upserts the head (created on the first
 /// write; `modifiedAt` moves when the history grows or the entity is deleted; a put
 /// clears `deletedAt`, a deletion sets it), inserts the instances and merges their
-/// rollups into the stored ones. A new head keeps a first write's instances whole
-/// ([`HistoryRows::first`]) instead of inserting them; an existing head's kept
-/// instances are expanded into rows first. A given history ([`HistoryRows::given`])
-/// first deletes the stored instances each of its instances replaces; the rollups of
-/// the series-hours where that deleted any are recomputed instead of merged into.
+/// rollups into the stored ones. A new head implies a first write's instances
+/// ([`HistoryRows::first`]) instead of inserting them; an existing head's implied
+/// instances are written out first, from `documents.before`. A given history
+/// ([`HistoryRows::given`]) first deletes the stored instances each of its instances
+/// replaces; the rollups of the series-hours where that deleted any are recomputed
+/// instead of merged into.
 pub(crate) fn record(
     tx: &Connection,
     tenant: &Tenant,
     head: &Head,
     history: &HistoryRows,
     now: DateTime<Utc>,
+    documents: Documents<'_>,
 ) -> Result<(), StoreError> {
     let backend = StoreError::backend;
     let at = stamp(now);
     let grew = !history.is_empty() || head.deleted;
-    let count = to_i64(history.instances.len() as u64);
+    let count = history.count();
     let upserted = upsert_head(tx, tenant, head, &at, grew, count, history)?;
     let hid = upserted.hid;
-    if let Some(kept) = &upserted.earlier_first_write {
-        expand(tx, hid, kept)?;
+    if let Some((created_at, ids)) = &upserted.earlier_first_write {
+        let rows = first_write_rows(&head.id, created_at, ids, documents.before)?;
+        insert_rows(tx, hid, &rows, 1)?;
+    }
+    let first_seq = upserted.last_seq - count + 1;
+    if let (Some((first, _)), false) = (history.first_write, upserted.implied) {
+        // A first write the head cannot imply, its history being older: its rows.
+        let doc = documents
+            .after
+            .ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(head.id.clone())))?;
+        insert_rows(tx, hid, &first.rows(doc, now)?, first_seq)?;
     }
     // The series-hours some stored instance was replaced in: their stored rollups
     // count it, so they are recomputed rather than merged into.
     let mut replaced: BTreeSet<(&str, &str, DateTime<Utc>)> = BTreeSet::new();
-    if !upserted.kept && !history.is_empty() {
+    if !history.instances.is_empty() {
         let mut insert = tx.prepare_cached(INSERT_INSTANCE_SQL).map_err(backend)?;
-        for (row, seq) in history
-            .instances
-            .iter()
-            .zip(upserted.last_seq - count + 1..)
-        {
+        for (row, seq) in history.instances.iter().zip(first_seq..) {
             if let (true, Some(observed_at), Some(hour)) =
                 (history.replaces, &row.observed_at, row.hour)
             {
@@ -440,31 +467,50 @@ const INSERT_INSTANCE_SQL: &str = "INSERT INTO temporal_instances (hid, attr, da
          instance_id, observed_at, created_at, modified_at, deleted_at, doc, seq)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// Inserts the instances of a kept first write (`text`, from the head of `hid`) as
-/// rows, numbered from 1 in their order, as their recording would have.
-fn expand(tx: &Connection, hid: i64, text: &str) -> Result<(), StoreError> {
+/// Inserts `rows` into the history `hid`, numbered from `first` in their order.
+fn insert_rows(
+    tx: &Connection,
+    hid: i64,
+    rows: &[InstanceRow],
+    first: i64,
+) -> Result<(), StoreError> {
     let backend = StoreError::backend;
-    let kept = Kept::decode(text, 0).map_err(backend)?;
     let mut insert = tx.prepare_cached(INSERT_INSTANCE_SQL).map_err(backend)?;
-    for (instance, seq) in kept.iter().zip(1..) {
-        instance.insert(&mut insert, hid, seq).map_err(backend)?;
+    for (row, seq) in rows.iter().zip(first..) {
+        row.stored()
+            .insert(&mut insert, hid, seq)
+            .map_err(backend)?;
     }
     Ok(())
 }
 
-/// Expands the kept first write of a history, if it has one, into rows: before an
+/// Writes out the first write a history implies, if it does, as rows: before an
 /// edit of single instances or series, which works on rows.
 fn expand_first_write(tx: &Connection, hid: i64) -> Result<(), StoreError> {
     let backend = StoreError::backend;
-    let kept: Option<String> = tx
-        .prepare_cached("SELECT first_write FROM temporal_heads WHERE hid = ?1")
-        .and_then(|mut s| s.query_row([hid], |row| row.get(0)))
+    let implied: Option<(String, String, String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT h.id, h.created_at, h.first_write_ids,
+                 (SELECT doc FROM entities e WHERE e.tenant = h.tenant AND e.id = h.id)
+             FROM temporal_heads h WHERE h.hid = ?1 AND h.first_write_ids IS NOT NULL",
+        )
+        .and_then(|mut s| {
+            s.query_row([hid], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()
+        })
         .map_err(backend)?;
-    let Some(kept) = kept else {
+    let Some((id, created_at, ids, doc)) = implied else {
         return Ok(());
     };
-    expand(tx, hid, &kept)?;
-    tx.prepare_cached("UPDATE temporal_heads SET first_write = NULL WHERE hid = ?1")
+    insert_rows(
+        tx,
+        hid,
+        &first_write_rows(&id, &created_at, &ids, doc.as_deref())?,
+        1,
+    )?;
+    tx.prepare_cached("UPDATE temporal_heads SET first_write_ids = NULL WHERE hid = ?1")
         .and_then(|mut s| s.execute([hid]))
         .map_err(backend)?;
     Ok(())
@@ -476,16 +522,16 @@ struct Upserted {
     /// The last recording number handed out: the write's instances are numbered up
     /// to it.
     last_seq: i64,
-    /// Whether the head is new and keeps the write's instances whole.
-    kept: bool,
-    /// The first write an existing head kept, which it no longer does: to be expanded
-    /// into rows.
-    earlier_first_write: Option<String>,
+    /// Whether the head is new and implies the write's instances.
+    implied: bool,
+    /// The first write an existing head implied, which it no longer does: its
+    /// `createdAt` and `first_write_ids`, for its rows to be written out.
+    earlier_first_write: Option<(String, String)>,
 }
 
 /// Creates or moves the head of a history for a write adding `count` instances.
-/// A new head keeps the write's [`HistoryRows::first_write`], if it has one; an
-/// existing head gives up the one it kept.
+/// A new head implies the write's [`HistoryRows::first_write`], if it has one; an
+/// existing head gives up the one it implied.
 ///
 /// An insert that ignores an existing head, then an update by `hid`, rather than one
 /// `INSERT … ON CONFLICT DO UPDATE … RETURNING`: SQLite runs such an upsert under a
@@ -507,7 +553,7 @@ fn upsert_head(
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO temporal_heads (tenant, id, types, scopes,
-                 created_at, modified_at, deleted_at, last_seq, first_write)
+                 created_at, modified_at, deleted_at, last_seq, first_write_ids)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
@@ -519,7 +565,7 @@ fn upsert_head(
                 at,
                 head.deleted.then_some(at),
                 count,
-                history.first_write
+                history.first_write.map(|(first, _)| first.ids.to_string())
             ])
         })
         .map_err(backend)?;
@@ -527,20 +573,22 @@ fn upsert_head(
         return Ok(Upserted {
             hid: tx.last_insert_rowid(),
             last_seq: count,
-            kept: history.first_write.is_some(),
+            implied: history.first_write.is_some(),
             earlier_first_write: None,
         });
     }
-    let (hid, last_seq, earlier_first_write): (i64, i64, Option<String>) = tx
+    let (hid, last_seq, created_at, ids): (i64, i64, String, Option<String>) = tx
         .prepare_cached(
-            "SELECT hid, last_seq, first_write FROM temporal_heads WHERE tenant = ?1 AND id = ?2",
+            "SELECT hid, last_seq, created_at, first_write_ids FROM temporal_heads
+             WHERE tenant = ?1 AND id = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![tenant.name(), head.id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
         })
         .map_err(backend)?;
+    let earlier_first_write = ids.map(|ids| (created_at, ids));
     tx.prepare_cached(
         "UPDATE temporal_heads SET
              types = ?2,
@@ -548,7 +596,7 @@ fn upsert_head(
              modified_at = CASE WHEN ?4 THEN ?5 ELSE modified_at END,
              deleted_at = ?6,
              last_seq = ?7,
-             first_write = NULL
+             first_write_ids = NULL
          WHERE hid = ?1",
     )
     .and_then(|mut s| {
@@ -566,7 +614,7 @@ fn upsert_head(
     Ok(Upserted {
         hid,
         last_seq: last_seq + count,
-        kept: false,
+        implied: false,
         earlier_first_write,
     })
 }
@@ -722,21 +770,42 @@ fn head_in(
     .map_err(StoreError::backend)
 }
 
-/// Where an entity's history is, if it has one: the key of its head and the first
-/// write the head keeps, if it keeps one (then it holds the whole history).
+/// Where an entity's history is: the key of its head and, if the head implies its
+/// first write (then that is the whole history), its instances.
+struct HistoryAt {
+    hid: i64,
+    implied: Option<Vec<InstanceRow>>,
+}
+
+/// Where an entity's history is, if it has one.
 fn history_at(
     conn: &Connection,
     tenant: &Tenant,
     id: &str,
-) -> Result<Option<(i64, Option<String>)>, StoreError> {
-    conn.prepare_cached("SELECT hid, first_write FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
+) -> Result<Option<HistoryAt>, StoreError> {
+    type Found = (i64, String, Option<String>, Option<String>);
+    let found: Option<Found> = conn
+        .prepare_cached(
+            "SELECT h.hid, h.created_at, h.first_write_ids,
+                 CASE WHEN h.first_write_ids IS NOT NULL THEN
+                     (SELECT doc FROM entities e WHERE e.tenant = h.tenant AND e.id = h.id)
+                 END
+             FROM temporal_heads h WHERE h.tenant = ?1 AND h.id = ?2",
+        )
         .and_then(|mut s| {
             s.query_row(params![tenant.name(), id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()
         })
-        .map_err(StoreError::backend)
+        .map_err(StoreError::backend)?;
+    let Some((hid, created_at, ids, doc)) = found else {
+        return Ok(None);
+    };
+    let implied = ids
+        .map(|ids| first_write_rows(id, &created_at, &ids, doc.as_deref()))
+        .transpose()?;
+    Ok(Some(HistoryAt { hid, implied }))
 }
 
 /// The key of an entity's history, if it has one.
@@ -884,12 +953,12 @@ fn history_in(
     read: &HistoryRead,
 ) -> Result<Vec<TemporalInstance>, StoreError> {
     let backend = StoreError::backend;
-    let Some((hid, kept)) = history_at(conn, tenant, id)? else {
+    let Some(HistoryAt { hid, implied }) = history_at(conn, tenant, id)? else {
         return Ok(Vec::new());
     };
     let (from, until) = text_bounds(read.window.as_ref());
-    if let Some(kept) = kept {
-        return kept_history(&kept, read, &from, &until).map_err(backend);
+    if let Some(implied) = implied {
+        return implied_history(&implied, read, &from, &until).map_err(backend);
     }
     let column = time_column(read.time_property);
     // Newest first, so that lastN is a LIMIT on each series' range.
@@ -913,22 +982,22 @@ fn history_in(
     Ok(found.into_iter().map(|(_, _, instance)| instance).collect())
 }
 
-/// A kept instance in the window of a read: its stamp of the time property and its
-/// place in the kept list (its `seq` less one, so it orders as `seq` does).
+/// An implied instance in the window of a read: its stamp of the time property and
+/// its place in the first write (its `seq` less one, so it orders as `seq` does).
 type InWindow<'a> = (&'a str, usize);
 
-/// [`history_in`] of a kept first write: its instances filtered, limited per series
-/// and ordered as the statements of [`history_sql`] do rows (stamps compare as text
-/// there too).
-fn kept_history(
-    kept: &str,
+/// [`history_in`] of a history its head implies (`rows`, see [`FirstWrite`]): its
+/// instances filtered, limited per series and ordered as the statements of
+/// [`history_sql`] do rows (stamps compare as text there too).
+fn implied_history(
+    rows: &[InstanceRow],
     read: &HistoryRead,
     from: &str,
     until: &str,
 ) -> rusqlite::Result<Vec<TemporalInstance>> {
-    let kept = Kept::decode(kept, 1)?;
+    let stored: Vec<StoredInstance<'_>> = rows.iter().map(InstanceRow::stored).collect();
     let mut series: BTreeMap<(&str, &str), Vec<InWindow<'_>>> = BTreeMap::new();
-    for (index, instance) in kept.iter().enumerate() {
+    for (index, instance) in stored.iter().enumerate() {
         let wanted = read.attrs.is_empty() || read.attrs.iter().any(|a| *a == instance.attr);
         match instance.time(read.time_property) {
             Some(at) if wanted && from <= at && at < until => series
@@ -950,11 +1019,11 @@ fn kept_history(
     // Series merged in time order, ties in recording order.
     found.sort_unstable();
     let order: Vec<usize> = found.into_iter().map(|(_, index)| index).collect();
-    let mut kept: Vec<Option<StoredInstance<'_>>> = kept.into_iter().map(Some).collect();
+    let mut stored: Vec<Option<StoredInstance<'_>>> = stored.into_iter().map(Some).collect();
     order
         .into_iter()
-        .filter_map(|index| kept[index].take())
-        .map(|instance| instance.into_instance(1))
+        .filter_map(|index| stored[index].take())
+        .map(|instance| instance.into_instance(0))
         .collect()
 }
 
@@ -1309,16 +1378,15 @@ impl TemporalStore for SqliteStore {
         let (tenant, id) = (tenant.clone(), id.to_owned());
         let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
         self.read(move |conn| {
-            let Some((hid, kept)) = history_at(conn, &tenant, &id)? else {
+            let Some(HistoryAt { hid, implied }) = history_at(conn, &tenant, &id)? else {
                 return Ok(None);
             };
-            if let Some(kept) = kept {
-                let found = Kept::decode(&kept, 1)
-                    .map_err(StoreError::backend)?
-                    .into_iter()
+            if let Some(implied) = implied {
+                let found = implied
+                    .iter()
                     .find(|i| i.attr == attr && i.instance_id == instance_id);
                 return found
-                    .map(|i| i.into_instance(1))
+                    .map(|i| i.stored().into_instance(0))
                     .transpose()
                     .map_err(StoreError::backend);
             }
@@ -1533,8 +1601,8 @@ mod tests {
         assert!(expected.created_at.is_some() && expected.modified_at.is_some());
         assert_eq!(stored.attribute, expected);
 
-        // The creation is kept whole in the head; its rows, once expanded, hold the
-        // same instance.
+        // The creation is implied by the entity's document; its rows, once written
+        // out, hold the same instance.
         let mut raw = Connection::open(&path).unwrap();
         expand_in(&mut raw);
         assert_eq!(read().await, stored);
@@ -1565,119 +1633,31 @@ mod tests {
         );
     }
 
-    /// Expands every kept first write of the database at `raw` into rows.
+    /// Writes out every implied first write of the database at `raw` as rows.
     fn expand_in(raw: &mut Connection) {
         let tx = raw.transaction().unwrap();
         let hids: Vec<i64> = {
             let mut select = tx
-                .prepare("SELECT hid FROM temporal_heads WHERE first_write IS NOT NULL")
+                .prepare("SELECT hid FROM temporal_heads WHERE first_write_ids IS NOT NULL")
                 .unwrap();
             let rows = select.query_map([], |row| row.get(0)).unwrap();
             rows.collect::<Result<_, _>>().unwrap()
         };
-        assert!(!hids.is_empty(), "no kept first write");
+        assert!(!hids.is_empty(), "no implied first write");
         for hid in hids {
             expand_first_write(&tx, hid).unwrap();
         }
         tx.commit().unwrap();
     }
 
-    fn instance_row(fields: [String; 4], stamps: [Option<i64>; 4]) -> InstanceRow {
-        let [attr, dataset_id, instance_id, doc] = fields;
-        let stamp = |s: Option<i64>| {
-            s.and_then(|s| DateTime::from_timestamp(s, 0))
-                .map(|t| Rfc3339::micros(&t))
-        };
-        InstanceRow {
-            attr,
-            dataset_id,
-            instance_id,
-            observed_at: stamp(stamps[0]),
-            created_at: stamp(stamps[1]),
-            modified_at: stamp(stamps[2]),
-            deleted_at: stamp(stamps[3]),
-            doc,
-            hour: None,
-        }
-    }
-
-    proptest::proptest! {
-        /// Kept text gives back every field of every instance, in order, or is not
-        /// made when a field holds a separator (the instances are then rows).
-        #[test]
-        fn kept_text_round_trips_or_is_refused(
-            rows in proptest::collection::vec(
-                (
-                    proptest::array::uniform4("[a-z:/\u{1e}\u{1f}é\\\"{}]{0,12}"),
-                    proptest::array::uniform4(proptest::option::of(0i64..4_000_000_000)),
-                ),
-                1..5,
-            )
-        ) {
-            let rows: Vec<InstanceRow> =
-                rows.into_iter().map(|(f, s)| instance_row(f, s)).collect();
-            let holds_separator = rows.iter().any(|r| {
-                [&r.attr, &r.dataset_id, &r.instance_id, &r.doc]
-                    .iter()
-                    .any(|f| f.contains(['\u{1e}', '\u{1f}']))
-            });
-            match Kept::encode(&rows) {
-                None => proptest::prop_assert!(holds_separator),
-                Some(text) => {
-                    proptest::prop_assert!(!holds_separator);
-                    let decoded = Kept::decode(&text, 0).unwrap();
-                    proptest::prop_assert_eq!(decoded.len(), rows.len());
-                    for (got, row) in decoded.iter().zip(&rows) {
-                        let want = row.stored();
-                        proptest::prop_assert_eq!(
-                            (&got.attr, &got.dataset_id, &got.instance_id, &got.doc),
-                            (&want.attr, &want.dataset_id, &want.instance_id, &want.doc)
-                        );
-                        proptest::prop_assert_eq!(
-                            (&got.observed_at, &got.created_at, &got.modified_at, &got.deleted_at),
-                            (&want.observed_at, &want.created_at, &want.modified_at, &want.deleted_at)
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn kept_text_that_is_cut_or_padded_is_unreadable() {
-        let row = instance_row(
-            [
-                "https://ex.org/a".into(),
-                String::new(),
-                "urn:x:1".into(),
-                "{}".into(),
-            ],
-            [Some(0), Some(1), None, None],
-        );
-        let text = Kept::encode(&[row]).unwrap();
-        assert_eq!(Kept::decode(&text, 0).unwrap().len(), 1);
-        for bad in [
-            &text[..text.len() - 1],
-            &text[..text.len() - 2],
-            &format!("{text}x"),
-            &text.replacen('\u{1f}', "", 1),
-            &format!("x\u{1f}{text}"),
-        ] {
-            assert!(Kept::decode(bad, 3).is_err(), "{bad:?}");
-        }
-        // No record: no instance (never written, since a write without instances
-        // keeps nothing).
-        assert!(Kept::decode("", 0).unwrap().is_empty());
-    }
-
-    /// A creation's history is kept whole in its head, and reads exactly as its rows do
-    /// once expanded: for every time property, window, lastN and attribute filter, and
-    /// each instance by its id. Its attributes hold instances of several dataset ids,
+    /// A creation's history is implied by its entity's document, and reads exactly as
+    /// its rows do once written out: for every time property, window, lastN and
+    /// attribute filter, and each instance by its id. Its attributes hold instances of several dataset ids,
     /// ties of `observedAt` and one without it. Decoding refuses two instances of one
     /// attribute and dataset id, but the store does not rely on it: "pressure" has
     /// three, so lastN has a series to cut.
     #[tokio::test]
-    async fn a_kept_first_write_reads_as_its_rows() {
+    async fn an_implied_first_write_reads_as_its_rows() {
         use chrono::TimeZone;
         use ngsi_ld::model::AttributeValue;
         use store::EntityStore;
@@ -1686,7 +1666,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("renkei.db");
         let store = SqliteStore::open(&path).await.unwrap();
-        let tenant = Tenant::named("urn:tenant:kept");
+        let tenant = Tenant::named("urn:tenant:implied");
         let t = |minute: u32| Utc.with_ymd_and_hms(2025, 7, 1, 6, minute, 0).unwrap();
         let attribute = |value: i64, dataset: Option<&str>, observed: Option<u32>| {
             let mut a = Attribute::new(AttributeValue::Property(serde_json::json!(value)));
@@ -1797,11 +1777,87 @@ mod tests {
             seen.push(all);
             seen
         };
-        let kept = read_all().await;
-        assert!(kept.iter().any(Vec::is_empty) && kept.iter().any(|r| r.len() > 1));
+        let implied = read_all().await;
+        assert!(implied.iter().any(Vec::is_empty) && implied.iter().any(|r| r.len() > 1));
+        let ids: BTreeSet<&str> = implied
+            .last()
+            .unwrap()
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 8, "{ids:?}");
         expand_in(&mut raw);
         assert_eq!(rows(&raw), 8);
-        assert_eq!(read_all().await, kept);
+        assert_eq!(read_all().await, implied);
+    }
+
+    /// An implied first write is written out, unchanged, before its entity's document
+    /// changes (an update adds to the history) or goes (a deletion, after which the
+    /// entity is created again on the same history).
+    #[tokio::test]
+    async fn an_implied_first_write_is_written_out_before_its_document_changes() {
+        use ngsi_ld::model::AttributeValue;
+        use store::{EntityStore, Modification, Write};
+        const ID: &str = "urn:ngsi-ld:Shelter:9";
+        const STATUS: &str = "https://ex.org/status";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let tenant = Tenant::default_tenant();
+        let shelter = |status: &str| {
+            let mut entity = Entity::new(ID, vec!["https://ex.org/Shelter".to_owned()]);
+            entity.attributes.insert(
+                STATUS.to_owned(),
+                vec![Attribute::new(AttributeValue::Property(serde_json::json!(
+                    status
+                )))],
+            );
+            entity.attributes.insert(
+                "https://ex.org/capacity".to_owned(),
+                vec![Attribute::new(AttributeValue::Property(serde_json::json!(
+                    120
+                )))],
+            );
+            entity
+        };
+        let all = HistoryRead {
+            time_property: TimeProperty::CreatedAt,
+            ..HistoryRead::default()
+        };
+        let history = || async { store.history(&tenant, ID, &all).await.unwrap() };
+        let raw = Connection::open(&path).unwrap();
+        let rows = || -> i64 {
+            raw.query_row("SELECT count(*) FROM temporal_instances", [], |r| r.get(0))
+                .unwrap()
+        };
+
+        store.create_entity(&tenant, shelter("open")).await.unwrap();
+        let created = history().await;
+        assert_eq!((created.len(), rows()), (2, 0));
+
+        let full = shelter("full");
+        let update = Modification::new(ID, move |_| Ok(Write::Put(full)));
+        let results = store.modify(&tenant, vec![update]).await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let updated = history().await;
+        assert_eq!(rows(), 3, "the two created and the changed status");
+        assert_eq!(updated[..2], created[..]);
+        assert_eq!(
+            updated[2].attribute.value,
+            AttributeValue::Property(serde_json::json!("full"))
+        );
+
+        let delete = Modification::new(ID, |_| Ok(Write::Delete));
+        let results = store.modify(&tenant, vec![delete]).await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        store.create_entity(&tenant, shelter("open")).await.unwrap();
+        let again = history().await;
+        assert_eq!(rows(), 7, "and two deletion records, two created again");
+        assert_eq!(again[..3], updated[..]);
+        assert_eq!(again.len(), 7);
+        assert!(again[3..5].iter().all(|i| i.deleted_at.is_some()));
+        let ids: BTreeSet<&str> = again.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids.len(), 7, "{ids:?}");
     }
 
     /// What the conformance case leaves out: a given list holding one instant twice

@@ -8,7 +8,7 @@
 use super::aggregate::{AggregatedValue, AggregationWindow, Bucket};
 use super::query::AggregationMethod;
 use super::{IsoDuration, TemporalInstance};
-use crate::model::AttributeValue;
+use crate::model::{Attribute, AttributeValue, Attributes};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -38,14 +38,20 @@ impl HourlyRollup {
         if instance.deleted_at.is_some() {
             return None;
         }
-        let observed = instance.attribute.observed_at?;
-        let number = match &instance.attribute.value {
+        HourlyRollup::of_attribute(&instance.name, &instance.attribute)
+    }
+
+    /// The rollup of one instance of the attribute `name` that is not a deletion
+    /// record, `None` when it has no `observedAt`.
+    pub fn of_attribute(name: &str, attribute: &Attribute) -> Option<HourlyRollup> {
+        let observed = attribute.observed_at?;
+        let number = match &attribute.value {
             AttributeValue::Property(v) => v.as_f64(),
             _ => None,
         };
         Some(HourlyRollup {
-            name: instance.name.clone(),
-            dataset_id: instance.attribute.dataset_id.clone(),
+            name: name.to_owned(),
+            dataset_id: attribute.dataset_id.clone(),
             hour: hour_of(observed),
             count: 1,
             numeric_count: u64::from(number.is_some()),
@@ -71,9 +77,25 @@ impl HourlyRollup {
     pub fn of_all<'a>(
         instances: impl IntoIterator<Item = &'a TemporalInstance>,
     ) -> Vec<HourlyRollup> {
+        HourlyRollup::merged(instances.into_iter().filter_map(HourlyRollup::of))
+    }
+
+    /// The rollups of an entity's attributes as instances recorded at its creation:
+    /// [`Self::of_all`] of the instances [`super::instances_of_change`] gives for it,
+    /// without making them.
+    pub fn of_entity(attributes: &Attributes) -> Vec<HourlyRollup> {
+        HourlyRollup::merged(attributes.iter().flat_map(|(name, instances)| {
+            instances
+                .iter()
+                .filter_map(|attribute| HourlyRollup::of_attribute(name, attribute))
+        }))
+    }
+
+    /// Rollups merged per series and hour, in (name, dataset id, hour) order.
+    fn merged(all: impl IntoIterator<Item = HourlyRollup>) -> Vec<HourlyRollup> {
         let mut rollups: BTreeMap<(String, Option<String>, DateTime<Utc>), HourlyRollup> =
             BTreeMap::new();
-        for rollup in instances.into_iter().filter_map(HourlyRollup::of) {
+        for rollup in all {
             let key = (rollup.name.clone(), rollup.dataset_id.clone(), rollup.hour);
             match rollups.get_mut(&key) {
                 Some(existing) => existing.merge(&rollup),
