@@ -24,19 +24,20 @@
 //!
 //! A history's first write (an entity's creation) is not written out at all
 //! (schema version 16): its instances are the attributes of the entity's stored
-//! document, recorded at the head's `createdAt`, and the head holds only the UUID
-//! their ids derive from ([`FirstWrite`]). Rows for them were two thirds of the
-//! writer's work in creating an entity, and encoding them a sixth of the request's
-//! (version 15 kept them as one text in the head, which still cost the encoding and
-//! the bytes); an entity written once (an observation, an imported record) never
-//! needs them. So the document must not change while it stands for them: every
-//! write of the entity records in its history ([`record`]) and, before the
-//! document changes, writes those instances out as the rows their recording would
-//! have made (the same instances, ids and numbers), in the same transaction; so does
-//! every edit of instances or series. A history is therefore either implied whole or
-//! all in rows, never split; reads of an implied history make its instances from the
-//! document and filter and order them in memory exactly as the statements below do
-//! rows.
+//! document, recorded at the head's `createdAt`; their hourly rollups are those
+//! attributes' too; the head holds only the UUID their ids derive from
+//! ([`FirstWrite`]). Rows for them were two thirds of the writer's work in creating
+//! an entity, and encoding them a sixth of the request's (version 15 kept them as
+//! one text in the head, which still cost the encoding and the bytes); an entity
+//! written once (an observation, an imported record) never needs them. So the
+//! document must not change while it stands for them: every write of the entity
+//! records in its history ([`record`]) and, before the document changes, writes
+//! those instances out as the rows their recording would have made (the same
+//! instances, ids and numbers) and merges their rollups, in the same transaction; so
+//! does every edit of instances or series. A history is therefore either implied
+//! whole or all in rows, never split; reads of an implied history make its
+//! instances and rollups from the document and filter and order them in memory
+//! exactly as the statements below do rows.
 
 use crate::columns::{opt_stamp, opt_time_at, parse_stamp, stamp, time_at, unreadable};
 use crate::SqliteStore;
@@ -227,18 +228,37 @@ impl FirstWrite {
     }
 
     /// Its instances as the rows that recording them `at` would have written: those
-    /// of the entity whose stored document is `doc` ([`instances_of_change`] of its
-    /// creation), numbered from 1 in that order and with their derived ids.
-    fn rows(self, doc: &str, at: DateTime<Utc>) -> Result<Vec<InstanceRow>, StoreError> {
-        let entity = crate::decode(doc)?;
-        Ok(instances_of_change(None, Some(&entity), at)
+    /// of `entity`'s creation ([`instances_of_change`]), numbered from 1 in that order
+    /// and with their derived ids.
+    fn rows(self, entity: &Entity, at: DateTime<Utc>) -> Vec<InstanceRow> {
+        instances_of_change(None, Some(entity), at)
             .into_iter()
             .zip(1..)
             .map(|(mut instance, n)| {
                 instance.instance_id = self.instance_id(n);
                 InstanceRow::new(&instance)
             })
-            .collect())
+            .collect()
+    }
+
+    /// Writes it out into the history `hid`: its instances, recorded `at` from the
+    /// entity whose stored document is `doc`, as rows numbered from `first_seq`, and
+    /// their rollups merged into the stored ones (an implied first write's rollups
+    /// are implied too, see [`rollups_in`]).
+    fn write_out(
+        self,
+        tx: &Connection,
+        hid: i64,
+        doc: &str,
+        at: DateTime<Utc>,
+        first_seq: i64,
+    ) -> Result<(), StoreError> {
+        let entity = crate::decode(doc)?;
+        insert_rows(tx, hid, &self.rows(&entity, at), first_seq)?;
+        for rollup in HourlyRollup::of_entity(&entity.attributes) {
+            merge_rollup(tx, hid, &rollup)?;
+        }
+        Ok(())
     }
 }
 
@@ -248,21 +268,46 @@ impl FirstWrite {
 #[error("the history of {0} implies its first write from an entity that is not stored")]
 struct FirstWriteWithoutEntity(String);
 
-/// The rows of a first write that a head keeps: `created_at` (the head's, the
-/// instant the first write was recorded), `ids` (its `first_write_ids`) and the
-/// stored document of the entity `id` (`None`: not stored, an error).
-fn first_write_rows(
-    id: &str,
-    created_at: &str,
-    ids: &str,
-    doc: Option<&str>,
-) -> Result<Vec<InstanceRow>, StoreError> {
-    let doc = doc.ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(id.to_owned())))?;
-    let first = FirstWrite::parse(ids, 0).map_err(StoreError::backend)?;
-    first.rows(
-        doc,
-        parse_stamp(created_at, 0).map_err(StoreError::backend)?,
-    )
+/// A first write a head implies, as read with the head: its [`FirstWrite`], the
+/// instant it was recorded (the head's `created_at`) and the stored document of the
+/// entity (`None`: not stored).
+struct Implied {
+    first: FirstWrite,
+    at: DateTime<Utc>,
+    doc: Option<String>,
+}
+
+impl Implied {
+    /// From the head's `created_at` and `first_write_ids`, and the document.
+    fn read(created_at: &str, ids: &str, doc: Option<String>) -> Result<Implied, StoreError> {
+        Ok(Implied {
+            first: FirstWrite::parse(ids, 0).map_err(StoreError::backend)?,
+            at: parse_stamp(created_at, 0).map_err(StoreError::backend)?,
+            doc,
+        })
+    }
+
+    /// The document its instances stand in, that of the entity `id`.
+    fn doc(&self, id: &str) -> Result<&str, StoreError> {
+        self.doc
+            .as_deref()
+            .ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(id.to_owned())))
+    }
+
+    /// The entity `id` its instances stand in.
+    fn entity(&self, id: &str) -> Result<Entity, StoreError> {
+        crate::decode(self.doc(id)?)
+    }
+
+    /// Its instances, as rows (of the entity `id`).
+    fn rows(&self, id: &str) -> Result<Vec<InstanceRow>, StoreError> {
+        Ok(self.first.rows(&self.entity(id)?, self.at))
+    }
+
+    /// Writes it out into the history `hid` of the entity `id` ([`FirstWrite::write_out`]).
+    fn write_out(&self, tx: &Connection, hid: i64, id: &str) -> Result<(), StoreError> {
+        self.first.write_out(tx, hid, self.doc(id)?, self.at, 1)
+    }
 }
 
 /// The history one write adds, encoded for the writer: the instance rows, and their
@@ -291,14 +336,14 @@ impl HistoryRows {
     }
 
     /// The history of an entity's creation: its attributes, recorded as a first
-    /// write ([`FirstWrite`]), only counted and rolled up here. If the history is
-    /// not new (an entity of the same id was deleted before), [`record`] makes the
-    /// rows from the stored document instead.
+    /// write ([`FirstWrite`]) and only counted here; their rollups are implied with
+    /// them. If the history is not new (an entity of the same id was deleted before),
+    /// [`record`] writes them out from the stored document instead.
     pub(crate) fn first(entity: &Entity) -> HistoryRows {
         let count = entity.attributes.values().map(Vec::len).sum::<usize>();
         HistoryRows {
             instances: Vec::new(),
-            rollups: HourlyRollup::of_entity(&entity.attributes),
+            rollups: Vec::new(),
             replaces: false,
             first_write: (count > 0).then(|| (FirstWrite::new(), to_i64(count as u64))),
         }
@@ -414,8 +459,8 @@ pub(crate) fn record(
     let upserted = upsert_head(tx, tenant, head, &at, grew, count, history)?;
     let hid = upserted.hid;
     if let Some((created_at, ids)) = &upserted.earlier_first_write {
-        let rows = first_write_rows(&head.id, created_at, ids, documents.before)?;
-        insert_rows(tx, hid, &rows, 1)?;
+        let before = documents.before.map(str::to_owned);
+        Implied::read(created_at, ids, before)?.write_out(tx, hid, &head.id)?;
     }
     let first_seq = upserted.last_seq - count + 1;
     if let (Some((first, _)), false) = (history.first_write, upserted.implied) {
@@ -423,7 +468,7 @@ pub(crate) fn record(
         let doc = documents
             .after
             .ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(head.id.clone())))?;
-        insert_rows(tx, hid, &first.rows(doc, now)?, first_seq)?;
+        first.write_out(tx, hid, doc, now, first_seq)?;
     }
     // The series-hours some stored instance was replaced in: their stored rollups
     // count it, so they are recomputed rather than merged into.
@@ -504,12 +549,7 @@ fn expand_first_write(tx: &Connection, hid: i64) -> Result<(), StoreError> {
     let Some((id, created_at, ids, doc)) = implied else {
         return Ok(());
     };
-    insert_rows(
-        tx,
-        hid,
-        &first_write_rows(&id, &created_at, &ids, doc.as_deref())?,
-        1,
-    )?;
+    Implied::read(&created_at, &ids, doc)?.write_out(tx, hid, &id)?;
     tx.prepare_cached("UPDATE temporal_heads SET first_write_ids = NULL WHERE hid = ?1")
         .and_then(|mut s| s.execute([hid]))
         .map_err(backend)?;
@@ -771,10 +811,10 @@ fn head_in(
 }
 
 /// Where an entity's history is: the key of its head and, if the head implies its
-/// first write (then that is the whole history), its instances.
+/// first write (then that is the whole history, rollups included), that write.
 struct HistoryAt {
     hid: i64,
-    implied: Option<Vec<InstanceRow>>,
+    implied: Option<Implied>,
 }
 
 /// Where an entity's history is, if it has one.
@@ -803,7 +843,7 @@ fn history_at(
         return Ok(None);
     };
     let implied = ids
-        .map(|ids| first_write_rows(id, &created_at, &ids, doc.as_deref()))
+        .map(|ids| Implied::read(&created_at, &ids, doc))
         .transpose()?;
     Ok(Some(HistoryAt { hid, implied }))
 }
@@ -958,7 +998,7 @@ fn history_in(
     };
     let (from, until) = text_bounds(read.window.as_ref());
     if let Some(implied) = implied {
-        return implied_history(&implied, read, &from, &until).map_err(backend);
+        return implied_history(&implied.rows(id)?, read, &from, &until).map_err(backend);
     }
     let column = time_column(read.time_property);
     // Newest first, so that lastN is a LIMIT on each series' range.
@@ -1036,9 +1076,19 @@ fn rollups_in(
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<HourlyRollup>, StoreError> {
     let backend = StoreError::backend;
-    let Some(hid) = hid_of(conn, tenant, id)? else {
+    let Some(HistoryAt { hid, implied }) = history_at(conn, tenant, id)? else {
         return Ok(Vec::new());
     };
+    if let Some(implied) = implied {
+        // In (attribute, dataset id, hour) order, as the statements below give them.
+        let mut rollups = HourlyRollup::of_entity(&implied.entity(id)?.attributes);
+        rollups.retain(|r| {
+            (attrs.is_empty() || attrs.contains(&r.name))
+                && from.is_none_or(|from| r.hour >= from)
+                && until.is_none_or(|until| r.hour < until)
+        });
+        return Ok(rollups);
+    }
     let from = from.map_or_else(String::new, stamp);
     let until = until.map_or_else(|| "~".to_owned(), stamp);
     let columns = "attr, dataset_id, hour, count_all, count_numeric, sum_value, sum_sq, \
@@ -1382,7 +1432,8 @@ impl TemporalStore for SqliteStore {
                 return Ok(None);
             };
             if let Some(implied) = implied {
-                let found = implied
+                let rows = implied.rows(&id)?;
+                let found = rows
                     .iter()
                     .find(|i| i.attr == attr && i.instance_id == instance_id);
                 return found
@@ -1777,8 +1828,33 @@ mod tests {
             seen.push(all);
             seen
         };
+        let hour = |h: u32| Utc.with_ymd_and_hms(2025, 7, 1, h, 0, 0).unwrap();
+        let rollups_all = || async {
+            let mut seen = Vec::new();
+            for attrs in &attr_sets {
+                for (from, until) in [
+                    (None, None),
+                    (Some(hour(6)), None),
+                    (None, Some(hour(6))),
+                    (Some(hour(6)), Some(hour(7))),
+                    (Some(hour(7)), None),
+                ] {
+                    let rollups = store.hourly_rollups(&tenant, ID, attrs, from, until);
+                    seen.push(rollups.await.unwrap());
+                }
+            }
+            seen
+        };
+        let stored_rollups = |raw: &Connection| -> i64 {
+            raw.query_row("SELECT count(*) FROM temporal_rollups", [], |r| r.get(0))
+                .unwrap()
+        };
         let implied = read_all().await;
         assert!(implied.iter().any(Vec::is_empty) && implied.iter().any(|r| r.len() > 1));
+        let implied_rollups = rollups_all().await;
+        assert_eq!(implied_rollups[0].len(), 5, "{:?}", implied_rollups[0]);
+        assert!(implied_rollups.iter().any(Vec::is_empty));
+        assert_eq!(stored_rollups(&raw), 0);
         let ids: BTreeSet<&str> = implied
             .last()
             .unwrap()
@@ -1789,6 +1865,8 @@ mod tests {
         expand_in(&mut raw);
         assert_eq!(rows(&raw), 8);
         assert_eq!(read_all().await, implied);
+        assert_eq!(stored_rollups(&raw), 5);
+        assert_eq!(rollups_all().await, implied_rollups);
     }
 
     /// An implied first write is written out, unchanged, before its entity's document
