@@ -537,7 +537,8 @@ impl EntityStore for SqliteStore {
     async fn create_entity(&self, tenant: &Tenant, entity: Entity) -> Result<(), StoreError> {
         let tenant = tenant.clone();
         let rows = writer::EntityRows::new(&entity);
-        // The history is encoded here too, off the writer thread.
+        // The history is counted here, off the writer thread: a creation's is implied
+        // by the entity's document (see `temporal`).
         let now = temporal::now();
         let head = temporal::Head::of(&entity, false);
         let history = temporal::HistoryRows::first(&entity);
