@@ -661,14 +661,14 @@ impl EntityStore for SqliteStore {
                 })?;
                 for (seq, entity) in &doomed {
                     writer::delete_seq(tx, *seq)?;
-                    let before = store::doc::entity_doc_text(entity);
                     if logged {
+                        let before = store::doc::entity_doc_text(entity);
                         writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
                     }
                     let history =
                         temporal::HistoryRows::new(&instances_of_change(Some(entity), None, now));
                     let documents = temporal::Documents {
-                        before: Some(&before),
+                        before: Some(temporal::Stored::Entity(entity)),
                         after: None,
                     };
                     temporal::record(

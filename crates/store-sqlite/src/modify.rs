@@ -16,7 +16,7 @@ use ngsi_ld::NgsiError;
 use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
-use crate::temporal::{self, Documents, Head, HistoryRows};
+use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
 use crate::writer::{self, EntityRows, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
@@ -283,7 +283,7 @@ fn write(
             writer::put_entity(tx, tenant, rows, *seq)?;
             log_change(Some(rows.doc()))?;
             let documents = Documents {
-                before: encoded.stored.as_deref(),
+                before: encoded.stored.as_deref().map(Stored::Doc),
                 after: Some(rows.doc()),
             };
             temporal::record(tx, tenant, head, history, now, documents)?;
@@ -292,7 +292,7 @@ fn write(
             writer::delete_seq(tx, *seq)?;
             log_change(None)?;
             let documents = Documents {
-                before: encoded.stored.as_deref(),
+                before: encoded.stored.as_deref().map(Stored::Doc),
                 after: None,
             };
             temporal::record(tx, tenant, head, history, now, documents)?;

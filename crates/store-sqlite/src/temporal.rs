@@ -241,20 +241,19 @@ impl FirstWrite {
             .collect()
     }
 
-    /// Writes it out into the history `hid`: its instances, recorded `at` from the
-    /// entity whose stored document is `doc`, as rows numbered from `first_seq`, and
-    /// their rollups merged into the stored ones (an implied first write's rollups
-    /// are implied too, see [`rollups_in`]).
+    /// Writes it out into the history `hid`: its instances, recorded `at` from
+    /// `entity` as stored, as rows numbered from `first_seq`, and their rollups
+    /// merged into the stored ones (an implied first write's rollups are implied
+    /// too, see [`rollups_in`]).
     fn write_out(
         self,
         tx: &Connection,
         hid: i64,
-        doc: &str,
+        entity: &Entity,
         at: DateTime<Utc>,
         first_seq: i64,
     ) -> Result<(), StoreError> {
-        let entity = crate::decode(doc)?;
-        insert_rows(tx, hid, &self.rows(&entity, at), first_seq)?;
+        insert_rows(tx, hid, &self.rows(entity, at), first_seq)?;
         for rollup in HourlyRollup::of_entity(&entity.attributes) {
             merge_rollup(tx, hid, &rollup)?;
         }
@@ -306,7 +305,7 @@ impl Implied {
 
     /// Writes it out into the history `hid` of the entity `id` ([`FirstWrite::write_out`]).
     fn write_out(&self, tx: &Connection, hid: i64, id: &str) -> Result<(), StoreError> {
-        self.first.write_out(tx, hid, self.doc(id)?, self.at, 1)
+        self.first.write_out(tx, hid, &self.entity(id)?, self.at, 1)
     }
 }
 
@@ -427,12 +426,28 @@ impl Head {
     }
 }
 
-/// The stored documents of the entity a write records: before the write (`None`:
-/// not stored) and after it (`None`: deleted).
+/// The entity a write records, as stored: before the write (`None`: not stored) and
+/// its document after it (`None`: deleted).
 #[derive(Clone, Copy)]
 pub(crate) struct Documents<'a> {
-    pub(crate) before: Option<&'a str>,
+    pub(crate) before: Option<Stored<'a>>,
     pub(crate) after: Option<&'a str>,
+}
+
+/// A stored entity as the writer has it: its document, or already decoded.
+#[derive(Clone, Copy)]
+pub(crate) enum Stored<'a> {
+    Doc(&'a str),
+    Entity(&'a Entity),
+}
+
+impl<'a> Stored<'a> {
+    fn entity(self) -> Result<Cow<'a, Entity>, StoreError> {
+        match self {
+            Stored::Doc(doc) => crate::decode(doc).map(Cow::Owned),
+            Stored::Entity(entity) => Ok(Cow::Borrowed(entity)),
+        }
+    }
 }
 
 /// Records a write in the entity's history: upserts the head (created on the first
@@ -458,17 +473,17 @@ pub(crate) fn record(
     let count = history.count();
     let upserted = upsert_head(tx, tenant, head, &at, grew, count, history)?;
     let hid = upserted.hid;
+    let without_entity = || StoreError::backend(FirstWriteWithoutEntity(head.id.clone()));
     if let Some((created_at, ids)) = &upserted.earlier_first_write {
-        let before = documents.before.map(str::to_owned);
-        Implied::read(created_at, ids, before)?.write_out(tx, hid, &head.id)?;
+        let before = documents.before.ok_or_else(without_entity)?.entity()?;
+        let implied = Implied::read(created_at, ids, None)?;
+        implied.first.write_out(tx, hid, &before, implied.at, 1)?;
     }
     let first_seq = upserted.last_seq - count + 1;
     if let (Some((first, _)), false) = (history.first_write, upserted.implied) {
         // A first write the head cannot imply, its history being older: its rows.
-        let doc = documents
-            .after
-            .ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(head.id.clone())))?;
-        first.write_out(tx, hid, doc, now, first_seq)?;
+        let after = crate::decode(documents.after.ok_or_else(without_entity)?)?;
+        first.write_out(tx, hid, &after, now, first_seq)?;
     }
     // The series-hours some stored instance was replaced in: their stored rollups
     // count it, so they are recomputed rather than merged into.
@@ -1871,7 +1886,7 @@ mod tests {
 
     /// An implied first write is written out, unchanged, before its entity's document
     /// changes (an update adds to the history) or goes (a deletion, after which the
-    /// entity is created again on the same history).
+    /// entity is created again on the same history; a purge).
     #[tokio::test]
     async fn an_implied_first_write_is_written_out_before_its_document_changes() {
         use ngsi_ld::model::AttributeValue;
@@ -1936,6 +1951,30 @@ mod tests {
         assert!(again[3..5].iter().all(|i| i.deleted_at.is_some()));
         let ids: BTreeSet<&str> = again.iter().map(|i| i.instance_id.as_str()).collect();
         assert_eq!(ids.len(), 7, "{ids:?}");
+
+        // A purge writes an implied first write out before it deletes: another
+        // shelter's, never written again.
+        let mut other = shelter("open");
+        other.id = "urn:ngsi-ld:Shelter:10".to_owned();
+        store.create_entity(&tenant, other).await.unwrap();
+        let other_history = || async {
+            store
+                .history(&tenant, "urn:ngsi-ld:Shelter:10", &all)
+                .await
+                .unwrap()
+        };
+        let created = other_history().await;
+        assert_eq!((created.len(), rows()), (2, 7));
+        let purge = ngsi_ld::query::EntityQuery {
+            ids: vec!["urn:ngsi-ld:Shelter:10".to_owned()],
+            ..ngsi_ld::query::EntityQuery::default()
+        };
+        assert_eq!(store.delete_matching(&tenant, &purge).await.unwrap(), 1);
+        let purged = other_history().await;
+        assert_eq!(rows(), 11, "its two instances and two deletion records");
+        assert_eq!(purged[..2], created[..]);
+        assert!(purged[2..].iter().all(|i| i.deleted_at.is_some()));
+        assert_eq!(purged.len(), 4);
     }
 
     /// What the conformance case leaves out: a given list holding one instant twice
