@@ -267,46 +267,43 @@ impl FirstWrite {
 #[error("the history of {0} implies its first write from an entity that is not stored")]
 struct FirstWriteWithoutEntity(String);
 
-/// A first write a head implies, as read with the head: its [`FirstWrite`], the
-/// instant it was recorded (the head's `created_at`) and the stored document of the
-/// entity (`None`: not stored).
+/// A first write a head implies, as read with the head: its [`FirstWrite`] and the
+/// instant it was recorded (the head's `created_at`).
 struct Implied {
     first: FirstWrite,
     at: DateTime<Utc>,
-    doc: Option<String>,
 }
 
 impl Implied {
-    /// From the head's `created_at` and `first_write_ids`, and the document.
-    fn read(created_at: &str, ids: &str, doc: Option<String>) -> Result<Implied, StoreError> {
+    /// From the head's `created_at` and `first_write_ids`.
+    fn read(created_at: &str, ids: &str) -> Result<Implied, StoreError> {
         Ok(Implied {
             first: FirstWrite::parse(ids, 0).map_err(StoreError::backend)?,
             at: parse_stamp(created_at, 0).map_err(StoreError::backend)?,
-            doc,
         })
     }
 
-    /// The document its instances stand in, that of the entity `id`.
-    fn doc(&self, id: &str) -> Result<&str, StoreError> {
-        self.doc
-            .as_deref()
-            .ok_or_else(|| StoreError::backend(FirstWriteWithoutEntity(id.to_owned())))
+    /// Its instances, as rows, from the `entity` they stand in.
+    fn rows(&self, entity: &Entity) -> Vec<InstanceRow> {
+        self.first.rows(entity, self.at)
     }
 
-    /// The entity `id` its instances stand in.
-    fn entity(&self, id: &str) -> Result<Entity, StoreError> {
-        crate::decode(self.doc(id)?)
+    /// Writes it out into the history `hid` from the `entity` it stands in
+    /// ([`FirstWrite::write_out`]).
+    fn write_out(&self, tx: &Connection, hid: i64, entity: &Entity) -> Result<(), StoreError> {
+        self.first.write_out(tx, hid, entity, self.at, 1)
     }
+}
 
-    /// Its instances, as rows (of the entity `id`).
-    fn rows(&self, id: &str) -> Result<Vec<InstanceRow>, StoreError> {
-        Ok(self.first.rows(&self.entity(id)?, self.at))
-    }
+/// The entity `id` whose stored document is `doc`, which a first write stands in:
+/// `None` (not stored) is an error.
+fn stored_entity(id: &str, doc: Option<&str>) -> Result<Entity, StoreError> {
+    crate::decode(doc.ok_or_else(|| without_entity(id))?)
+}
 
-    /// Writes it out into the history `hid` of the entity `id` ([`FirstWrite::write_out`]).
-    fn write_out(&self, tx: &Connection, hid: i64, id: &str) -> Result<(), StoreError> {
-        self.first.write_out(tx, hid, &self.entity(id)?, self.at, 1)
-    }
+/// The failure of a first write of the entity `id` that stands in no stored entity.
+fn without_entity(id: &str) -> StoreError {
+    StoreError::backend(FirstWriteWithoutEntity(id.to_owned()))
 }
 
 /// The history one write adds, encoded for the writer: the instance rows, and their
@@ -470,19 +467,17 @@ pub(crate) fn record(
     let backend = StoreError::backend;
     let at = stamp(now);
     let grew = !history.is_empty() || head.deleted;
-    let count = history.count();
-    let upserted = upsert_head(tx, tenant, head, &at, grew, count, history)?;
+    let upserted = upsert_head(tx, tenant, head, &at, grew, history)?;
     let hid = upserted.hid;
-    let without_entity = || StoreError::backend(FirstWriteWithoutEntity(head.id.clone()));
     if let Some((created_at, ids)) = &upserted.earlier_first_write {
-        let before = documents.before.ok_or_else(without_entity)?.entity()?;
-        let implied = Implied::read(created_at, ids, None)?;
-        implied.first.write_out(tx, hid, &before, implied.at, 1)?;
+        let before = documents.before.ok_or_else(|| without_entity(&head.id))?;
+        let before = before.entity()?;
+        Implied::read(created_at, ids)?.write_out(tx, hid, &before)?;
     }
-    let first_seq = upserted.last_seq - count + 1;
+    let first_seq = upserted.last_seq - history.count() + 1;
     if let (Some((first, _)), false) = (history.first_write, upserted.implied) {
         // A first write the head cannot imply, its history being older: its rows.
-        let after = crate::decode(documents.after.ok_or_else(without_entity)?)?;
+        let after = stored_entity(&head.id, documents.after)?;
         first.write_out(tx, hid, &after, now, first_seq)?;
     }
     // The series-hours some stored instance was replaced in: their stored rollups
@@ -564,7 +559,7 @@ fn expand_first_write(tx: &Connection, hid: i64) -> Result<(), StoreError> {
     let Some((id, created_at, ids, doc)) = implied else {
         return Ok(());
     };
-    Implied::read(&created_at, &ids, doc)?.write_out(tx, hid, &id)?;
+    Implied::read(&created_at, &ids)?.write_out(tx, hid, &stored_entity(&id, doc.as_deref())?)?;
     tx.prepare_cached("UPDATE temporal_heads SET first_write_ids = NULL WHERE hid = ?1")
         .and_then(|mut s| s.execute([hid]))
         .map_err(backend)?;
@@ -584,7 +579,7 @@ struct Upserted {
     earlier_first_write: Option<(String, String)>,
 }
 
-/// Creates or moves the head of a history for a write adding `count` instances.
+/// Creates or moves the head of a history for a write adding `history`.
 /// A new head implies the write's [`HistoryRows::first_write`], if it has one; an
 /// existing head gives up the one it implied.
 ///
@@ -601,10 +596,10 @@ fn upsert_head(
     head: &Head,
     at: &str,
     grew: bool,
-    count: i64,
     history: &HistoryRows,
 ) -> Result<Upserted, StoreError> {
     let backend = StoreError::backend;
+    let count = history.count();
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO temporal_heads (tenant, id, types, scopes,
@@ -826,10 +821,11 @@ fn head_in(
 }
 
 /// Where an entity's history is: the key of its head and, if the head implies its
-/// first write (then that is the whole history, rollups included), that write.
+/// first write (then that is the whole history, rollups included), that write and
+/// the entity it stands in.
 struct HistoryAt {
     hid: i64,
-    implied: Option<Implied>,
+    implied: Option<(Implied, Entity)>,
 }
 
 /// Where an entity's history is, if it has one.
@@ -857,9 +853,13 @@ fn history_at(
     let Some((hid, created_at, ids, doc)) = found else {
         return Ok(None);
     };
-    let implied = ids
-        .map(|ids| Implied::read(&created_at, &ids, doc))
-        .transpose()?;
+    let implied = match ids {
+        Some(ids) => Some((
+            Implied::read(&created_at, &ids)?,
+            stored_entity(id, doc.as_deref())?,
+        )),
+        None => None,
+    };
     Ok(Some(HistoryAt { hid, implied }))
 }
 
@@ -1012,8 +1012,8 @@ fn history_in(
         return Ok(Vec::new());
     };
     let (from, until) = text_bounds(read.window.as_ref());
-    if let Some(implied) = implied {
-        return implied_history(&implied.rows(id)?, read, &from, &until).map_err(backend);
+    if let Some((implied, entity)) = implied {
+        return implied_history(&implied.rows(&entity), read, &from, &until).map_err(backend);
     }
     let column = time_column(read.time_property);
     // Newest first, so that lastN is a LIMIT on each series' range.
@@ -1094,9 +1094,9 @@ fn rollups_in(
     let Some(HistoryAt { hid, implied }) = history_at(conn, tenant, id)? else {
         return Ok(Vec::new());
     };
-    if let Some(implied) = implied {
+    if let Some((_, entity)) = implied {
         // In (attribute, dataset id, hour) order, as the statements below give them.
-        let mut rollups = HourlyRollup::of_entity(&implied.entity(id)?.attributes);
+        let mut rollups = HourlyRollup::of_entity(&entity.attributes);
         rollups.retain(|r| {
             (attrs.is_empty() || attrs.contains(&r.name))
                 && from.is_none_or(|from| r.hour >= from)
@@ -1446,8 +1446,8 @@ impl TemporalStore for SqliteStore {
             let Some(HistoryAt { hid, implied }) = history_at(conn, &tenant, &id)? else {
                 return Ok(None);
             };
-            if let Some(implied) = implied {
-                let rows = implied.rows(&id)?;
+            if let Some((implied, entity)) = implied {
+                let rows = implied.rows(&entity);
                 let found = rows
                     .iter()
                     .find(|i| i.attr == attr && i.instance_id == instance_id);
