@@ -72,6 +72,18 @@ const GEOJSON_GEOMETRY_TYPES: &[&str] = &[
 /// kind uses (`value`, `object`, `languageMap: {"@none": …}`, …) for the broker to act on.
 pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
+/// The member `name` of a JSON object. Entity and attribute objects have few members,
+/// and going through them costs less than hashing the name (serde_json's ordered map
+/// hashes with SipHash), which every attribute did a dozen times.
+fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    const SCAN_AT_MOST: usize = 16;
+    if obj.len() <= SCAN_AT_MOST {
+        obj.iter().find_map(|(k, v)| (k == name).then_some(v))
+    } else {
+        obj.get(name)
+    }
+}
+
 fn bad(detail: impl Into<String>) -> NgsiError {
     NgsiError::bad_request_data(detail)
 }
@@ -96,18 +108,18 @@ pub fn decode_entity_head(
     what: &str,
     ctx: &ActiveContext,
 ) -> Result<Entity, NgsiError> {
-    let id = match obj.get("id") {
+    let id = match field(obj, "id") {
         Some(Value::String(id)) => id.clone(),
         Some(_) => return Err(bad("entity member 'id' must be a string")),
         None => return Err(bad(format!("the {what} has no 'id'"))),
     };
     check_iri("entity id", &id)?;
-    let types = match obj.get("type") {
+    let types = match field(obj, "type") {
         None => return Err(bad(format!("entity {id} has no 'type'"))),
         Some(t) => decode_types(t, ctx).map_err(|why| bad(format!("entity {id}: {why}")))?,
     };
     let mut entity = Entity::new(id, types);
-    if let Some(scope) = obj.get("scope") {
+    if let Some(scope) = field(obj, "scope") {
         entity.scopes = decode_scopes(scope)?;
     }
     Ok(entity)
@@ -249,13 +261,12 @@ fn is_attribute_object(value: &Value) -> bool {
     let Some(obj) = value.as_object() else {
         return false;
     };
-    let known_type = obj
-        .get("type")
+    let known_type = field(obj, "type")
         .and_then(Value::as_str)
         .is_some_and(|t| KIND_NAMES.contains(&t) || GEOJSON_GEOMETRY_TYPES.contains(&t));
     // An unknown `type` beside a value member is a mistyped kind, refused below;
     // without one the object is the value of a Property.
-    known_type || VALUE_MEMBERS.iter().any(|m| obj.contains_key(*m))
+    known_type || obj.keys().any(|k| VALUE_MEMBERS.contains(&k.as_str()))
 }
 
 const KIND_NAMES: &[&str] = &[
@@ -293,7 +304,7 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
             return Ok(Attribute::new(AttributeValue::Property(other.clone())));
         }
     };
-    let kind = match obj.get("type") {
+    let kind = match field(obj, "type") {
         None => infer_kind(name, obj),
         Some(Value::String(t)) if GEOJSON_GEOMETRY_TYPES.contains(&t.as_str()) => {
             return Ok(Attribute::new(AttributeValue::GeoProperty(
@@ -307,7 +318,7 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
             )))
         }
     };
-    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
+    let member = |m: &str| field(obj, m).filter(|v| !v.is_null());
     let required = |m: &str| member(m).ok_or_else(|| bad(format!("a {kind} needs '{m}'")));
     let attribute_value = match kind {
         "Property" => {
@@ -413,7 +424,7 @@ fn decode_members(
     ctx: &ActiveContext,
     attribute: &mut Attribute,
 ) -> Result<(), NgsiError> {
-    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
+    let member = |m: &str| field(obj, m).filter(|v| !v.is_null());
     if let Some(dataset) = member("datasetId") {
         let dataset = dataset
             .as_str()
@@ -507,12 +518,12 @@ fn decode_one_fragment(
             });
         }
     };
-    if VALUE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+    if obj.keys().any(|k| VALUE_MEMBERS.contains(&k.as_str())) {
         let attribute = decode_instance(name, value, ctx)?;
         return Ok(AttributeFragment {
             // Only a kind the client named is checked against the attribute's.
-            kind: obj
-                .contains_key("type")
+            kind: field(obj, "type")
+                .is_some()
                 .then(|| attribute.value.kind_name()),
             value: Some(attribute.value),
             dataset_id: attribute.dataset_id,
@@ -521,7 +532,7 @@ fn decode_one_fragment(
             sub_attributes: attribute.sub_attributes,
         });
     }
-    let kind = match obj.get("type") {
+    let kind = match field(obj, "type") {
         None => None,
         Some(Value::String(t)) => Some(
             KIND_NAMES
@@ -562,17 +573,17 @@ const VALUE_MEMBERS: &[&str] = &[
 
 /// The kind of a concise attribute object, from the member that carries its value.
 fn infer_kind(name: &str, obj: &Map<String, Value>) -> &'static str {
-    if obj.contains_key("object") {
+    if field(obj, "object").is_some() {
         "Relationship"
-    } else if obj.contains_key("languageMap") {
+    } else if field(obj, "languageMap").is_some() {
         "LanguageProperty"
-    } else if obj.contains_key("vocab") {
+    } else if field(obj, "vocab").is_some() {
         "VocabProperty"
-    } else if obj.contains_key("valueList") {
+    } else if field(obj, "valueList").is_some() {
         "ListProperty"
-    } else if obj.contains_key("objectList") {
+    } else if field(obj, "objectList").is_some() {
         "ListRelationship"
-    } else if obj.contains_key("json") {
+    } else if field(obj, "json").is_some() {
         "JsonProperty"
     } else if is_geo_name(name)
         && obj

@@ -20,7 +20,6 @@ pub use codec::{
 
 use crate::NgsiError;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// The core context document compiled into the binary (V1.9, a superset of V1.8).
@@ -105,6 +104,11 @@ impl From<ContextError> for NgsiError {
     }
 }
 
+/// Terms (or IRIs) to what they stand for. Every attribute name of every request is
+/// looked up here, so the map hashes with foldhash (randomly seeded per process)
+/// rather than SipHash, which cost a create more than the lookup itself.
+type TermMap<V> = foldhash::HashMap<String, V>;
+
 /// One term of a context.
 #[derive(Debug, Clone, PartialEq)]
 struct TermDefinition {
@@ -118,7 +122,7 @@ struct TermDefinition {
 /// Term definitions and the `@vocab` being built while a context is processed.
 #[derive(Debug, Clone, Default)]
 struct Definitions {
-    terms: HashMap<String, TermDefinition>,
+    terms: TermMap<TermDefinition>,
     vocab: Option<String>,
 }
 
@@ -131,7 +135,7 @@ pub struct ActiveContext(Arc<Inner>);
 struct Inner {
     definitions: Definitions,
     /// IRI to the term that compacts it (the shortest, then the least).
-    inverse: HashMap<String, String>,
+    inverse: TermMap<String>,
     /// Prefix terms, as (IRI, term), for compact IRIs.
     prefixes: Vec<(String, String)>,
 }
@@ -162,7 +166,7 @@ impl ActiveContext {
     }
 
     fn finish(definitions: Definitions) -> ActiveContext {
-        let mut inverse: HashMap<String, String> = HashMap::new();
+        let mut inverse: TermMap<String> = TermMap::default();
         let mut prefixes = Vec::new();
         for (term, definition) in &definitions.terms {
             let Some(iri) = &definition.iri else { continue };
@@ -208,7 +212,7 @@ impl ActiveContext {
             return value.to_owned();
         }
         match (&definitions.vocab, vocab) {
-            (Some(base), true) => format!("{base}{value}"),
+            (Some(base), true) => [base.as_str(), value].concat(),
             _ => value.to_owned(),
         }
     }
@@ -276,14 +280,14 @@ fn core_definitions() -> &'static Definitions {
 }
 
 /// `prefix:suffix` with a defined prefix term, expanded; `None` if `value` is not such.
-fn expand_compact_iri(value: &str, terms: &HashMap<String, TermDefinition>) -> Option<String> {
+fn expand_compact_iri(value: &str, terms: &TermMap<TermDefinition>) -> Option<String> {
     let (prefix, suffix) = value.split_once(':')?;
     if prefix == "_" || suffix.starts_with("//") {
         return None;
     }
     match terms.get(prefix) {
         Some(TermDefinition { iri: Some(iri), .. }) if !iri.starts_with('@') => {
-            Some(format!("{iri}{suffix}"))
+            Some([iri.as_str(), suffix].concat())
         }
         _ => None,
     }
@@ -589,6 +593,7 @@ impl Default for RenderOptions {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     struct Docs(HashMap<String, Arc<Value>>);
     impl ContextSource for Docs {

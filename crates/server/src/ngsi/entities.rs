@@ -86,7 +86,7 @@ pub async fn create(
         return Err(NgsiError::invalid_request("the body must be a JSON object").into());
     }
     let is_json_ld = body_is_json_ld(&headers, &[MERGE_PATCH])?;
-    let body = json_body(&request, is_json_ld, checked_body_value(parsed)?)?;
+    let body = json_body(&request, is_json_ld, checked_body_value(&bytes, parsed)?)?;
     let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
     let location = format!("/ngsi-ld/v1/entities/{}", entity.id);

@@ -570,7 +570,7 @@ pub fn body_is_json_ld(headers: &HeaderMap, also_json: &[&str]) -> Result<bool, 
 /// Reads a request body up to the configured limit and parses it as JSON.
 pub async fn read_body_value(state: &AppState, body: Body) -> Result<Value, ApiError> {
     let bytes = buffer_body(state, body).await?;
-    checked_body_value(serde_json::from_slice(&bytes))
+    checked_body_value(&bytes, serde_json::from_slice(&bytes))
 }
 
 /// The whole body, refused beyond the configured size.
@@ -581,8 +581,12 @@ pub async fn buffer_body(state: &AppState, body: Body) -> Result<axum::body::Byt
         .map_err(|_| ApiError::PayloadTooLarge(limit))
 }
 
-/// A parsed body, or the problem of a body that is no JSON or holds U+0000.
-pub fn checked_body_value(parsed: serde_json::Result<Value>) -> Result<Value, ApiError> {
+/// A parsed body, or the problem of a body that is no JSON or holds U+0000. `bytes` is
+/// the body `parsed` was read from.
+pub fn checked_body_value(
+    bytes: &[u8],
+    parsed: serde_json::Result<Value>,
+) -> Result<Value, ApiError> {
     let value = parsed.map_err(|e| {
         NgsiError::invalid_request(format!(
             "the request body is not valid JSON (line {}, column {}): {e}",
@@ -591,7 +595,10 @@ pub fn checked_body_value(parsed: serde_json::Result<Value>) -> Result<Value, Ap
         ))
     })?;
     // PostgreSQL text and jsonb cannot hold U+0000, so both backends refuse it alike.
-    if let Some(member) = nul_member(&value) {
+    // JSON can only write U+0000 as the escape `\u0000` (a raw control character is
+    // malformed), so a body without that text needs no walk.
+    let escaped_nul = memchr::memmem::find(bytes, br"\u0000").is_some();
+    if let Some(member) = escaped_nul.then(|| nul_member(&value)).flatten() {
         let place = if member.is_empty() {
             "the request body".to_owned()
         } else {
@@ -721,6 +728,17 @@ mod tests {
         assert_eq!(nul_member(&serde_json::json!({"a": ["b", 1, null]})), None);
         let deep = serde_json::json!({"a": [{"b": 1}, {"c": {"d\"": ["x", "y\u{0}"]}}]});
         assert_eq!(nul_member(&deep).as_deref(), Some("a[1].c.d\\\"[1]"));
+    }
+
+    #[test]
+    fn a_body_is_refused_for_an_escaped_nul_only() {
+        let checked = |body: &[u8]| checked_body_value(body, serde_json::from_slice(body));
+        assert!(checked(br#"{"name": "a\u0000b"}"#).is_err());
+        assert!(checked(br#"{"na\u0000me": 1}"#).is_err());
+        assert!(checked(br#"["\u0000"]"#).is_err());
+        // An escaped backslash before `u0000` is no NUL.
+        assert!(checked(br#"{"name": "a\\u0000b"}"#).is_ok());
+        assert!(checked(br#"{"name": "a\u0001b"}"#).is_ok());
     }
 
     #[test]
