@@ -7,6 +7,7 @@
 //! are left to chrono.
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use std::cell::Cell;
 
 /// `time` in RFC 3339, UTC with `Z`, and the fraction of a second `format` asks for
 /// (truncated, as chrono truncates; `AutoSi` writes as few groups of three digits as
@@ -80,9 +81,21 @@ impl Rfc3339 {
         stamp
     }
 
-    /// The stamp with microseconds, the fixed width stored stamps have.
+    /// The stamp with microseconds, the fixed width stored stamps have. An entity's
+    /// stamps are mostly one instant (the write's), so the last one written on this
+    /// thread is kept and handed out again.
     pub fn micros(time: &DateTime<Utc>) -> Rfc3339 {
-        Rfc3339::new(time, SecondsFormat::Micros)
+        thread_local! {
+            static LAST: Cell<Option<(DateTime<Utc>, Rfc3339)>> = const { Cell::new(None) };
+        }
+        LAST.with(|last| match last.get() {
+            Some((at, stamp)) if at == *time => stamp,
+            _ => {
+                let stamp = Rfc3339::new(time, SecondsFormat::Micros);
+                last.set(Some((*time, stamp)));
+                stamp
+            }
+        })
     }
 
     /// The stamp's text.
@@ -154,6 +167,23 @@ mod tests {
             };
             for format in FORMATS {
                 prop_assert_eq!(rfc3339_utc(&time, format), time.to_rfc3339_opts(format, true));
+            }
+        }
+
+        /// The kept stamp is handed out for its own instant only, however close the
+        /// next one is.
+        #[test]
+        fn micros_writes_each_instant_of_a_sequence(
+            start in 0i64..300_000_000_000,
+            steps in proptest::collection::vec(prop_oneof![Just(0i64), -2i64..2, 0i64..2_000_000], 1..12),
+        ) {
+            let mut nanos = start.saturating_mul(1_000);
+            for step in steps {
+                nanos += step;
+                let time = DateTime::from_timestamp_nanos(nanos);
+                let expected = time.to_rfc3339_opts(SecondsFormat::Micros, true);
+                let stamp = Rfc3339::micros(&time);
+                prop_assert_eq!(stamp.as_str(), expected.as_str());
             }
         }
     }
