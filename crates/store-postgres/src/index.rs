@@ -32,10 +32,10 @@ impl EntityIndex {
         for entry in index_rows(entity) {
             let (num, txt) = match entry.value {
                 Some(IndexedValue::Number(n)) => (Some(n), None),
-                Some(IndexedValue::Text(t)) => (None, Some(t)),
+                Some(IndexedValue::Text(t)) => (None, Some(t.into_owned())),
                 None => (None, None),
             };
-            index.attrs.push(entry.attr);
+            index.attrs.push(entry.attr.to_owned());
             index.nums.push(num);
             index.txts.push(txt);
         }

@@ -218,6 +218,16 @@ pub(crate) fn resolve<'a>(entity: &'a Entity, path: &AttrPath) -> Vec<Target<'a>
     targets
 }
 
+/// The candidates of an attribute's instances themselves (no sub-attribute, no
+/// trailing path): what [`resolve`] and [`candidates`] give for the bare name.
+pub(crate) fn attribute_candidates(instances: &[Attribute]) -> Vec<Candidate<'_>> {
+    let mut targets = Vec::new();
+    for attribute in instances {
+        value_targets(&attribute.value, &[], &mut targets);
+    }
+    candidates(&targets)
+}
+
 fn meta_target<'a>(attribute: &'a Attribute, member: &str) -> Option<Target<'a>> {
     match member {
         "observedAt" => attribute.observed_at.map(Target::Time),

@@ -15,24 +15,27 @@
 //! and text conditions compare the same prefix of their literal (see
 //! [`Prefilter::Text`]).
 
-use super::eval::{candidates, resolve, Candidate};
-use super::{AttrPath, GeoQuery, GeoRel, QExpr, QOp, QValue};
+use super::eval::{attribute_candidates, Candidate};
+use super::{GeoQuery, GeoRel, QExpr, QOp, QValue};
 use crate::model::{iri, AttributeValue, Entity};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// One comparable value of an attribute (or, with `value: None`, the fact that the
-/// entity has the attribute at all).
+/// entity has the attribute at all), borrowed from the entity: a store writes the
+/// entries of every entity it stores, and copying each name and string first cost a
+/// write more than encoding them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IndexEntry {
-    pub attr: String,
-    pub value: Option<IndexedValue>,
+pub struct IndexEntry<'a> {
+    pub attr: &'a str,
+    pub value: Option<IndexedValue<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum IndexedValue {
+pub enum IndexedValue<'a> {
     Number(f64),
     /// Strings, IRIs, and booleans as `true`/`false`, cut to [`indexed_text`].
-    Text(String),
+    Text(Cow<'a, str>),
 }
 
 /// An [`IndexEntry`] as a store reads it back, borrowed from what it stored. Names and
@@ -52,7 +55,7 @@ pub enum ValueRef<'a> {
     Text(&'a [u8]),
 }
 
-impl IndexEntry {
+impl IndexEntry<'_> {
     pub fn as_ref(&self) -> EntryRef<'_> {
         EntryRef {
             attr: self.attr.as_bytes(),
@@ -79,31 +82,25 @@ pub fn indexed_text(text: &str) -> &str {
 
 /// The entries a store keeps for an entity: one presence entry per attribute, and one
 /// per number, string or boolean the evaluator would compare a `q` term against.
-pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
+pub fn index_entries(entity: &Entity) -> Vec<IndexEntry<'_>> {
     let mut entries = Vec::new();
-    for attr in entity.attributes.keys() {
-        entries.push(IndexEntry {
-            attr: attr.clone(),
-            value: None,
-        });
-        let path = AttrPath {
-            attr: attr.clone(),
-            sub_attrs: Vec::new(),
-            trailing: Vec::new(),
-        };
-        for candidate in candidates(&resolve(entity, &path)) {
+    for (attr, instances) in &entity.attributes {
+        entries.push(IndexEntry { attr, value: None });
+        for candidate in attribute_candidates(instances) {
             let value = match candidate {
                 Candidate::Json(Value::Number(n)) => n.as_f64().map(IndexedValue::Number),
                 Candidate::Json(Value::String(s)) => {
-                    Some(IndexedValue::Text(indexed_text(s).to_owned()))
+                    Some(IndexedValue::Text(indexed_text(s).into()))
                 }
-                Candidate::Json(Value::Bool(b)) => Some(IndexedValue::Text(b.to_string())),
-                Candidate::Str(s) => Some(IndexedValue::Text(indexed_text(s).to_owned())),
+                Candidate::Json(Value::Bool(b)) => {
+                    Some(IndexedValue::Text(if *b { "true" } else { "false" }.into()))
+                }
+                Candidate::Str(s) => Some(IndexedValue::Text(indexed_text(s).into())),
                 _ => None,
             };
             if let Some(value) = value {
                 let entry = IndexEntry {
-                    attr: attr.clone(),
+                    attr,
                     value: Some(value),
                 };
                 if !entries.contains(&entry) {
@@ -118,7 +115,7 @@ pub fn index_entries(entity: &Entity) -> Vec<IndexEntry> {
 /// The entries worth a row in a store's value index: every value, and a bare presence
 /// entry only for an attribute with no value entry (a value already says the attribute
 /// is there). Both stores keep exactly these.
-pub fn index_rows(entity: &Entity) -> Vec<IndexEntry> {
+pub fn index_rows(entity: &Entity) -> Vec<IndexEntry<'_>> {
     let mut entries = index_entries(entity);
     let keep: Vec<bool> = entries
         .iter()
@@ -476,7 +473,8 @@ mod tests {
 
     #[test]
     fn entries_cover_numbers_text_booleans_languages_and_objects() {
-        let entries = index_entries(&entity(json!([120, 80]), "中港タワー"));
+        let shelter = entity(json!([120, 80]), "中港タワー");
+        let entries = index_entries(&shelter);
         let values: Vec<_> = entries.iter().filter_map(|e| e.value.clone()).collect();
         assert!(values.contains(&IndexedValue::Number(120.0)));
         assert!(values.contains(&IndexedValue::Number(80.0)));
@@ -558,11 +556,12 @@ mod tests {
     #[test]
     fn long_strings_are_indexed_by_a_prefix_cut_at_a_character() {
         let long = "大".repeat(INDEXED_TEXT_CHARS + 10);
-        let entries = index_entries(&entity(json!(long), "x"));
+        let shelter = entity(json!(long), "x");
+        let entries = index_entries(&shelter);
         let cut = "大".repeat(INDEXED_TEXT_CHARS);
         assert!(entries.contains(&IndexEntry {
-            attr: "https://uri.etsi.org/ngsi-ld/default-context/capacity".into(),
-            value: Some(IndexedValue::Text(cut.clone())),
+            attr: "https://uri.etsi.org/ngsi-ld/default-context/capacity",
+            value: Some(IndexedValue::Text(cut.as_str().into())),
         }));
         assert_eq!(indexed_text("short"), "short");
         let capacity = "https://uri.etsi.org/ngsi-ld/default-context/capacity".to_owned();
