@@ -792,6 +792,20 @@ mod tests {
     use super::*;
     use ngsi_ld::model::{Attribute, AttributeValue, Entity};
 
+    /// Every row `sql` gives, each read by `read`.
+    fn all_rows<T>(
+        conn: &Connection,
+        sql: &str,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], read)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// How many tables, indexes and triggers have a name `LIKE` the pattern.
     fn schema_objects_like(conn: &Connection, pattern: &str) -> i64 {
         conn.query_row(
@@ -891,26 +905,12 @@ mod tests {
         let mut conn = at_15(kept);
         migrate(&mut conn).unwrap();
         type Instance = (i64, i64, String, String, String, Option<String>, String);
-        let rows: Vec<Instance> = conn
-            .prepare(
-                "SELECT seq, hid, attr, dataset_id, instance_id, observed_at, created_at
-                 FROM temporal_instances ORDER BY seq",
-            )
-            .unwrap()
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<Instance> = all_rows(
+            &conn,
+            "SELECT seq, hid, attr, dataset_id, instance_id, observed_at, created_at
+             FROM temporal_instances ORDER BY seq",
+            |row| row.try_into(),
+        );
         assert_eq!(
             rows,
             [
@@ -947,13 +947,11 @@ mod tests {
             (None, r#"{"type":"Property","value":1}"#)
         );
         assert_eq!(schema_objects_like(&conn, "temporal_heads"), 1);
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('temporal_heads')")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let columns: Vec<String> = all_rows(
+            &conn,
+            "SELECT name FROM pragma_table_info('temporal_heads')",
+            |row| row.get(0),
+        );
         assert!(!columns.iter().any(|c| c == "first_write"), "{columns:?}");
         assert!(
             columns.iter().any(|c| c == "first_write_ids"),
@@ -991,24 +989,12 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let rows: Vec<(i64, i64, String, String, String)> = conn
-            .prepare(
-                "SELECT seq, hid, attr, created_at, instance_id FROM temporal_instances
-                 ORDER BY seq",
-            )
-            .unwrap()
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<(i64, i64, String, String, String)> = all_rows(
+            &conn,
+            "SELECT seq, hid, attr, created_at, instance_id FROM temporal_instances
+             ORDER BY seq",
+            |row| row.try_into(),
+        );
         let created = "2024-01-02T00:00:00.000000Z".to_owned();
         assert_eq!(
             rows,
@@ -1018,25 +1004,19 @@ mod tests {
                 (9, 1, "p".into(), created, "i9".into()),
             ]
         );
-        let last: Vec<i64> = conn
-            .prepare("SELECT last_seq FROM temporal_heads ORDER BY hid")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let last: Vec<i64> = all_rows(
+            &conn,
+            "SELECT last_seq FROM temporal_heads ORDER BY hid",
+            |row| row.get(0),
+        );
         assert_eq!(last, [9, 9]);
         // The indexes that remain are the two partial ones.
-        let indexes: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'index'
-                 AND tbl_name = 'temporal_instances' AND sql IS NOT NULL ORDER BY name",
-            )
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let indexes: Vec<String> = all_rows(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'index'
+             AND tbl_name = 'temporal_instances' AND sql IS NOT NULL ORDER BY name",
+            |row| row.get(0),
+        );
         assert_eq!(
             indexes,
             [
@@ -1070,13 +1050,10 @@ mod tests {
             }
         }
         migrate(&mut conn).unwrap();
-        let stored: Vec<Option<String>> = conn
-            .prepare("SELECT types FROM entities ORDER BY seq")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let stored: Vec<Option<String>> =
+            all_rows(&conn, "SELECT types FROM entities ORDER BY seq", |row| {
+                row.get(0)
+            });
         // Each row's names, in any order; none for an entity without type rows.
         let names = |text: &Option<String>| {
             let mut names: Vec<String> = text
