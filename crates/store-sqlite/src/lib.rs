@@ -3,7 +3,7 @@
 //!
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
-//! works. Queries narrow candidates with indexes (tenant, id, the R*Tree of locations)
+//! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a location)
 //! in SQL, then by the types and values each candidate's row keeps (a union of types;
 //! `attrs` and `q`, module `values`) before its document is parsed, and decide the
 //! rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
@@ -11,6 +11,7 @@
 
 mod applications;
 mod catalog;
+mod cells;
 mod checkpoint;
 mod columns;
 mod datastore;
@@ -28,7 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::eval::Matcher;
-use ngsi_ld::query::index::{geo_prefilter, q_prefilter, Prefilter};
+use ngsi_ld::query::index::{geo_prefilter, q_prefilter, BoundingBox, Prefilter};
 use ngsi_ld::query::{EntityQuery, TypeExpr};
 use ngsi_ld::temporal::instances_of_change;
 use ngsi_ld::NgsiError;
@@ -332,6 +333,56 @@ fn scan_tenant(
     .map(drop)
 }
 
+/// The SQL (and its arguments) reading a tenant's candidate rows for `query` after
+/// `after_seq`, in creation order: narrowed by the conditions an index answers (the
+/// box of its `geoQ`, [`geo_prefilter`], with the levels holding boxes); the matcher
+/// decides the rest.
+fn candidates_sql(
+    tenant: &Tenant,
+    query: &EntityQuery,
+    geo: Option<(&BoundingBox, cells::Levels)>,
+    after_seq: Option<i64>,
+) -> (String, Vec<SqlValue>) {
+    // With a geo-query the rows are found by their row ids (`seq`) from the index of
+    // cells, in order, so nothing is sorted: the tenant (`+`) must not pick an index.
+    let mut sql = String::from(if geo.is_some() {
+        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE +e.tenant = ?"
+    } else {
+        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE e.tenant = ?"
+    });
+    let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
+    if let Some(seq) = after_seq {
+        sql.push_str(" AND e.seq > ?");
+        args.push(SqlValue::Integer(seq));
+    }
+    if let Some((b, coarse)) = geo {
+        // The index of cells drives: few rows are near any one place.
+        push_cell_ranges(&mut sql, &mut args, &cells::ranges_meeting(b, coarse));
+    }
+    // Lists longer than a narrowing takes are left to the matcher.
+    if !query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS {
+        sql.push_str(" AND e.id IN (");
+        push_list(&mut sql, &mut args, query.ids.clone());
+        sql.push(')');
+    }
+    sql.push_str(" ORDER BY e.seq");
+    (sql, args)
+}
+
+/// Narrows to the entities in the cells of `ranges` (module `cells`), each range a
+/// search of the index of cells. The list is padded with empty ranges to a power of
+/// two, so that a few statements serve every query.
+fn push_cell_ranges(sql: &mut String, args: &mut Vec<SqlValue>, ranges: &[(i64, i64)]) {
+    let padded = ranges.len().next_power_of_two().max(4);
+    sql.push_str(" AND e.seq IN (SELECT c.seq FROM (VALUES ");
+    for i in 0..padded {
+        sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+        let (low, high) = ranges.get(i).copied().unwrap_or((1, 0));
+        args.extend([SqlValue::Integer(low), SqlValue::Integer(high)]);
+    }
+    sql.push_str(") r JOIN entities c ON c.cell BETWEEN r.column1 AND r.column2)");
+}
+
 fn scan_rows(
     conn: &Connection,
     tenant: &Tenant,
@@ -340,28 +391,12 @@ fn scan_rows(
     max_rows: usize,
     mut visit: impl FnMut(i64, Entity) -> bool,
 ) -> Result<ScanEnd, StoreError> {
-    let mut sql =
-        String::from("SELECT e.seq, e.vals, e.doc, e.types FROM entities e WHERE e.tenant = ?");
-    let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
-    if let Some(seq) = after_seq {
-        sql.push_str(" AND e.seq > ?");
-        args.push(SqlValue::Integer(seq));
-    }
-    // Narrowing conditions first, each answered by an index; the matcher decides.
-    if let Some(b) = query.geo_q.as_ref().and_then(geo_prefilter) {
-        // The R*Tree drives: few rows are near any one place.
-        sql.push_str(
-            " AND e.seq IN (SELECT seq FROM entity_location \
-             WHERE max_lon >= ? AND min_lon <= ? AND max_lat >= ? AND min_lat <= ?)",
-        );
-        args.extend([b.min_lon, b.max_lon, b.min_lat, b.max_lat].map(SqlValue::Real));
-    }
-    // Lists longer than a narrowing takes are left to the matcher.
-    if !query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS {
-        sql.push_str(" AND e.id IN (");
-        push_list(&mut sql, &mut args, query.ids.clone());
-        sql.push(')');
-    }
+    let geo_box = query.geo_q.as_ref().and_then(geo_prefilter);
+    let geo = match &geo_box {
+        Some(b) => Some((b, writer::cell_levels(conn).map_err(StoreError::backend)?)),
+        None => None,
+    };
+    let (sql, args) = candidates_sql(tenant, query, geo, after_seq);
     // A plain union of types narrows by each candidate's `types` column, before its
     // document is parsed; anything else is left to the matcher.
     let wanted_types: Option<Vec<String>> = query
@@ -391,7 +426,6 @@ fn scan_rows(
     let narrowing = (1..=MAX_VALUE_TERMS)
         .contains(&narrowing.term_count())
         .then_some(narrowing);
-    sql.push_str(" ORDER BY e.seq");
     let matcher = Matcher::new(query);
     let mut statement = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
     let mut rows = statement
@@ -416,6 +450,14 @@ fn scan_rows(
         };
         let seq: i64 = row.get(0).map_err(StoreError::backend)?;
         last_seq = Some(seq);
+        // The ranges of cells admit whole cells around the box; a cell that misses
+        // it holds no match (a point's cell is the point, to a few centimetres).
+        if let Some(b) = &geo_box {
+            let cell: Option<i64> = row.get(4).map_err(StoreError::backend)?;
+            if !cell.is_some_and(|cell| cells::cell_meets(cell, b)) {
+                continue;
+            }
+        }
         if let Some(wanted) = &wanted_types {
             let types = row.get_ref(3).and_then(|types| Ok(types.as_str_or_null()?));
             if !writer::may_have_type(types.map_err(StoreError::backend)?, wanted) {
@@ -948,5 +990,128 @@ mod tests {
             .chain(["urn:s:late".to_owned()])
             .collect();
         assert_eq!(after, expected);
+    }
+
+    /// Locations on the edges where cells split (the antimeridian, a pole, the
+    /// equator and prime meridian) and a polygon across them, kept at the coarsest
+    /// cell: each is found by a small query at a point of it, and by nothing away or
+    /// in another tenant.
+    #[tokio::test]
+    async fn a_geo_query_finds_locations_on_the_edges_of_cells() {
+        use ngsi_ld::model::iri;
+        use ngsi_ld::query::{GeoQuery, GeoRel, Geometry};
+        let (store, conn, _dir) = store_of(0).await;
+        let places = [
+            (
+                "urn:east",
+                serde_json::json!({"type": "Point", "coordinates": [180.0, 0.0]}),
+            ),
+            (
+                "urn:west",
+                serde_json::json!({"type": "Point", "coordinates": [-180.0, -90.0]}),
+            ),
+            (
+                "urn:origin",
+                serde_json::json!({"type": "Point", "coordinates": [0.0, 0.0]}),
+            ),
+            (
+                "urn:across",
+                serde_json::json!({"type": "Polygon", "coordinates": [[
+                    [-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]
+                ]]}),
+            ),
+        ];
+        let located = |places: &[(&'static str, serde_json::Value)]| {
+            places
+                .iter()
+                .map(|(id, geojson)| {
+                    let mut e = Entity::new(*id, vec![SHELTER.to_owned()]);
+                    let location = AttributeValue::GeoProperty(geojson.clone());
+                    e.attributes
+                        .insert(iri::LOCATION.to_owned(), vec![Attribute::new(location)]);
+                    Modification::new(*id, move |_| Ok(Write::Put(e)))
+                })
+                .collect()
+        };
+        // Another tenant's place in the same cells is never a match.
+        let other = [("urn:other", places[2].1.clone())];
+        for (tenant, places) in [
+            (Tenant::default_tenant(), &places[..]),
+            (Tenant::named("other"), &other[..]),
+        ] {
+            let written = store
+                .modify(&tenant, located(places))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(written.iter().all(Result::is_ok), "{written:?}");
+        }
+        let near = |lon: f64, lat: f64| EntityQuery {
+            geo_q: Some(GeoQuery {
+                rel: GeoRel::Near {
+                    max_distance: Some(100.0),
+                    min_distance: None,
+                },
+                geometry: Geometry::from_geojson(
+                    &serde_json::json!({"type": "Point", "coordinates": [lon, lat]}),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+                property: iri::LOCATION.into(),
+            }),
+            ..shelters()
+        };
+        let found = |lon, lat| part(&conn, &near(lon, lat), None, None).1;
+        assert_eq!(found(180.0, 0.0), ["urn:east"]);
+        assert_eq!(found(-180.0, -90.0), ["urn:west"]);
+        assert_eq!(found(0.0, 0.0), ["urn:origin", "urn:across"]);
+        assert_eq!(found(0.4999, -0.4999), ["urn:across"]);
+        assert_eq!(found(-0.3, 0.2), ["urn:across"]);
+        assert!(found(1.0, 1.0).is_empty());
+    }
+
+    /// A geo-query's candidates come from searches of the index of cells, one per
+    /// range, never from a scan of the tenant's rows, and are read by row id in
+    /// order, never sorted.
+    #[tokio::test]
+    async fn a_geo_query_searches_the_index_of_cells() {
+        use ngsi_ld::model::iri;
+        use ngsi_ld::query::{GeoQuery, GeoRel, Geometry};
+        let (_store, conn, _dir) = store_of(0).await;
+        let station = serde_json::json!({"type": "Point", "coordinates": [138.389, 34.972]});
+        let near = EntityQuery {
+            geo_q: Some(GeoQuery {
+                rel: GeoRel::Near {
+                    max_distance: Some(1_000.0),
+                    min_distance: None,
+                },
+                geometry: Geometry::from_geojson(&station).unwrap_or_else(|e| panic!("{e}")),
+                property: iri::LOCATION.into(),
+            }),
+            ..shelters()
+        };
+        let geo_box = near.geo_q.as_ref().and_then(geo_prefilter);
+        let geo = geo_box.as_ref().map(|b| (b, cells::Levels::ALL));
+        let (sql, args) = candidates_sql(&Tenant::default_tenant(), &near, geo, Some(10));
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .and_then(|mut s| {
+                s.query_map(params_from_iter(args), |row| row.get(3))?
+                    .collect()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            plan.starts_with(&["SEARCH e USING INTEGER PRIMARY KEY (rowid=?)".to_owned()]),
+            "{plan:#?}"
+        );
+        let index_search = "SEARCH c USING COVERING INDEX entities_by_cell (cell>? AND cell<?)";
+        assert!(plan.iter().any(|step| step == index_search), "{plan:#?}");
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN e")),
+            "{plan:#?}"
+        );
+        // In row id order as found: no sort, which would copy every candidate's row.
+        assert!(
+            !plan.iter().any(|step| step.contains("ORDER BY")),
+            "{plan:#?}"
+        );
     }
 }

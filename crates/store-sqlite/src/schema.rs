@@ -16,9 +16,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: V1,
         then: None,
     },
+    // 2 also filled the R*Tree of the entities already stored; 17 replaces it with
+    // `entities.cell` and locates every entity, so that step now does nothing.
     Migration {
         sql: V2,
-        then: Some(locate_all),
+        then: None,
     },
     Migration {
         sql: V3,
@@ -77,6 +79,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V16,
         then: Some(write_out_kept_first_writes),
+    },
+    Migration {
+        sql: V17,
+        then: Some(locate_all),
     },
 ];
 
@@ -623,6 +629,21 @@ const V15: &str = "
 const V16: &str = "
     ALTER TABLE temporal_heads ADD COLUMN first_write_ids TEXT;";
 
+/// 17: an entity's location kept as the spatial cell of its box in its own row
+/// (`entities.cell`, see `cells`), with an index on it, instead of its box in an
+/// R*Tree. Inserting into the R*Tree was about a third of the writer's time per
+/// entity; a B-tree index takes a fraction of that. A row without a location has no
+/// cell and no index entry. The index leaves the tenant out: its keys compare as
+/// integers alone, and tenants mostly keep places of their own (a query's tenant
+/// is checked on each candidate's row). `entity_cell_levels` lists the levels above
+/// the last where any box has been kept (never pruned: a level listed with no box
+/// left only costs a query one search). [`locate_all`] then fills both.
+const V17: &str = "
+    ALTER TABLE entities ADD COLUMN cell INTEGER;
+    DROP TABLE entity_location;
+    CREATE INDEX entities_by_cell ON entities (cell) WHERE cell IS NOT NULL;
+    CREATE TABLE entity_cell_levels (level INTEGER PRIMARY KEY);";
+
 /// 16: the instances of every first write kept in version 15's text, inserted as the
 /// rows a later write would have expanded them into (numbered from 1 in their
 /// order), then the column dropped. The text's records end with the ASCII record
@@ -710,14 +731,15 @@ fn for_each_entity(
     }
 }
 
-/// 2: the R*Tree rows of the entities stored before it.
+/// 17: the cell of every stored entity with a location, and the levels they are at.
 fn locate_all(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     for_each_entity(tx, |seq, entity| {
-        crate::writer::write_location(
-            tx,
-            seq,
-            ngsi_ld::query::index::location_box(entity).as_ref(),
-        )
+        let Some(cell) = crate::writer::cell_of(entity) else {
+            return Ok(());
+        };
+        tx.prepare_cached("UPDATE entities SET cell = ?1 WHERE seq = ?2")?
+            .execute(rusqlite::params![cell, seq])?;
+        crate::writer::note_cell_level(tx, cell)
     })
 }
 
@@ -866,10 +888,12 @@ mod tests {
             .query_row("SELECT vals FROM entities", [], |row| row.get(0))
             .unwrap();
         assert_eq!(vals, crate::values::of_entity(&entity));
-        let located: i64 = conn
-            .query_row("SELECT count(*) FROM entity_location", [], |row| row.get(0))
+        let cell: i64 = conn
+            .query_row("SELECT cell FROM entities", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(located, 1);
+        let location = ngsi_ld::query::index::location_box(&entity).unwrap();
+        assert_eq!(cell, crate::cells::cell_of(&location));
+        assert_eq!(schema_objects_like(&conn, "entity_location%"), 0);
         // Running again changes nothing.
         migrate(&mut conn).unwrap();
         let versions: i64 = conn
@@ -1127,5 +1151,61 @@ mod tests {
             .map(|(id, _)| id.as_str())
             .collect();
         assert_eq!(admitted, ["urn:ngsi-ld:Shelter:1200"]);
+    }
+
+    /// Version 17 replaces the R*Tree with each row's cell: a point's, a polygon's
+    /// (whose level is then listed as holding boxes) and none for a row without a
+    /// location; the R*Tree goes.
+    #[test]
+    fn migrating_to_version_17_keeps_each_location_as_its_cell() {
+        let mut conn = at_version(16);
+        let located = |id: &str, geojson: Option<serde_json::Value>| {
+            let mut entity = Entity::new(id, vec!["https://example.org/Shelter".into()]);
+            if let Some(geojson) = geojson {
+                entity.attributes.insert(
+                    ngsi_ld::model::iri::LOCATION.into(),
+                    vec![Attribute::new(AttributeValue::GeoProperty(geojson))],
+                );
+            }
+            entity
+        };
+        let entities = [
+            located(
+                "urn:point",
+                Some(serde_json::json!({"type": "Point", "coordinates": [138.3, 34.8]})),
+            ),
+            located(
+                "urn:polygon",
+                Some(serde_json::json!({"type": "Polygon", "coordinates": [[
+                    [138.0, 34.5], [138.6, 34.5], [138.6, 35.1], [138.0, 34.5]
+                ]]})),
+            ),
+            located("urn:nowhere", None),
+        ];
+        for entity in &entities {
+            conn.execute(
+                "INSERT INTO entities (tenant, id, doc) VALUES ('', ?1, ?2)",
+                [&entity.id, &store::doc::entity_doc_text(entity)],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let cells: Vec<(String, Option<i64>)> =
+            all_rows(&conn, "SELECT id, cell FROM entities ORDER BY seq", |row| {
+                row.try_into()
+            });
+        let expected: Vec<(String, Option<i64>)> = entities
+            .iter()
+            .map(|e| (e.id.clone(), crate::writer::cell_of(e)))
+            .collect();
+        assert_eq!(cells, expected);
+        assert!(expected[..2].iter().all(|(_, cell)| cell.is_some()));
+        let levels: Vec<u32> = all_rows(&conn, "SELECT level FROM entity_cell_levels", |row| {
+            row.get(0)
+        });
+        let polygon_level = crate::cells::level_of(expected[1].1.unwrap());
+        assert!(polygon_level < crate::cells::MAX_LEVEL);
+        assert_eq!(levels, [polygon_level]);
+        assert_eq!(schema_objects_like(&conn, "entity_location%"), 0);
     }
 }

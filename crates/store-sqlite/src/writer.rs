@@ -17,7 +17,7 @@
 
 use crate::checkpoint::Checkpointer;
 use ngsi_ld::model::Entity;
-use ngsi_ld::query::index::{location_box, BoundingBox};
+use ngsi_ld::query::index::location_box;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -251,7 +251,8 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
 }
 
 /// An entity turned into the rows that store it: the document with its comparable
-/// values (module `values`), its types and the box of its location. Built before it
+/// values (module `values`), its types and the spatial cell of its location (module
+/// `cells`). Built before it
 /// reaches the writer where possible (creation), so that the one writer thread spends
 /// its time on SQLite alone.
 pub struct EntityRows {
@@ -261,12 +262,12 @@ pub struct EntityRows {
     doc: String,
     /// Its comparable values, encoded (module `values`).
     vals: Vec<u8>,
-    location: Option<BoundingBox>,
-    /// Whether the stored entity it replaces has the same location box, so that its
-    /// R*Tree row stands: most updates (a river level, a shelter's status) leave the
-    /// location alone, and deleting and inserting the row again was a third of the
-    /// bytes such an update wrote to disk (see the README's Benchmarks).
-    same_location: bool,
+    cell: Option<i64>,
+    /// Whether the stored entity it replaces is in the same cell, so that its entry
+    /// in the index of cells stands: most updates (a river level, a shelter's status)
+    /// leave the location alone, and an `UPDATE` that sets the column maintains its
+    /// index, same value or not.
+    same_cell: bool,
 }
 
 impl EntityRows {
@@ -276,14 +277,14 @@ impl EntityRows {
 
     /// The rows of `entity` replacing `stored`, the stored entity, when known.
     pub fn replacing(entity: &Entity, stored: Option<&Entity>) -> EntityRows {
-        let location = location_box(entity);
+        let cell = cell_of(entity);
         EntityRows {
             id: entity.id.clone(),
             types: types_text(&entity.types),
             doc: store::doc::entity_doc_text(entity),
             vals: crate::values::of_entity(entity),
-            same_location: stored.is_some_and(|stored| location_box(stored) == location),
-            location,
+            same_cell: stored.is_some_and(|stored| cell_of(stored) == cell),
+            cell,
         }
     }
 
@@ -385,31 +386,30 @@ pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<
 
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
 /// already exists: `existing` is that row id, which the caller has just read in this
-/// transaction (`None`: not stored). A replaced entity's R*Tree row stays when its
-/// location box does ([`EntityRows::replacing`]).
+/// transaction (`None`: not stored). A replaced entity's cell is left alone when it
+/// stays the same ([`EntityRows::replacing`]).
 pub fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
     existing: Option<i64>,
 ) -> Result<(), StoreError> {
-    let backend = StoreError::backend;
-    let seq = match existing {
-        Some(seq) => {
-            tx.prepare_cached("UPDATE entities SET doc = ?1, vals = ?2, types = ?3 WHERE seq = ?4")
-                .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, seq]))
-                .map_err(backend)?;
-            if rows.same_location {
-                return Ok(());
-            }
-            tx.prepare_cached("DELETE FROM entity_location WHERE seq = ?1")
-                .and_then(|mut s| s.execute([seq]))
-                .map_err(backend)?;
-            seq
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO entities (tenant, id, doc, vals, types) VALUES (?1, ?2, ?3, ?4, ?5)",
+    if let (Some(cell), false) = (rows.cell, rows.same_cell) {
+        note_cell_level(tx, cell).map_err(StoreError::backend)?;
+    }
+    match existing {
+        Some(seq) if rows.same_cell => tx
+            .prepare_cached("UPDATE entities SET doc = ?1, vals = ?2, types = ?3 WHERE seq = ?4")
+            .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, seq])),
+        Some(seq) => tx
+            .prepare_cached(
+                "UPDATE entities SET doc = ?1, vals = ?2, types = ?3, cell = ?4 WHERE seq = ?5",
+            )
+            .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, rows.cell, seq])),
+        None => tx
+            .prepare_cached(
+                "INSERT INTO entities (tenant, id, doc, vals, types, cell) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -417,15 +417,38 @@ pub fn put_entity(
                     rows.id,
                     rows.doc,
                     rows.vals,
-                    rows.types
+                    rows.types,
+                    rows.cell
                 ])
-            })
-            .map_err(backend)?;
-            tx.last_insert_rowid()
-        }
-    };
-    write_location(tx, seq, rows.location.as_ref()).map_err(backend)?;
+            }),
+    }
+    .map(drop)
+    .map_err(StoreError::backend)
+}
+
+/// The cell an entity's location is kept in (module `cells`), if it has one.
+pub fn cell_of(entity: &Entity) -> Option<i64> {
+    location_box(entity).map(|b| crate::cells::cell_of(&b))
+}
+
+/// Lists the level of `cell` among those holding boxes above the last level, which
+/// queries read ([`cell_levels`]).
+pub fn note_cell_level(tx: &Transaction<'_>, cell: i64) -> rusqlite::Result<()> {
+    let level = crate::cells::level_of(cell);
+    if level < crate::cells::MAX_LEVEL {
+        tx.prepare_cached("INSERT OR IGNORE INTO entity_cell_levels (level) VALUES (?1)")?
+            .execute([level])?;
+    }
     Ok(())
+}
+
+/// The levels above the last where a box has been kept ([`note_cell_level`]).
+pub fn cell_levels(conn: &rusqlite::Connection) -> rusqlite::Result<crate::cells::Levels> {
+    let mut statement = conn.prepare_cached("SELECT level FROM entity_cell_levels")?;
+    let mut levels = statement.query_map([], |row| row.get::<_, u32>(0))?;
+    levels.try_fold(crate::cells::Levels::default(), |set, level| {
+        Ok(crate::cells::Levels(set.0 | 1 << level?))
+    })
 }
 
 /// The separator around each type name in `entities.types`: a control character, which
@@ -452,32 +475,12 @@ pub fn may_have_type(types: Option<&str>, wanted: &[String]) -> bool {
     types.is_none_or(|types| wanted.iter().any(|t| types.contains(t.as_str())))
 }
 
-/// Writes the R*Tree row of an entity whose old one is gone.
-pub fn write_location(
-    tx: &Transaction<'_>,
-    seq: i64,
-    location: Option<&BoundingBox>,
-) -> rusqlite::Result<()> {
-    if let Some(b) = location {
-        tx.prepare_cached(
-            "INSERT INTO entity_location (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![seq, b.min_lon, b.max_lon, b.min_lat, b.max_lat])?;
-    }
-    Ok(())
-}
-
-/// Deletes an entity by its row, with the index rows no foreign key can reach.
+/// Deletes an entity by its row.
 pub fn delete_seq(tx: &Transaction<'_>, seq: i64) -> Result<(), StoreError> {
-    for sql in [
-        "DELETE FROM entity_location WHERE seq = ?1",
-        "DELETE FROM entities WHERE seq = ?1",
-    ] {
-        tx.prepare_cached(sql)
-            .and_then(|mut statement| statement.execute([seq]))
-            .map_err(StoreError::backend)?;
-    }
-    Ok(())
+    tx.prepare_cached("DELETE FROM entities WHERE seq = ?1")
+        .and_then(|mut statement| statement.execute([seq]))
+        .map(drop)
+        .map_err(StoreError::backend)
 }
 
 pub fn put_context(tx: &Transaction<'_>, context: &StoredContext) -> Result<(), StoreError> {
