@@ -32,9 +32,9 @@ pub const MAX_LEVEL: u32 = 30;
 /// Boxes are kept at levels that are multiples of this (0, 3, …, 30).
 pub const LEVEL_STEP: u32 = 3;
 
-/// The most cells a query box is covered with (at most eight a side). Finer cells
-/// admit fewer rows around the box, each of which the query reads, at the cost of
-/// more (adjacent cells merge) ranges to search.
+/// The most cells a query box is covered with (eight by eight, or a thinner shape).
+/// Finer cells admit fewer rows around the box, each of which the query reads, at
+/// the cost of more ranges to search (adjacent cells' ranges merge).
 pub const MAX_COVERING_CELLS: u32 = 64;
 
 /// A set of levels: bit `n` is level `n`.

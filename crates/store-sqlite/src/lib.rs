@@ -3,8 +3,8 @@
 //!
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
-//! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a location)
-//! in SQL, then by the types and values each candidate's row keeps (a union of types;
+//! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a
+//! location) in SQL, then by the types and values each candidate's row keeps (a union of types;
 //! `attrs` and `q`, module `values`) before its document is parsed, and decide the
 //! rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
 //! the PostgreSQL backend uses, so both answer alike.
@@ -992,6 +992,23 @@ mod tests {
         assert_eq!(after, expected);
     }
 
+    /// The shelters within `metres` of a point.
+    fn shelters_near(lon: f64, lat: f64, metres: f64) -> EntityQuery {
+        use ngsi_ld::query::{GeoQuery, GeoRel, Geometry};
+        let point = serde_json::json!({"type": "Point", "coordinates": [lon, lat]});
+        EntityQuery {
+            geo_q: Some(GeoQuery {
+                rel: GeoRel::Near {
+                    max_distance: Some(metres),
+                    min_distance: None,
+                },
+                geometry: Geometry::from_geojson(&point).unwrap_or_else(|e| panic!("{e}")),
+                property: ngsi_ld::model::iri::LOCATION.into(),
+            }),
+            ..shelters()
+        }
+    }
+
     /// Locations on the edges where cells split (the antimeridian, a pole, the
     /// equator and prime meridian) and a polygon across them, kept at the coarsest
     /// cell: each is found by a small query at a point of it, and by nothing away or
@@ -999,7 +1016,6 @@ mod tests {
     #[tokio::test]
     async fn a_geo_query_finds_locations_on_the_edges_of_cells() {
         use ngsi_ld::model::iri;
-        use ngsi_ld::query::{GeoQuery, GeoRel, Geometry};
         let (store, conn, _dir) = store_of(0).await;
         let places = [
             (
@@ -1045,21 +1061,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(written.iter().all(Result::is_ok), "{written:?}");
         }
-        let near = |lon: f64, lat: f64| EntityQuery {
-            geo_q: Some(GeoQuery {
-                rel: GeoRel::Near {
-                    max_distance: Some(100.0),
-                    min_distance: None,
-                },
-                geometry: Geometry::from_geojson(
-                    &serde_json::json!({"type": "Point", "coordinates": [lon, lat]}),
-                )
-                .unwrap_or_else(|e| panic!("{e}")),
-                property: iri::LOCATION.into(),
-            }),
-            ..shelters()
-        };
-        let found = |lon, lat| part(&conn, &near(lon, lat), None, None).1;
+        let found = |lon, lat| part(&conn, &shelters_near(lon, lat, 100.0), None, None).1;
         assert_eq!(found(180.0, 0.0), ["urn:east"]);
         assert_eq!(found(-180.0, -90.0), ["urn:west"]);
         assert_eq!(found(0.0, 0.0), ["urn:origin", "urn:across"]);
@@ -1073,21 +1075,8 @@ mod tests {
     /// order, never sorted.
     #[tokio::test]
     async fn a_geo_query_searches_the_index_of_cells() {
-        use ngsi_ld::model::iri;
-        use ngsi_ld::query::{GeoQuery, GeoRel, Geometry};
         let (_store, conn, _dir) = store_of(0).await;
-        let station = serde_json::json!({"type": "Point", "coordinates": [138.389, 34.972]});
-        let near = EntityQuery {
-            geo_q: Some(GeoQuery {
-                rel: GeoRel::Near {
-                    max_distance: Some(1_000.0),
-                    min_distance: None,
-                },
-                geometry: Geometry::from_geojson(&station).unwrap_or_else(|e| panic!("{e}")),
-                property: iri::LOCATION.into(),
-            }),
-            ..shelters()
-        };
+        let near = shelters_near(138.389, 34.972, 1_000.0);
         let geo_box = near.geo_q.as_ref().and_then(geo_prefilter);
         let geo = geo_box.as_ref().map(|b| (b, cells::Levels::ALL));
         let (sql, args) = candidates_sql(&Tenant::default_tenant(), &near, geo, Some(10));
