@@ -4,9 +4,9 @@
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
 //! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a
-//! location) in SQL, then by the types and values each candidate's row keeps (a union of types;
-//! `attrs` and `q`, module `values`) before its document is parsed, and decide the
-//! rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
+//! location) in SQL, then by the types and values each candidate's row keeps (a union
+//! of types; `attrs` and `q`, module `values`) before its document is parsed, and
+//! decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
 //! the PostgreSQL backend uses, so both answer alike.
 
 mod applications;
@@ -345,11 +345,14 @@ fn candidates_sql(
 ) -> (String, Vec<SqlValue>) {
     // With a geo-query the rows are found by their row ids (`seq`) from the index of
     // cells, in order, so nothing is sorted: the tenant (`+`) must not pick an index.
-    let mut sql = String::from(if geo.is_some() {
-        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE +e.tenant = ?"
+    let tenant_term = if geo.is_some() {
+        "+e.tenant"
     } else {
-        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE e.tenant = ?"
-    });
+        "e.tenant"
+    };
+    let mut sql = format!(
+        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE {tenant_term} = ?"
+    );
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
     if let Some(seq) = after_seq {
         sql.push_str(" AND e.seq > ?");

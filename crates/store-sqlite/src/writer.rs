@@ -252,9 +252,8 @@ pub fn ensure_tenant(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(), StoreE
 
 /// An entity turned into the rows that store it: the document with its comparable
 /// values (module `values`), its types and the spatial cell of its location (module
-/// `cells`). Built before it
-/// reaches the writer where possible (creation), so that the one writer thread spends
-/// its time on SQLite alone.
+/// `cells`). Built before it reaches the writer where possible (creation), so that the
+/// one writer thread spends its time on SQLite alone.
 pub struct EntityRows {
     id: String,
     /// Its types, as [`types_text`] writes them.
