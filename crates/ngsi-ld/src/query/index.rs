@@ -489,32 +489,32 @@ mod tests {
         assert_eq!((bbox.min_lon, bbox.max_lat), (138.3, 34.8));
     }
 
+    /// The values of `name`'s entries, in order (`None` for its presence entry).
+    fn values_of<'a>(entries: Vec<IndexEntry<'a>>, name: &str) -> Vec<Option<IndexedValue<'a>>> {
+        entries
+            .into_iter()
+            .filter(|e| e.attr == name)
+            .map(|e| e.value)
+            .collect()
+    }
+
     #[test]
     fn values_repeat_once_and_rows_keep_presence_only_without_a_value() {
         let shelter = entity(json!([120, 80, 120]), "x");
-        let attr = |name: &str| format!("https://uri.etsi.org/ngsi-ld/default-context/{name}");
-        let (capacity, location) = (attr("capacity"), iri::LOCATION.to_owned());
-        let of = |entries: Vec<IndexEntry<'_>>, name: &str| -> Vec<Option<IndexedValue<'static>>> {
-            entries
-                .into_iter()
-                .filter(|e| e.attr == name)
-                .map(|e| {
-                    e.value.map(|v| match v {
-                        IndexedValue::Number(n) => IndexedValue::Number(n),
-                        IndexedValue::Text(t) => IndexedValue::Text(t.into_owned().into()),
-                    })
-                })
-                .collect()
-        };
+        let capacity = "https://uri.etsi.org/ngsi-ld/default-context/capacity";
+        let location = iri::LOCATION;
         let n = |x: f64| Some(IndexedValue::Number(x));
         assert_eq!(
-            of(index_entries(&shelter), &capacity),
+            values_of(index_entries(&shelter), capacity),
             [None, n(120.0), n(80.0)]
         );
-        assert_eq!(of(index_rows(&shelter), &capacity), [n(120.0), n(80.0)]);
+        assert_eq!(
+            values_of(index_rows(&shelter), capacity),
+            [n(120.0), n(80.0)]
+        );
         // A geometry is never compared by `q`: only its presence is kept, by both.
-        assert_eq!(of(index_entries(&shelter), &location), [None]);
-        assert_eq!(of(index_rows(&shelter), &location), [None]);
+        assert_eq!(values_of(index_entries(&shelter), location), [None]);
+        assert_eq!(values_of(index_rows(&shelter), location), [None]);
         // Every attribute is there, in the order of the entity's attributes.
         let names: Vec<&str> = index_rows(&shelter).iter().map(|e| e.attr).collect();
         let mut sorted = names.clone();
