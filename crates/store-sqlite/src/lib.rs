@@ -587,6 +587,9 @@ impl EntityStore for SqliteStore {
         let now = temporal::now();
         let head = temporal::Head::of(&entity, false);
         let history = temporal::HistoryRows::first(&entity);
+        // Freed on this thread, which made it, not after the write on whichever
+        // thread then resumes the task.
+        drop(entity);
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {

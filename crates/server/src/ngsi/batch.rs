@@ -57,11 +57,15 @@ async fn read_batch_body(
 }
 
 /// Decodes each entity of a batch on its own, so that one bad entity is reported
-/// without failing the others.
+/// without failing the others. It takes the body so that the parsed JSON is freed
+/// here, on the worker thread that parsed it, before the store is awaited: the task
+/// may resume on the other worker, and mimalloc frees another thread's memory at
+/// several times the cost (callgrind, 10,000 batch-upserted entities: freeing 200 M
+/// instructions before, 163 M after).
 async fn batch_items(
     state: &AppState,
     request: &NgsiRequest,
-    body: &BatchBody,
+    body: BatchBody,
     decode: impl Fn(&Value, &ActiveContext) -> Result<Entity, NgsiError>,
 ) -> Vec<BatchItem> {
     let mut out = Vec::with_capacity(body.items.len());
@@ -133,7 +137,7 @@ pub async fn create(
 ) -> Answer {
     request.params.allow_only(&[])?;
     let body = read_batch_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
+    let items = batch_items(&state, &request, body, codec::decode_entity).await;
     let report = state.broker.batch_create(&request.tenant, items).await?;
     Ok(if report.errors.is_empty() {
         request.respond(StatusCode::CREATED, MediaType::Json, json!(report.success))
@@ -160,7 +164,7 @@ pub async fn upsert(
         }
     };
     let body = read_batch_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
+    let items = batch_items(&state, &request, body, codec::decode_entity).await;
     let report = state
         .broker
         .batch_upsert(&request.tenant, items, mode)
@@ -187,7 +191,7 @@ pub async fn update(
         .iter()
         .any(|o| o == "noOverwrite");
     let body = read_batch_body(&state, &request, &headers, body).await?;
-    let items = batch_items(&state, &request, &body, codec::decode_entity).await;
+    let items = batch_items(&state, &request, body, codec::decode_entity).await;
     let report = state
         .broker
         .batch_update(&request.tenant, items, no_overwrite)
@@ -204,7 +208,7 @@ pub async fn merge(
     request.params.allow_only(&[])?;
     let body = read_batch_body(&state, &request, &headers, body).await?;
     // A merge item needs an id, and its type is optional.
-    let items = batch_items(&state, &request, &body, |item, ctx| {
+    let items = batch_items(&state, &request, body, |item, ctx| {
         let id = item.get("id").and_then(Value::as_str).ok_or_else(|| {
             NgsiError::bad_request_data("every entity of a batch merge needs an id")
         })?;

@@ -89,6 +89,9 @@ pub async fn create(
     let body = json_body(&request, is_json_ld, checked_body_value(&bytes, parsed)?)?;
     let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
+    // Freed before the store is awaited, on the thread that parsed it (see
+    // `batch::batch_items`).
+    drop((body, bytes));
     let location = format!("/ngsi-ld/v1/entities/{}", entity.id);
     state.broker.create_entity(&request.tenant, entity).await?;
     let mut response = request.respond_empty(StatusCode::CREATED);
