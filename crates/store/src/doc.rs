@@ -17,6 +17,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ngsi_ld::model::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
 use serde_json::Value;
 
+mod text;
+
 /// A stored document that does not have the shape this module writes.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed stored entity document: {0}")]
@@ -61,12 +63,10 @@ pub fn instance_doc_text(attribute: &Attribute) -> String {
     text::attribute(attribute, false)
 }
 
-mod text;
-
 /// The serde side of writing the stored shape, the source of the `Value` forms (module
-/// `text` writes the same bytes faster, for the text forms). Serializing these cannot fail: every
-/// member is a string, a list of strings or a JSON value already (hence the
-/// `unwrap_or` above, which never takes its default).
+/// `text` writes the same bytes faster, for the text forms). Serializing these cannot
+/// fail: every member is a string, a list of strings or a JSON value already (hence
+/// the `unwrap_or` above, which never takes its default).
 mod encoding {
     use super::{Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
     use serde::ser::{Serialize, SerializeMap, Serializer};
