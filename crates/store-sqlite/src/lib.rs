@@ -6,8 +6,8 @@
 //! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a
 //! location) in SQL, then by the types and values each candidate's row keeps (a union
 //! of types; `attrs` and `q`, module `values`) before its document is parsed, and
-//! decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator, the same one
-//! the PostgreSQL backend uses, so both answer alike.
+//! decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator,
+//! the same one the PostgreSQL backend uses, so both answer alike.
 
 mod applications;
 mod catalog;
