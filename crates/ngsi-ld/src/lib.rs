@@ -10,6 +10,7 @@
 pub mod context;
 pub mod error;
 pub mod geometry;
+pub mod json;
 pub mod model;
 pub mod query;
 pub mod registration;

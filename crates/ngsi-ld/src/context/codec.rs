@@ -7,6 +7,7 @@
 //! fault, because a client sending a hundred attributes needs to know which one.
 
 use super::{ActiveContext, RenderOptions};
+use crate::json::JsonNode;
 use crate::model::{iri, Attribute, AttributeValue, Attributes, Entity, RelationshipObject};
 use crate::query::Geometry;
 use crate::NgsiError;
@@ -72,64 +73,54 @@ const GEOJSON_GEOMETRY_TYPES: &[&str] = &[
 /// kind uses (`value`, `object`, `languageMap: {"@none": …}`, …) for the broker to act on.
 pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
-/// The member `name` of a JSON object. Entity and attribute objects have few members,
-/// and going through them costs less than hashing the name (serde_json's ordered map
-/// hashes with SipHash), which every attribute did a dozen times.
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    const SCAN_AT_MOST: usize = 16;
-    if obj.len() <= SCAN_AT_MOST {
-        obj.iter().find_map(|(k, v)| (k == name).then_some(v))
-    } else {
-        obj.get(name)
-    }
-}
-
 fn bad(detail: impl Into<String>) -> NgsiError {
     NgsiError::bad_request_data(detail)
 }
 
 /// Reads a whole entity (Create Entity, batch operations, replace).
-pub fn decode_entity(value: &Value, ctx: &ActiveContext) -> Result<Entity, NgsiError> {
-    let obj = value
-        .as_object()
+pub fn decode_entity<J: JsonNode>(value: &J, ctx: &ActiveContext) -> Result<Entity, NgsiError> {
+    let members = value
+        .members()
         .ok_or_else(|| bad("an entity must be a JSON object"))?;
-    for name in obj.keys() {
+    for (name, _) in members {
         refuse_keyword("entity member", name)?;
     }
-    let mut entity = decode_entity_head(obj, "entity", ctx)?;
+    let mut entity = decode_entity_head(value, "entity", ctx)?;
     entity.attributes = decode_attributes(value, ctx)?;
     Ok(entity)
 }
 
-/// The `id`, `type` and `scope` of an entity body (`what` names it in errors: "entity",
-/// "temporal entity"), as an entity without attributes.
-pub fn decode_entity_head(
-    obj: &serde_json::Map<String, Value>,
+/// The `id`, `type` and `scope` of an entity body, a JSON object (`what` names it in
+/// errors: "entity", "temporal entity"), as an entity without attributes.
+pub fn decode_entity_head<J: JsonNode>(
+    obj: &J,
     what: &str,
     ctx: &ActiveContext,
 ) -> Result<Entity, NgsiError> {
-    let id = match field(obj, "id") {
-        Some(Value::String(id)) => id.clone(),
-        Some(_) => return Err(bad("entity member 'id' must be a string")),
+    let id = match obj.get("id") {
+        Some(id) => id
+            .as_str()
+            .ok_or_else(|| bad("entity member 'id' must be a string"))?
+            .to_owned(),
         None => return Err(bad(format!("the {what} has no 'id'"))),
     };
     check_iri("entity id", &id)?;
-    let types = match field(obj, "type") {
+    let types = match obj.get("type") {
         None => return Err(bad(format!("entity {id} has no 'type'"))),
         Some(t) => decode_types(t, ctx).map_err(|why| bad(format!("entity {id}: {why}")))?,
     };
     let mut entity = Entity::new(id, types);
-    if let Some(scope) = field(obj, "scope") {
+    if let Some(scope) = obj.get("scope") {
         entity.scopes = decode_scopes(scope)?;
     }
     Ok(entity)
 }
 
 /// The `type` member: one name or a non-empty list of names, expanded.
-pub fn decode_types(value: &Value, ctx: &ActiveContext) -> Result<Vec<String>, String> {
-    let names: Vec<&str> = match value {
-        Value::String(t) => vec![t],
-        Value::Array(ts) if !ts.is_empty() => ts
+pub fn decode_types<J: JsonNode>(value: &J, ctx: &ActiveContext) -> Result<Vec<String>, String> {
+    let names: Vec<&str> = match (value.as_str(), value.as_array()) {
+        (Some(t), _) => vec![t],
+        (_, Some(ts)) if !ts.is_empty() => ts
             .iter()
             .map(|t| {
                 t.as_str()
@@ -155,10 +146,10 @@ pub fn decode_types(value: &Value, ctx: &ActiveContext) -> Result<Vec<String>, S
 }
 
 /// The `scope` member: one scope or a list, each `/`-rooted.
-pub fn decode_scopes(value: &Value) -> Result<Vec<String>, NgsiError> {
-    let scopes: Vec<String> = match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
+pub fn decode_scopes<J: JsonNode>(value: &J) -> Result<Vec<String>, NgsiError> {
+    let scopes: Vec<String> = match (value.as_str(), value.as_array()) {
+        (Some(s), _) => vec![s.to_owned()],
+        (_, Some(items)) => items
             .iter()
             .map(|s| {
                 s.as_str()
@@ -188,13 +179,16 @@ pub fn decode_scopes(value: &Value) -> Result<Vec<String>, NgsiError> {
 
 /// Reads the attributes of an entity or an entity fragment (append, update, merge);
 /// entity members such as `id` and `type` are skipped.
-pub fn decode_attributes(value: &Value, ctx: &ActiveContext) -> Result<Attributes, NgsiError> {
-    let obj = value
-        .as_object()
+pub fn decode_attributes<J: JsonNode>(
+    value: &J,
+    ctx: &ActiveContext,
+) -> Result<Attributes, NgsiError> {
+    let members = value
+        .members()
         .ok_or_else(|| bad("the body must be a JSON object of attributes"))?;
     let mut attributes = Attributes::new();
-    for (name, member) in obj {
-        if ENTITY_MEMBERS.contains(&name.as_str()) {
+    for (name, member) in members {
+        if ENTITY_MEMBERS.contains(&name) {
             continue;
         }
         refuse_keyword("entity member", name)?;
@@ -241,13 +235,13 @@ fn duplicate_dataset(name: &str, dataset_id: Option<&str>) -> NgsiError {
 /// Reads one attribute's body (an object, a list of instances, or a concise value).
 /// `name` is the expanded attribute name: `location` and the other core GeoProperties
 /// take concise GeoJSON values.
-pub fn decode_attribute(
+pub fn decode_attribute<J: JsonNode>(
     name: &str,
-    value: &Value,
+    value: &J,
     ctx: &ActiveContext,
 ) -> Result<Vec<Attribute>, NgsiError> {
-    match value {
-        Value::Array(items) if !items.is_empty() && items.iter().all(is_attribute_object) => items
+    match value.as_array() {
+        Some(items) if !items.is_empty() && items.iter().all(is_attribute_object) => items
             .iter()
             .map(|item| decode_instance(name, item, ctx))
             .collect(),
@@ -257,16 +251,17 @@ pub fn decode_attribute(
 
 /// Whether a JSON value in concise form stands for an attribute object (rather than
 /// being the value of a Property).
-fn is_attribute_object(value: &Value) -> bool {
-    let Some(obj) = value.as_object() else {
+fn is_attribute_object<J: JsonNode>(value: &J) -> bool {
+    let Some(mut members) = value.members() else {
         return false;
     };
-    let known_type = field(obj, "type")
-        .and_then(Value::as_str)
+    let known_type = value
+        .get("type")
+        .and_then(J::as_str)
         .is_some_and(|t| KIND_NAMES.contains(&t) || GEOJSON_GEOMETRY_TYPES.contains(&t));
     // An unknown `type` beside a value member is a mistyped kind, refused below;
     // without one the object is the value of a Property.
-    known_type || obj.keys().any(|k| VALUE_MEMBERS.contains(&k.as_str()))
+    known_type || members.any(|(k, _)| VALUE_MEMBERS.contains(&k))
 }
 
 const KIND_NAMES: &[&str] = &[
@@ -284,61 +279,61 @@ fn is_geo_name(name: &str) -> bool {
     [iri::LOCATION, iri::OBSERVATION_SPACE, iri::OPERATION_SPACE].contains(&name)
 }
 
-fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Attribute, NgsiError> {
-    let obj = match value {
-        Value::Null => return Err(bad("null is not an attribute value")),
-        Value::Object(obj) if is_attribute_object(value) => obj,
+fn decode_instance<J: JsonNode>(
+    name: &str,
+    value: &J,
+    ctx: &ActiveContext,
+) -> Result<Attribute, NgsiError> {
+    if value.is_null() {
+        return Err(bad("null is not an attribute value"));
+    }
+    if !is_attribute_object(value) {
         // Concise: a bare value is the value of a Property (or of a GeoProperty for
         // GeoJSON given to a geo attribute).
-        other => {
-            if is_geo_name(name)
-                && other
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| GEOJSON_GEOMETRY_TYPES.contains(&t))
-            {
-                return Ok(Attribute::new(AttributeValue::GeoProperty(
-                    checked_geometry(other)?,
-                )));
-            }
-            return Ok(Attribute::new(AttributeValue::Property(other.clone())));
-        }
-    };
-    let kind = match field(obj, "type") {
-        None => infer_kind(name, obj),
-        Some(Value::String(t)) if GEOJSON_GEOMETRY_TYPES.contains(&t.as_str()) => {
+        if is_geo_name(name)
+            && value
+                .get("type")
+                .and_then(J::as_str)
+                .is_some_and(|t| GEOJSON_GEOMETRY_TYPES.contains(&t))
+        {
             return Ok(Attribute::new(AttributeValue::GeoProperty(
                 checked_geometry(value)?,
             )));
         }
-        Some(Value::String(t)) => t.as_str(),
-        Some(other) => {
-            return Err(bad(format!(
-                "'type' must be an attribute kind, not {other}"
-            )))
-        }
+        return Ok(Attribute::new(AttributeValue::Property(value.to_value())));
+    }
+    let obj = value;
+    let kind = match obj.get("type") {
+        None => infer_kind(name, obj),
+        Some(t) => match t.as_str() {
+            Some(t) if GEOJSON_GEOMETRY_TYPES.contains(&t) => {
+                return Ok(Attribute::new(AttributeValue::GeoProperty(
+                    checked_geometry(value)?,
+                )));
+            }
+            Some(t) => t,
+            None => return Err(bad(format!("'type' must be an attribute kind, not {t}"))),
+        },
     };
-    let member = |m: &str| field(obj, m).filter(|v| !v.is_null());
+    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
     let required = |m: &str| member(m).ok_or_else(|| bad(format!("a {kind} needs '{m}'")));
     let attribute_value = match kind {
-        "Property" => {
-            let value = required("value")?;
-            AttributeValue::Property(value.clone())
-        }
+        "Property" => AttributeValue::Property(required("value")?.to_value()),
         // NGSI-LD Null (clause 4.5.0) asks for a deletion; it is no geometry.
         "GeoProperty" => match required("value")? {
-            Value::String(null) if null == NGSI_LD_NULL => {
-                AttributeValue::GeoProperty(Value::String(null.clone()))
+            null if null.as_str() == Some(NGSI_LD_NULL) => {
+                AttributeValue::GeoProperty(Value::String(NGSI_LD_NULL.to_owned()))
             }
             geometry => AttributeValue::GeoProperty(checked_geometry(geometry)?),
         },
         "Relationship" => {
-            let object = match required("object")? {
-                Value::String(o) => {
+            let object = required("object")?;
+            let object = match (object.as_str(), object.as_array()) {
+                (Some(o), _) => {
                     check_iri("object", o)?;
-                    RelationshipObject::One(o.clone())
+                    RelationshipObject::One(o.to_owned())
                 }
-                Value::Array(os) if !os.is_empty() => RelationshipObject::Many(
+                (_, Some(os)) if !os.is_empty() => RelationshipObject::Many(
                     os.iter()
                         .map(|o| match o.as_str() {
                             Some(o) => check_iri("object", o).map(|()| o.to_owned()),
@@ -346,7 +341,7 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
                         })
                         .collect::<Result<_, _>>()?,
                 ),
-                other => return Err(bad(format!("'object' must be an IRI or a list of IRIs, not {other}"))),
+                _ => return Err(bad(format!("'object' must be an IRI or a list of IRIs, not {object}"))),
             };
             let object_type = match member("objectType") {
                 None => None,
@@ -356,56 +351,58 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
         }
         "LanguageProperty" => {
             let map = required("languageMap")?
-                .as_object()
+                .members()
                 .ok_or_else(|| bad("'languageMap' must be an object of language tags"))?;
             let mut languages = BTreeMap::new();
             for (tag, text) in map {
-                let valid = match text {
-                    Value::String(_) => true,
-                    Value::Array(items) => items.iter().all(Value::is_string),
-                    _ => false,
-                };
+                let valid = text.is_string()
+                    || text.as_array().is_some_and(|items| items.iter().all(J::is_string));
                 if !valid {
                     return Err(bad(format!("languageMap '{tag}' must be a string or a list of strings")));
                 }
-                languages.insert(tag.clone(), text.clone());
+                languages.insert(tag.to_owned(), text.to_value());
             }
             AttributeValue::LanguageProperty(languages)
         }
         "VocabProperty" => {
-            let terms: Vec<&str> = match required("vocab")? {
-                Value::String(v) => vec![v],
-                Value::Array(vs) => vs
+            let vocab = required("vocab")?;
+            let terms: Vec<&str> = match (vocab.as_str(), vocab.as_array()) {
+                (Some(v), _) => vec![v],
+                (_, Some(vs)) => vs
                     .iter()
                     .map(|v| v.as_str().ok_or_else(|| bad("every 'vocab' must be a string")))
                     .collect::<Result<_, _>>()?,
-                other => return Err(bad(format!("'vocab' must be a term or a list of terms, not {other}"))),
+                _ => return Err(bad(format!("'vocab' must be a term or a list of terms, not {vocab}"))),
             };
             AttributeValue::VocabProperty(terms.into_iter().map(|t| ctx.expand_iri(t, true)).collect())
         }
-        "ListProperty" => match required("valueList")? {
-            Value::Array(items) => AttributeValue::ListProperty(items.clone()),
-            other => return Err(bad(format!("'valueList' must be a list, not {other}"))),
-        },
-        "ListRelationship" => match required("objectList")? {
-            Value::Array(items) => AttributeValue::ListRelationship(
-                items
-                    .iter()
-                    .map(|item| {
-                        let o = match item {
-                            Value::String(o) => Some(o.as_str()),
-                            Value::Object(m) => m.get("object").and_then(Value::as_str),
-                            _ => None,
-                        };
-                        let o = o.ok_or_else(|| bad("every member of 'objectList' must be an IRI"))?;
-                        check_iri("objectList", o)?;
-                        Ok(o.to_owned())
-                    })
-                    .collect::<Result<_, NgsiError>>()?,
-            ),
-            other => return Err(bad(format!("'objectList' must be a list, not {other}"))),
-        },
-        "JsonProperty" => AttributeValue::JsonProperty(required("json")?.clone()),
+        "ListProperty" => {
+            let list = required("valueList")?;
+            match list.as_array() {
+                Some(items) => AttributeValue::ListProperty(items.iter().map(J::to_value).collect()),
+                None => return Err(bad(format!("'valueList' must be a list, not {list}"))),
+            }
+        }
+        "ListRelationship" => {
+            let list = required("objectList")?;
+            match list.as_array() {
+                Some(items) => AttributeValue::ListRelationship(
+                    items
+                        .iter()
+                        .map(|item| {
+                            let o = item
+                                .as_str()
+                                .or_else(|| item.get("object").and_then(J::as_str));
+                            let o = o.ok_or_else(|| bad("every member of 'objectList' must be an IRI"))?;
+                            check_iri("objectList", o)?;
+                            Ok(o.to_owned())
+                        })
+                        .collect::<Result<_, NgsiError>>()?,
+                ),
+                None => return Err(bad(format!("'objectList' must be a list, not {list}"))),
+            }
+        }
+        "JsonProperty" => AttributeValue::JsonProperty(required("json")?.to_value()),
         other => {
             return Err(bad(format!(
                 "'type' {other} is not an attribute kind (Property, Relationship, GeoProperty, LanguageProperty, VocabProperty, ListProperty, ListRelationship, JsonProperty)"
@@ -419,12 +416,12 @@ fn decode_instance(name: &str, value: &Value, ctx: &ActiveContext) -> Result<Att
 
 /// The meta-data (`datasetId`, `observedAt`, `unitCode`) and sub-attributes of an
 /// attribute object, written into `attribute`.
-fn decode_members(
-    obj: &Map<String, Value>,
+fn decode_members<J: JsonNode>(
+    obj: &J,
     ctx: &ActiveContext,
     attribute: &mut Attribute,
 ) -> Result<(), NgsiError> {
-    let member = |m: &str| field(obj, m).filter(|v| !v.is_null());
+    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
     if let Some(dataset) = member("datasetId") {
         let dataset = dataset
             .as_str()
@@ -442,8 +439,8 @@ fn decode_members(
                 .to_owned(),
         );
     }
-    for (sub_name, sub_value) in obj {
-        if ATTRIBUTE_MEMBERS.contains(&sub_name.as_str()) {
+    for (sub_name, sub_value) in obj.members().into_iter().flatten() {
+        if ATTRIBUTE_MEMBERS.contains(&sub_name) {
             continue;
         }
         refuse_keyword("sub-attribute", sub_name)?;
@@ -481,13 +478,13 @@ pub struct AttributeFragment {
 
 /// Reads the body of a partial attribute update: one fragment, or a list of them for
 /// several dataset ids. `name` is the expanded attribute name.
-pub fn decode_fragment(
+pub fn decode_fragment<J: JsonNode>(
     name: &str,
-    value: &Value,
+    value: &J,
     ctx: &ActiveContext,
 ) -> Result<Vec<AttributeFragment>, NgsiError> {
-    match value {
-        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => items
+    match value.as_array() {
+        Some(items) if !items.is_empty() && items.iter().all(J::is_object) => items
             .iter()
             .map(|item| decode_one_fragment(name, item, ctx))
             .collect(),
@@ -495,18 +492,20 @@ pub fn decode_fragment(
     }
 }
 
-fn decode_one_fragment(
+fn decode_one_fragment<J: JsonNode>(
     name: &str,
-    value: &Value,
+    value: &J,
     ctx: &ActiveContext,
 ) -> Result<AttributeFragment, NgsiError> {
-    let obj = match value {
-        Value::Object(obj) if obj.keys().all(|k| k == "@context") => {
-            return Err(bad("the fragment is empty: give the members to update"))
+    let obj = match value.members() {
+        Some(mut members) => {
+            if members.all(|(k, _)| k == "@context") {
+                return Err(bad("the fragment is empty: give the members to update"));
+            }
+            value
         }
-        Value::Object(obj) => obj,
         // A bare value is the new value of a Property.
-        _ => {
+        None => {
             let attribute = decode_instance(name, value, ctx)?;
             return Ok(AttributeFragment {
                 kind: None,
@@ -518,11 +517,17 @@ fn decode_one_fragment(
             });
         }
     };
-    if obj.keys().any(|k| VALUE_MEMBERS.contains(&k.as_str())) {
+    if obj
+        .members()
+        .into_iter()
+        .flatten()
+        .any(|(k, _)| VALUE_MEMBERS.contains(&k))
+    {
         let attribute = decode_instance(name, value, ctx)?;
         return Ok(AttributeFragment {
             // Only a kind the client named is checked against the attribute's.
-            kind: field(obj, "type")
+            kind: obj
+                .get("type")
                 .is_some()
                 .then(|| attribute.value.kind_name()),
             value: Some(attribute.value),
@@ -532,20 +537,18 @@ fn decode_one_fragment(
             sub_attributes: attribute.sub_attributes,
         });
     }
-    let kind = match field(obj, "type") {
+    let kind = match obj.get("type") {
         None => None,
-        Some(Value::String(t)) => Some(
-            KIND_NAMES
-                .iter()
-                .copied()
-                .find(|k| k == t)
-                .ok_or_else(|| bad(format!("'type' {t} is not an attribute kind")))?,
-        ),
-        Some(other) => {
-            return Err(bad(format!(
-                "'type' must be an attribute kind, not {other}"
-            )))
-        }
+        Some(t) => match t.as_str() {
+            Some(t) => Some(
+                KIND_NAMES
+                    .iter()
+                    .copied()
+                    .find(|k| *k == t)
+                    .ok_or_else(|| bad(format!("'type' {t} is not an attribute kind")))?,
+            ),
+            None => return Err(bad(format!("'type' must be an attribute kind, not {t}"))),
+        },
     };
     // The placeholder value is dropped: only the members are kept.
     let mut attribute = Attribute::new(AttributeValue::Property(Value::Null));
@@ -572,24 +575,24 @@ const VALUE_MEMBERS: &[&str] = &[
 ];
 
 /// The kind of a concise attribute object, from the member that carries its value.
-fn infer_kind(name: &str, obj: &Map<String, Value>) -> &'static str {
-    if field(obj, "object").is_some() {
+fn infer_kind<J: JsonNode>(name: &str, obj: &J) -> &'static str {
+    if obj.get("object").is_some() {
         "Relationship"
-    } else if field(obj, "languageMap").is_some() {
+    } else if obj.get("languageMap").is_some() {
         "LanguageProperty"
-    } else if field(obj, "vocab").is_some() {
+    } else if obj.get("vocab").is_some() {
         "VocabProperty"
-    } else if field(obj, "valueList").is_some() {
+    } else if obj.get("valueList").is_some() {
         "ListProperty"
-    } else if field(obj, "objectList").is_some() {
+    } else if obj.get("objectList").is_some() {
         "ListRelationship"
-    } else if field(obj, "json").is_some() {
+    } else if obj.get("json").is_some() {
         "JsonProperty"
     } else if is_geo_name(name)
         && obj
             .get("value")
             .and_then(|v| v.get("type"))
-            .and_then(Value::as_str)
+            .and_then(J::as_str)
             .is_some_and(|t| GEOJSON_GEOMETRY_TYPES.contains(&t))
     {
         "GeoProperty"
@@ -598,13 +601,14 @@ fn infer_kind(name: &str, obj: &Map<String, Value>) -> &'static str {
     }
 }
 
-fn checked_geometry(value: &Value) -> Result<Value, NgsiError> {
-    Geometry::from_geojson(value)
-        .map(|_| value.clone())
+fn checked_geometry<J: JsonNode>(value: &J) -> Result<Value, NgsiError> {
+    let value = value.to_value();
+    Geometry::from_geojson(&value)
+        .map(|_| value)
         .map_err(|why| bad(format!("not a valid GeoJSON geometry: {why}")))
 }
 
-fn parse_date_time(member: &str, value: &Value) -> Result<DateTime<Utc>, NgsiError> {
+fn parse_date_time<J: JsonNode>(member: &str, value: &J) -> Result<DateTime<Utc>, NgsiError> {
     value
         .as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())

@@ -42,10 +42,10 @@ pub fn decode_temporal_entity(
     body: &Value,
     ctx: &ActiveContext,
 ) -> Result<TemporalEntity, NgsiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| bad("a temporal entity must be a JSON object"))?;
-    let head = decode_entity_head(obj, "temporal entity", ctx)?;
+    if !body.is_object() {
+        return Err(bad("a temporal entity must be a JSON object"));
+    }
+    let head = decode_entity_head(body, "temporal entity", ctx)?;
     Ok(TemporalEntity {
         id: head.id,
         types: head.types,

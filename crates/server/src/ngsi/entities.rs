@@ -4,7 +4,7 @@
 use super::params::Params;
 use super::query::{self, check_iri, AttributeFilter};
 use super::{
-    body_is_json_ld, buffer_body, checked_body_value, json_body, negotiate, read_json_body,
+    body_is_json_ld, buffer_body, checked_body_tree, json_body, negotiate, read_json_body,
     MediaType, NgsiRequest, MERGE_PATCH, RESULTS_COUNT_HEADER,
 };
 use crate::problem::ApiError;
@@ -16,6 +16,7 @@ use axum::response::Response;
 use broker::ops::{EntityPatch, UpdateReport, SCOPE};
 use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
+use ngsi_ld::json::JsonNode;
 use ngsi_ld::model::Entity;
 use ngsi_ld::NgsiError;
 use serde_json::{json, Value};
@@ -79,19 +80,20 @@ pub async fn create(
 ) -> Answer {
     request.params.allow_only(&[])?;
     let bytes = buffer_body(&state, body).await?;
-    let parsed = serde_json::from_slice::<Value>(&bytes);
+    let parsed = checked_body_tree(&bytes);
     // JSON that is no object (`[]`, `42`) is malformed whatever its `@context`, so it
     // is an InvalidRequest before the context rules would call it BadRequestData.
     if parsed.as_ref().is_ok_and(|value| !value.is_object()) {
         return Err(NgsiError::invalid_request("the body must be a JSON object").into());
     }
     let is_json_ld = body_is_json_ld(&headers, &[MERGE_PATCH])?;
-    let body = json_body(&request, is_json_ld, checked_body_value(&bytes, parsed)?)?;
+    let body = json_body(&request, is_json_ld, parsed?)?;
     let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
     // Freed before the store is awaited, on the thread that parsed it (see
     // `batch::batch_items`).
-    drop((body, bytes));
+    drop(body);
+    drop(bytes);
     let location = format!("/ngsi-ld/v1/entities/{}", entity.id);
     state.broker.create_entity(&request.tenant, entity).await?;
     let mut response = request.respond_empty(StatusCode::CREATED);
@@ -365,26 +367,28 @@ pub async fn merge(
 }
 
 /// The types, scopes and attributes of a merge-patch body.
-pub fn entity_patch(
-    value: &Value,
+pub fn entity_patch<J: JsonNode>(
+    value: &J,
     id: &str,
     ctx: &ActiveContext,
 ) -> Result<EntityPatch, NgsiError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| NgsiError::bad_request_data("the body must be a JSON object"))?;
-    if let Some(body_id) = obj.get("id").and_then(Value::as_str) {
+    if !value.is_object() {
+        return Err(NgsiError::bad_request_data(
+            "the body must be a JSON object",
+        ));
+    }
+    if let Some(body_id) = value.get("id").and_then(J::as_str) {
         if body_id != id {
             return Err(NgsiError::bad_request_data(format!(
                 "the body's id {body_id} differs from the entity id {id}"
             )));
         }
     }
-    let types = match obj.get("type") {
+    let types = match value.get("type") {
         None => Vec::new(),
         Some(t) => decode_types(t, ctx).map_err(NgsiError::bad_request_data)?,
     };
-    let scopes = obj.get("scope").map(decode_scopes).transpose()?;
+    let scopes = value.get("scope").map(decode_scopes).transpose()?;
     Ok(EntityPatch {
         types,
         scopes,

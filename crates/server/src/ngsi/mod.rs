@@ -28,6 +28,7 @@ use broker::Visibility;
 use identity::policy::{Action, Decision, Target};
 use identity::Principal;
 use ngsi_ld::context::ActiveContext;
+use ngsi_ld::json::{JsonNode, JsonRef};
 use ngsi_ld::NgsiError;
 use serde_json::Value;
 use store::Tenant;
@@ -524,13 +525,14 @@ impl NgsiRequest {
 
 /// A request body as JSON, with the `@context` it brings: inline for
 /// `application/ld+json` (required there), from the Link header for `application/json`
-/// (where an inline `@context` is refused, clause 6.3.5).
-pub struct JsonBody {
-    pub value: Value,
+/// (where an inline `@context` is refused, clause 6.3.5). The value is serde_json's, or
+/// a [`JsonRef`] borrowing from the body where only the entity decoder reads it.
+pub struct JsonBody<J = Value> {
+    pub value: J,
     pub local_context: Option<Value>,
 }
 
-impl JsonBody {
+impl<J> JsonBody<J> {
     /// The active context of the body: its own, the Link header's, or the core.
     pub async fn context(&self, state: &AppState) -> Result<ActiveContext, NgsiError> {
         state
@@ -587,13 +589,7 @@ pub fn checked_body_value(
     bytes: &[u8],
     parsed: serde_json::Result<Value>,
 ) -> Result<Value, ApiError> {
-    let value = parsed.map_err(|e| {
-        NgsiError::invalid_request(format!(
-            "the request body is not valid JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let value = parsed.map_err(not_json)?;
     // PostgreSQL text and jsonb cannot hold U+0000, so both backends refuse it alike.
     // JSON can only write U+0000 as the escape `\u0000` (a raw control character is
     // malformed), so a body without that text needs no walk.
@@ -609,6 +605,26 @@ pub fn checked_body_value(
         );
     }
     Ok(value)
+}
+
+/// The body parsed into a tree that borrows from it, refused as `checked_body_value`
+/// refuses it.
+pub fn checked_body_tree(bytes: &[u8]) -> Result<JsonRef<'_>, ApiError> {
+    let tree = JsonRef::parse(bytes).map_err(not_json)?;
+    if memchr::memmem::find(bytes, br"\u0000").is_some() {
+        // Rare enough to parse again: `Value`'s walk names the member at fault.
+        checked_body_value(bytes, serde_json::from_slice(bytes))?;
+    }
+    Ok(tree)
+}
+
+fn not_json(e: serde_json::Error) -> ApiError {
+    NgsiError::invalid_request(format!(
+        "the request body is not valid JSON (line {}, column {}): {e}",
+        e.line(),
+        e.column()
+    ))
+    .into()
 }
 
 pub async fn read_json_body(
@@ -627,11 +643,11 @@ pub const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// A body with the `@context` its media type says where to find (in the body for
 /// JSON-LD, else in the `Link` header), refused where it is in the other place.
-pub fn json_body(
+pub fn json_body<J: JsonNode>(
     request: &NgsiRequest,
     is_json_ld: bool,
-    value: Value,
-) -> Result<JsonBody, ApiError> {
+    value: J,
+) -> Result<JsonBody<J>, ApiError> {
     let inline = inline_context(&value);
     let local_context = if is_json_ld {
         if request.link_context.is_some() {
@@ -662,12 +678,12 @@ pub fn json_body(
 
 /// The `@context` of a body: the object's member, or for an array (batch) the first
 /// item's; batch items are expected to share one context.
-fn inline_context(value: &Value) -> Option<Value> {
-    match value {
-        Value::Object(map) => map.get("@context").cloned(),
-        Value::Array(items) => items.iter().find_map(|i| i.get("@context").cloned()),
-        _ => None,
+fn inline_context<J: JsonNode>(value: &J) -> Option<Value> {
+    match value.as_array() {
+        Some(items) => items.iter().find_map(|i| i.get("@context")),
+        None => value.get("@context"),
     }
+    .map(J::to_value)
 }
 
 #[cfg(test)]
