@@ -113,15 +113,19 @@ pub(crate) fn run(
         std::thread::scope(|scope| {
             let (to_helper, applied) = mpsc::channel::<Vec<Applied>>();
             let (encoded_tx, encoded) = mpsc::channel::<Result<Encoded, StoreError>>();
-            scope.spawn(move || {
-                for chunk in applied {
-                    for item in chunk {
-                        if encoded_tx.send(encode(item, now)).is_err() {
-                            return;
+            // Named, so that a profile tells its time from the writer's.
+            std::thread::Builder::new()
+                .name("renkei-sqlite-encoder".into())
+                .spawn_scoped(scope, move || {
+                    for chunk in applied {
+                        for item in chunk {
+                            if encoded_tx.send(encode(item, now)).is_err() {
+                                return;
+                            }
                         }
                     }
-                }
-            });
+                })
+                .map_err(StoreError::backend)?;
             // The ids handed to the helper and not yet written, oldest first (the
             // helper keeps their order). At most `IN_FLIGHT`, so a linear search
             // costs less than keeping a set beside them.
