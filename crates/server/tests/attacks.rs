@@ -2029,6 +2029,35 @@ async fn nul_characters_are_refused_or_stored_never_a_storage_error(backend: Bac
             failures.push(format!("POST {body}: {}", reply.status));
         }
     }
+    // A batch reads its body on a path of its own (a tree borrowing from the body).
+    let batch = json!([{"id": "urn:ngsi-ld:Thing:nul-batch", "type": "Thing",
+                        "name": {"type": "Property", "value": "a\u{0}b"}}]);
+    let reply = w
+        .call(
+            Method::POST,
+            &format!("{NGSI}/entityOperations/upsert"),
+            Some(&w.yaizu),
+            Some(YAIZU),
+            Some(batch.clone()),
+        )
+        .await;
+    if !reply.status.is_client_error() {
+        failures.push(format!("POST batch {batch}: {}", reply.status));
+    }
+    // A created entity that is no object is malformed before it has a NUL.
+    let reply = w
+        .call(
+            Method::POST,
+            &format!("{NGSI}/entities"),
+            Some(&w.yaizu),
+            Some(YAIZU),
+            Some(json!(["\u{0}"])),
+        )
+        .await;
+    let problem = reply.body["type"].as_str().unwrap_or("");
+    if !problem.ends_with("InvalidRequest") {
+        failures.push(format!("POST [NUL]: {} {}", reply.status, reply.body));
+    }
     assert!(
         failures.is_empty(),
         "NUL characters broke the store:\n{}",

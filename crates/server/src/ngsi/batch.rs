@@ -44,7 +44,7 @@ async fn buffer_batch_body(
 /// its strings from the body (a thousand entities parsed into `Value`s cost twice as
 /// much, most of it in allocations and hashing member names).
 fn batch_array(bytes: &[u8]) -> Result<Vec<JsonRef<'_>>, ApiError> {
-    let JsonRef::Array(items) = super::checked_body_tree(bytes)? else {
+    let JsonRef::Array(items) = super::checked_body_tree(bytes, JsonRef::parse(bytes))? else {
         return Err(NgsiError::bad_request_data(
             "the body of a batch operation must be a JSON array",
         )

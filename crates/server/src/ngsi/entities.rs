@@ -16,7 +16,7 @@ use axum::response::Response;
 use broker::ops::{EntityPatch, UpdateReport, SCOPE};
 use ngsi_ld::context::codec::{check_attribute_name, decode_fragment, decode_scopes, decode_types};
 use ngsi_ld::context::{self as codec, ActiveContext};
-use ngsi_ld::json::JsonNode;
+use ngsi_ld::json::{JsonNode, JsonRef};
 use ngsi_ld::model::Entity;
 use ngsi_ld::NgsiError;
 use serde_json::{json, Value};
@@ -80,14 +80,14 @@ pub async fn create(
 ) -> Answer {
     request.params.allow_only(&[])?;
     let bytes = buffer_body(&state, body).await?;
-    let parsed = checked_body_tree(&bytes);
+    let parsed = JsonRef::parse(&bytes);
     // JSON that is no object (`[]`, `42`) is malformed whatever its `@context`, so it
     // is an InvalidRequest before the context rules would call it BadRequestData.
     if parsed.as_ref().is_ok_and(|value| !value.is_object()) {
         return Err(NgsiError::invalid_request("the body must be a JSON object").into());
     }
     let is_json_ld = body_is_json_ld(&headers, &[MERGE_PATCH])?;
-    let body = json_body(&request, is_json_ld, parsed?)?;
+    let body = json_body(&request, is_json_ld, checked_body_tree(&bytes, parsed)?)?;
     let ctx = body.context(&state).await?;
     let entity = codec::decode_entity(&body.value, &ctx)?;
     // Freed before the store is awaited, on the thread that parsed it (see

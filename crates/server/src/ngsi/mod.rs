@@ -607,10 +607,12 @@ pub fn checked_body_value(
     Ok(value)
 }
 
-/// The body parsed into a tree that borrows from it, refused as `checked_body_value`
-/// refuses it.
-pub fn checked_body_tree(bytes: &[u8]) -> Result<JsonRef<'_>, ApiError> {
-    let tree = JsonRef::parse(bytes).map_err(not_json)?;
+/// `checked_body_value` for a body parsed into a tree that borrows from it.
+pub fn checked_body_tree<'a>(
+    bytes: &'a [u8],
+    parsed: serde_json::Result<JsonRef<'a>>,
+) -> Result<JsonRef<'a>, ApiError> {
+    let tree = parsed.map_err(not_json)?;
     if memchr::memmem::find(bytes, br"\u0000").is_some() {
         // Rare enough to parse again: `Value`'s walk names the member at fault.
         checked_body_value(bytes, serde_json::from_slice(bytes))?;
