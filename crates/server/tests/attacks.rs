@@ -175,6 +175,13 @@ impl World {
         self.call(Method::GET, path, auth, tenant, None).await
     }
 
+    /// POSTs `body` to 焼津市's tenant with its publisher's key.
+    async fn post_to_yaizu(&self, path: &str, body: Value) -> Reply {
+        let auth = Some(self.yaizu.as_str());
+        self.call(Method::POST, path, auth, Some(YAIZU), Some(body))
+            .await
+    }
+
     /// Every entity of `tenant` as its own publisher sees it, sorted by id.
     async fn everything(&self, tenant: &str, auth: &str) -> Vec<Value> {
         let path = format!("{NGSI}/entities?type=EvacuationSpace,WelfareCase&limit=1000");
@@ -2005,13 +2012,7 @@ async fn nul_characters_are_refused_or_stored_never_a_storage_error(backend: Bac
     ];
     for body in bodies {
         let reply = w
-            .call(
-                Method::POST,
-                &format!("{NGSI}/entities"),
-                Some(&w.yaizu),
-                Some(YAIZU),
-                Some(body.clone()),
-            )
+            .post_to_yaizu(&format!("{NGSI}/entities"), body.clone())
             .await;
         if reply.status == StatusCode::CREATED {
             let id = body["id"].as_str().unwrap_or("");
@@ -2033,26 +2034,14 @@ async fn nul_characters_are_refused_or_stored_never_a_storage_error(backend: Bac
     let batch = json!([{"id": "urn:ngsi-ld:Thing:nul-batch", "type": "Thing",
                         "name": {"type": "Property", "value": "a\u{0}b"}}]);
     let reply = w
-        .call(
-            Method::POST,
-            &format!("{NGSI}/entityOperations/upsert"),
-            Some(&w.yaizu),
-            Some(YAIZU),
-            Some(batch.clone()),
-        )
+        .post_to_yaizu(&format!("{NGSI}/entityOperations/upsert"), batch.clone())
         .await;
     if !reply.status.is_client_error() {
         failures.push(format!("POST batch {batch}: {}", reply.status));
     }
     // A created entity that is no object is malformed before it has a NUL.
     let reply = w
-        .call(
-            Method::POST,
-            &format!("{NGSI}/entities"),
-            Some(&w.yaizu),
-            Some(YAIZU),
-            Some(json!(["\u{0}"])),
-        )
+        .post_to_yaizu(&format!("{NGSI}/entities"), json!(["\u{0}"]))
         .await;
     let problem = reply.body["type"].as_str().unwrap_or("");
     if !problem.ends_with("InvalidRequest") {
