@@ -302,9 +302,8 @@ fn decode_instance<J: JsonNode>(
         }
         return Ok(Attribute::new(AttributeValue::Property(value.to_value())));
     }
-    let obj = value;
-    let kind = match obj.get("type") {
-        None => infer_kind(name, obj),
+    let kind = match value.get("type") {
+        None => infer_kind(name, value),
         Some(t) => match t.as_str() {
             Some(t) if GEOJSON_GEOMETRY_TYPES.contains(&t) => {
                 return Ok(Attribute::new(AttributeValue::GeoProperty(
@@ -315,7 +314,7 @@ fn decode_instance<J: JsonNode>(
             None => return Err(bad(format!("'type' must be an attribute kind, not {t}"))),
         },
     };
-    let member = |m: &str| obj.get(m).filter(|v| !v.is_null());
+    let member = |m: &str| value.get(m).filter(|v| !v.is_null());
     let required = |m: &str| member(m).ok_or_else(|| bad(format!("a {kind} needs '{m}'")));
     let attribute_value = match kind {
         "Property" => AttributeValue::Property(required("value")?.to_value()),
@@ -410,7 +409,7 @@ fn decode_instance<J: JsonNode>(
         }
     };
     let mut attribute = Attribute::new(attribute_value);
-    decode_members(obj, ctx, &mut attribute)?;
+    decode_members(value, ctx, &mut attribute)?;
     Ok(attribute)
 }
 
@@ -497,36 +496,31 @@ fn decode_one_fragment<J: JsonNode>(
     value: &J,
     ctx: &ActiveContext,
 ) -> Result<AttributeFragment, NgsiError> {
-    let obj = match value.members() {
-        Some(mut members) => {
-            if members.all(|(k, _)| k == "@context") {
-                return Err(bad("the fragment is empty: give the members to update"));
-            }
-            value
-        }
+    let Some(members) = value.members() else {
         // A bare value is the new value of a Property.
-        None => {
-            let attribute = decode_instance(name, value, ctx)?;
-            return Ok(AttributeFragment {
-                kind: None,
-                value: Some(attribute.value),
-                dataset_id: None,
-                observed_at: None,
-                unit_code: None,
-                sub_attributes: Attributes::new(),
-            });
-        }
+        let attribute = decode_instance(name, value, ctx)?;
+        return Ok(AttributeFragment {
+            kind: None,
+            value: Some(attribute.value),
+            dataset_id: None,
+            observed_at: None,
+            unit_code: None,
+            sub_attributes: Attributes::new(),
+        });
     };
-    if obj
-        .members()
-        .into_iter()
-        .flatten()
-        .any(|(k, _)| VALUE_MEMBERS.contains(&k))
-    {
+    let (mut only_context, mut carries_value) = (true, false);
+    for (k, _) in members {
+        only_context &= k == "@context";
+        carries_value |= VALUE_MEMBERS.contains(&k);
+    }
+    if only_context {
+        return Err(bad("the fragment is empty: give the members to update"));
+    }
+    if carries_value {
         let attribute = decode_instance(name, value, ctx)?;
         return Ok(AttributeFragment {
             // Only a kind the client named is checked against the attribute's.
-            kind: obj
+            kind: value
                 .get("type")
                 .is_some()
                 .then(|| attribute.value.kind_name()),
@@ -537,7 +531,7 @@ fn decode_one_fragment<J: JsonNode>(
             sub_attributes: attribute.sub_attributes,
         });
     }
-    let kind = match obj.get("type") {
+    let kind = match value.get("type") {
         None => None,
         Some(t) => match t.as_str() {
             Some(t) => Some(
@@ -552,7 +546,7 @@ fn decode_one_fragment<J: JsonNode>(
     };
     // The placeholder value is dropped: only the members are kept.
     let mut attribute = Attribute::new(AttributeValue::Property(Value::Null));
-    decode_members(obj, ctx, &mut attribute)?;
+    decode_members(value, ctx, &mut attribute)?;
     Ok(AttributeFragment {
         kind,
         value: None,

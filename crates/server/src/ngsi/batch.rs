@@ -96,6 +96,11 @@ async fn batch_items(
     Ok(out)
 }
 
+/// A batch item read as a whole entity (create, upsert, update).
+fn whole_entity(item: &JsonRef<'_>, ctx: &ActiveContext) -> Result<Entity, NgsiError> {
+    codec::decode_entity(item, ctx)
+}
+
 /// The local context of one batch entity: its own `@context` in JSON-LD (required
 /// there), the Link header's in plain JSON (where an inline one is refused).
 fn item_context(
@@ -142,10 +147,7 @@ pub async fn create(
     body: Body,
 ) -> Answer {
     request.params.allow_only(&[])?;
-    let items = batch_items(&state, &request, &headers, body, |item, ctx| {
-        codec::decode_entity(item, ctx)
-    })
-    .await?;
+    let items = batch_items(&state, &request, &headers, body, whole_entity).await?;
     let report = state.broker.batch_create(&request.tenant, items).await?;
     Ok(if report.errors.is_empty() {
         request.respond(StatusCode::CREATED, MediaType::Json, json!(report.success))
@@ -171,10 +173,7 @@ pub async fn upsert(
             .into())
         }
     };
-    let items = batch_items(&state, &request, &headers, body, |item, ctx| {
-        codec::decode_entity(item, ctx)
-    })
-    .await?;
+    let items = batch_items(&state, &request, &headers, body, whole_entity).await?;
     let report = state
         .broker
         .batch_upsert(&request.tenant, items, mode)
@@ -200,10 +199,7 @@ pub async fn update(
         .list("options")?
         .iter()
         .any(|o| o == "noOverwrite");
-    let items = batch_items(&state, &request, &headers, body, |item, ctx| {
-        codec::decode_entity(item, ctx)
-    })
-    .await?;
+    let items = batch_items(&state, &request, &headers, body, whole_entity).await?;
     let report = state
         .broker
         .batch_update(&request.tenant, items, no_overwrite)
