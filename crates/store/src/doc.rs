@@ -44,11 +44,11 @@ struct EntityStamps<'a> {
 }
 
 impl<'a> EntityStamps<'a> {
-    fn of(entity: &'a Entity) -> Option<EntityStamps<'a>> {
-        Some(EntityStamps {
+    fn of(entity: &'a Entity) -> EntityStamps<'a> {
+        EntityStamps {
             created: entity.created_at.as_ref(),
             modified: entity.modified_at.as_ref(),
-        })
+        }
     }
 }
 
@@ -187,7 +187,7 @@ mod encoding {
             }
             doc.serialize_entry(
                 "attrs",
-                &AttributesDoc(&entity.attributes, EntityStamps::of(entity)),
+                &AttributesDoc(&entity.attributes, Some(EntityStamps::of(entity))),
             )?;
             doc.end()
         }
@@ -292,11 +292,7 @@ pub fn decode_entity(text: &str) -> Result<Entity, DocError> {
 /// An attribute instance back from [`attribute_to_doc`].
 pub fn doc_to_attribute(doc: &Value) -> Result<Attribute, DocError> {
     StoredAttribute::deserialize(doc)
-        .map(|stored| {
-            let mut attribute = stored.0;
-            inherit(&mut attribute, None, None);
-            attribute
-        })
+        .map(StoredAttribute::alone)
         .map_err(|e| malformed(e.to_string()))
 }
 
@@ -314,7 +310,9 @@ mod decoding {
     /// An entity as read, its attributes' left-out stamps not yet its own
     /// ([`inherited`](Self::inherited)).
     pub struct StoredEntity(Entity);
-    pub struct StoredAttribute(pub Attribute);
+    /// An attribute as read, a left-out stamp not yet resolved ([`alone`](Self::alone),
+    /// or its entity's through [`StoredEntity::inherited`]).
+    pub struct StoredAttribute(Attribute);
 
     impl StoredEntity {
         /// The entity, every stamp its attributes left out now the entity's.
@@ -325,6 +323,15 @@ mod decoding {
                 inherit(attribute, created, modified);
             }
             entity
+        }
+    }
+
+    impl StoredAttribute {
+        /// The attribute read alone (a history instance): a left-out stamp is none.
+        pub fn alone(self) -> Attribute {
+            let mut attribute = self.0;
+            inherit(&mut attribute, None, None);
+            attribute
         }
     }
 
@@ -899,7 +906,7 @@ mod tests {
             proptest::prop_assert_eq!(entity_doc_text(&entity), serde);
             for attribute in entity.attributes.values().flatten() {
                 for own_keys in [true, false] {
-                    for entity in [None, EntityStamps::of(&entity)] {
+                    for entity in [None, Some(EntityStamps::of(&entity))] {
                         let serde = serde_json::to_string(&encoding::AttributeDoc { attribute, own_keys, entity }).unwrap();
                         proptest::prop_assert_eq!(text::attribute(attribute, own_keys, entity), serde);
                     }

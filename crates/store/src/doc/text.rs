@@ -31,7 +31,7 @@ pub fn entity(entity: &Entity) -> String {
     stamp_member(&mut out, "createdAt", entity.created_at.as_ref());
     stamp_member(&mut out, "modifiedAt", entity.modified_at.as_ref());
     out.push_str(",\"attrs\":");
-    attributes(&mut out, &entity.attributes, EntityStamps::of(entity));
+    attributes(&mut out, &entity.attributes, Some(EntityStamps::of(entity)));
     out.push('}');
     out
 }
