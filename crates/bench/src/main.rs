@@ -26,11 +26,11 @@ use error::BenchError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The allocator the `renkei` binary ships with (see `server`'s main.rs), so that the
-/// renkei measured here allocates as the one deployed does; the in-process baselines
-/// share it, which keeps the ratios fair.
+/// The allocator the `renkei` binary ships with, with its settings (see `allocator`),
+/// so that the renkei measured here allocates as the one deployed does; the
+/// in-process baselines share it, which keeps the ratios fair.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -162,7 +162,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     // Before the runtime allocates anything, as `renkei` does.
-    server::without_transparent_huge_pages();
+    allocator::configure();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

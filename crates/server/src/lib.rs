@@ -153,18 +153,3 @@ pub type HttpService = NormalizePath<Router>;
 pub fn service(state: AppState) -> HttpService {
     NormalizePathLayer::trim_trailing_slash().layer(app(state))
 }
-
-/// Opts the process out of transparent huge pages before anything is allocated in
-/// earnest. mimalloc asks for them by default, and where the kernel grants them every
-/// touched 2 MiB region of the heap becomes resident whole: 12 MiB more at start-up,
-/// and 145 MiB instead of 130 MiB with a million entities stored (the memory target is
-/// 150 MB). The same as running with `MIMALLOC_ALLOW_THP=0`, but not left to the
-/// operator to remember. `renkei-bench` calls it too, so that the renkei it runs in
-/// process allocates as the deployed one does.
-pub fn without_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
-        // Only memory is at stake: say so and go on.
-        eprintln!("renkei: could not opt out of transparent huge pages: {e}");
-    }
-}

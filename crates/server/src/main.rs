@@ -10,15 +10,9 @@ use server::config::Config;
 use server::storage::Backend;
 use std::path::PathBuf;
 
-/// mimalloc rather than the system allocator: a request allocates many small JSON
-/// values, and glibc's malloc was a fifth of the CPU time under load. Its version 2
-/// (the crate's `v2` feature) rather than 3: version 3 keeps freed memory for a
-/// second before giving it back (`purge_delay` 1,000 ms, against 10 ms), and under
-/// batch upserts that second of garbage held 144 MiB resident with a million
-/// entities stored, above the 150 MB target; version 2 held 112 MiB at the same
-/// speed. The option cannot be set from safe code, and is read before `main`.
+/// mimalloc, with the settings `allocator::configure` applies first thing in `main`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(
@@ -148,7 +142,7 @@ enum EncryptionKeyCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    server::without_transparent_huge_pages();
+    allocator::configure();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

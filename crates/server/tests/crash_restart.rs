@@ -192,7 +192,7 @@ async fn postgres_delivers_every_acknowledged_change_after_sigkill() {
     every_acknowledged_change_survives_a_kill(&url).await;
 }
 
-/// The binary opts out of transparent huge pages (see its `main`): with them, mimalloc's
+/// The binary opts out of transparent huge pages (`allocator::configure`): with them, mimalloc's
 /// touched 2 MiB regions were resident whole and a million stored entities took the
 /// process over its 150 MB memory target.
 #[cfg(target_os = "linux")]
