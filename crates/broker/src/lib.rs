@@ -376,17 +376,18 @@ impl Broker {
     ) -> Result<BatchReport, NgsiError> {
         let now = Utc::now();
         self.run_batch(tenant, items, move |mut entity| {
-            Box::new(move |current: Option<Entity>| {
+            // Refused and stamped here, as a single create is, not on the writer.
+            ops::refuse_nulls(&entity.attributes)?;
+            ops::stamp_new_entity(&mut entity, now);
+            Ok(Box::new(move |current: Option<Entity>| {
                 if current.is_some() {
                     return Err(NgsiError::already_exists(format!(
                         "entity {} already exists",
                         entity.id
                     )));
                 }
-                ops::refuse_nulls(&entity.attributes)?;
-                ops::stamp_new_entity(&mut entity, now);
                 Ok(Write::Put(entity))
-            })
+            }))
         })
         .await
     }
@@ -404,10 +405,20 @@ impl Broker {
         let mut report = self
             .run_batch(tenant, items, move |mut entity| {
                 let created_log = created_log.clone();
-                Box::new(move |current: Option<Entity>| match current {
+                // Whatever is stored, a replacing upsert writes the entity whole: it is
+                // refused and stamped here rather than on the writer, which then only
+                // keeps a replaced entity's creation time.
+                let replaces = mode != UpsertMode::Update;
+                if replaces {
+                    ops::refuse_nulls(&entity.attributes)?;
+                    ops::stamp_new_entity(&mut entity, now);
+                }
+                Ok(Box::new(move |current: Option<Entity>| match current {
                     None => {
-                        ops::refuse_nulls(&entity.attributes)?;
-                        ops::stamp_new_entity(&mut entity, now);
+                        if !replaces {
+                            ops::refuse_nulls(&entity.attributes)?;
+                            ops::stamp_new_entity(&mut entity, now);
+                        }
                         created_log
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -416,17 +427,13 @@ impl Broker {
                     }
                     Some(old) => match mode {
                         UpsertMode::Replace => {
-                            ops::refuse_nulls(&entity.attributes)?;
-                            Ok(Write::Put(ops::replace_entity(&old, entity, now)))
+                            Ok(Write::Put(ops::keep_creation_time(&old, entity)))
                         }
-                        UpsertMode::ReplaceChanged => {
-                            ops::refuse_nulls(&entity.attributes)?;
-                            Ok(if old.same_content(&entity) {
-                                Write::Unchanged
-                            } else {
-                                Write::Put(ops::replace_entity(&old, entity, now))
-                            })
-                        }
+                        UpsertMode::ReplaceChanged => Ok(if old.same_content(&entity) {
+                            Write::Unchanged
+                        } else {
+                            Write::Put(ops::keep_creation_time(&old, entity))
+                        }),
                         UpsertMode::Update => {
                             let mut merged = old;
                             ops::append_attributes(&mut merged, patch_of(entity), false, now);
@@ -434,7 +441,7 @@ impl Broker {
                             Ok(Write::Put(merged))
                         }
                     },
-                })
+                }))
             })
             .await?;
         report.created = std::mem::take(&mut *created.lock().unwrap_or_else(|p| p.into_inner()));
@@ -456,7 +463,7 @@ impl Broker {
         let mut report = self
             .run_batch(tenant, items, move |entity| {
                 let partial_log = partial_log.clone();
-                Box::new(move |current: Option<Entity>| {
+                Ok(Box::new(move |current: Option<Entity>| {
                     let id = entity.id.clone();
                     let mut old = current.ok_or_else(|| entity_not_found(&id))?;
                     let report =
@@ -476,7 +483,7 @@ impl Broker {
                         ));
                     }
                     Ok(write_if_updated(old, &report))
-                })
+                }))
             })
             .await?;
         for (id, error) in std::mem::take(&mut *partial.lock().unwrap_or_else(|p| p.into_inner())) {
@@ -494,11 +501,11 @@ impl Broker {
     ) -> Result<BatchReport, NgsiError> {
         let now = Utc::now();
         self.run_batch(tenant, items, move |entity| {
-            Box::new(move |current: Option<Entity>| {
+            Ok(Box::new(move |current: Option<Entity>| {
                 let mut old = current.ok_or_else(|| entity_not_found(&entity.id))?;
                 ops::merge_entity(&mut old, patch_of(entity), now);
                 Ok(Write::Put(old))
-            })
+            }))
         })
         .await
     }
@@ -538,23 +545,27 @@ impl Broker {
         &self,
         tenant: &Tenant,
         items: Vec<BatchItem>,
-        make: impl Fn(Entity) -> store::ModifyFn,
+        make: impl Fn(Entity) -> Result<store::ModifyFn, NgsiError>,
     ) -> Result<BatchReport, NgsiError> {
-        // Keep request order in the report: failed decodes sit between valid items.
+        // Keep request order in the report: failed decodes, and items `make` refuses
+        // before the store sees them, sit between the items written.
         let mut order = Vec::with_capacity(items.len());
         let mut modifications = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         for item in items {
             match item {
                 BatchItem::Valid(entity) => {
                     let id = entity.id.clone();
-                    seen.insert(id.clone());
-                    modifications.push(Modification {
-                        entity_id: id.clone(),
-                        apply: make(entity),
-                        history: None,
-                    });
-                    order.push((id, None));
+                    match make(entity) {
+                        Ok(apply) => {
+                            modifications.push(Modification {
+                                entity_id: id.clone(),
+                                apply,
+                                history: None,
+                            });
+                            order.push((id, None));
+                        }
+                        Err(error) => order.push((id, Some(error))),
+                    }
                 }
                 BatchItem::Invalid { entity_id, error } => order.push((entity_id, Some(error))),
             }

@@ -123,6 +123,12 @@ fn put_instance(
 /// Replace entity (clause 5.6.18): everything but the id and creation time is replaced.
 pub fn replace_entity(old: &Entity, mut new: Entity, now: DateTime<Utc>) -> Entity {
     stamp_new_entity(&mut new, now);
+    keep_creation_time(old, new)
+}
+
+/// A replacement already stamped as new ([`stamp_new_entity`]), with the creation
+/// time of the entity it replaces.
+pub fn keep_creation_time(old: &Entity, mut new: Entity) -> Entity {
     new.created_at = old.created_at;
     new
 }

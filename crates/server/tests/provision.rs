@@ -111,6 +111,79 @@ async fn ngsi_ld_null_deletes_every_kind_of_attribute() {
     assert!(s.get(&path).await.body.get("name").is_none());
 }
 
+/// NGSI-LD Null only deletes in an update: a batch create, and an upsert that replaces
+/// (its default), refuse the item whether or not the entity exists, and write nothing
+/// of it; an updating upsert deletes the attribute of an entity that exists.
+#[tokio::test]
+async fn batch_writes_refuse_ngsi_ld_null_except_where_they_update() {
+    let s = server().await;
+    s.create(shelter()).await;
+    let path = format!("{NGSI}/entities/{ID}");
+    let with_null = |id: &str| {
+        json!({"id": id, "type": "Shelter",
+               "managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:null"}})
+    };
+    let error_of = |body: &Value, id: &str| {
+        body["errors"]
+            .as_array()
+            .and_then(|errors| errors.iter().find(|e| e["entityId"] == id))
+            .map(|e| e["error"]["type"].clone())
+    };
+    let stored = s.get(&path).await.body;
+
+    let reply = s
+        .post(
+            &format!("{NGSI}/entityOperations/upsert"),
+            json!([with_null(ID), with_null("urn:ngsi-ld:Shelter:new"), {"id": "urn:ngsi-ld:Shelter:ok", "type": "Shelter"}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["success"], json!(["urn:ngsi-ld:Shelter:ok"]));
+    for id in [ID, "urn:ngsi-ld:Shelter:new"] {
+        assert_eq!(
+            error_of(&reply.body, id),
+            Some(json!(BAD_REQUEST_DATA)),
+            "{}",
+            reply.body
+        );
+    }
+    assert_eq!(s.get(&path).await.body, stored);
+    let missing = s
+        .get(&format!("{NGSI}/entities/urn:ngsi-ld:Shelter:new"))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let reply = s
+        .post(
+            &format!("{NGSI}/entityOperations/create"),
+            json!([with_null("urn:ngsi-ld:Shelter:new"), {"id": ID, "type": "Shelter"}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    let bad = error_of(&reply.body, "urn:ngsi-ld:Shelter:new");
+    assert_eq!(bad, Some(json!(BAD_REQUEST_DATA)), "{}", reply.body);
+    assert_eq!(
+        error_of(&reply.body, ID),
+        Some(json!(ALREADY_EXISTS)),
+        "{}",
+        reply.body
+    );
+
+    let reply = s
+        .post(
+            &format!("{NGSI}/entityOperations/upsert?options=update"),
+            json!([with_null(ID), with_null("urn:ngsi-ld:Shelter:new")]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::MULTI_STATUS, "{}", reply.body);
+    assert_eq!(reply.body["success"], json!([ID]), "{}", reply.body);
+    let bad = error_of(&reply.body, "urn:ngsi-ld:Shelter:new");
+    assert_eq!(bad, Some(json!(BAD_REQUEST_DATA)), "{}", reply.body);
+    let entity = s.get(&path).await.body;
+    assert!(entity.get("managedBy").is_none(), "{entity}");
+    assert_eq!(entity["street"], stored["street"], "{entity}");
+}
+
 #[tokio::test]
 async fn attribute_fragments_add_types_and_handle_scopes() {
     let s = server().await;
