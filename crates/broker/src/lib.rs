@@ -580,8 +580,8 @@ impl Broker {
         };
         let mut results = results.into_iter();
         let mut report = BatchReport::default();
-        for (id, decode_error) in order {
-            match decode_error {
+        for (id, refused) in order {
+            match refused {
                 Some(error) => report.errors.push((id, error)),
                 None => match results.next() {
                     Some(Ok(_)) => report.success.push(id),
