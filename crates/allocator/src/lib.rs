@@ -6,7 +6,7 @@
 //!
 //! The binaries declare [`Allocator`] as their `#[global_allocator]` and call
 //! [`configure`] first thing in `main`. This is the workspace's one crate allowed
-//! `unsafe`, for the one foreign call that sets an option of mimalloc's.
+//! `unsafe`, for the two foreign calls that set and read an option of mimalloc's.
 
 pub use mimalloc::MiMalloc as Allocator;
 use std::os::raw::c_long;
