@@ -155,8 +155,7 @@ impl Broker {
         tenant: &Tenant,
         mut entity: Entity,
     ) -> Result<(), NgsiError> {
-        ops::refuse_nulls(&entity.attributes)?;
-        ops::stamp_new_entity(&mut entity, Utc::now());
+        ops::admit_new_entity(&mut entity, Utc::now())?;
         self.store
             .create_entity(tenant, entity)
             .await
@@ -377,8 +376,7 @@ impl Broker {
         let now = Utc::now();
         self.run_batch(tenant, items, move |mut entity| {
             // Refused and stamped here, as a single create is, not on the writer.
-            ops::refuse_nulls(&entity.attributes)?;
-            ops::stamp_new_entity(&mut entity, now);
+            ops::admit_new_entity(&mut entity, now)?;
             Ok(Box::new(move |current: Option<Entity>| {
                 if current.is_some() {
                     return Err(NgsiError::already_exists(format!(
@@ -410,14 +408,12 @@ impl Broker {
                 // keeps a replaced entity's creation time.
                 let replaces = mode != UpsertMode::Update;
                 if replaces {
-                    ops::refuse_nulls(&entity.attributes)?;
-                    ops::stamp_new_entity(&mut entity, now);
+                    ops::admit_new_entity(&mut entity, now)?;
                 }
                 Ok(Box::new(move |current: Option<Entity>| match current {
                     None => {
                         if !replaces {
-                            ops::refuse_nulls(&entity.attributes)?;
-                            ops::stamp_new_entity(&mut entity, now);
+                            ops::admit_new_entity(&mut entity, now)?;
                         }
                         created_log
                             .lock()

@@ -57,6 +57,14 @@ impl UpdateReport {
     }
 }
 
+/// Readies an entity to be written whole as new (create, or an upsert that replaces):
+/// refuses NGSI-LD Null in it, then stamps it as created now.
+pub fn admit_new_entity(entity: &mut Entity, now: DateTime<Utc>) -> Result<(), NgsiError> {
+    refuse_nulls(&entity.attributes)?;
+    stamp_new_entity(entity, now);
+    Ok(())
+}
+
 /// Stamps a new entity and all its attributes as created now.
 pub fn stamp_new_entity(entity: &mut Entity, now: DateTime<Utc>) {
     entity.created_at = Some(now);
