@@ -24,6 +24,9 @@ pub struct Config {
     pub context_fetch_timeout: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How many bytes of batch bodies are decoded and on their way to the store at
+    /// once (`RENKEI_BATCH_BYTES_IN_FLIGHT`; 0: no bound); see [`crate::admission`].
+    pub batch_bytes_in_flight: usize,
     /// `RENKEI_ALLOW_ANONYMOUS_WRITES`: anyone may read and write the broker of any
     /// tenant without a key. Local development and conformance runs only.
     pub allow_anonymous_writes: bool,
@@ -128,6 +131,7 @@ impl Default for Config {
             remote_contexts: true,
             context_fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 4 * 1024 * 1024,
+            batch_bytes_in_flight: crate::admission::DEFAULT_BUDGET_BYTES,
             allow_anonymous_writes: false,
             tls_cert: None,
             tls_key: None,
@@ -156,6 +160,7 @@ struct FileConfig {
     remote_contexts: Option<bool>,
     context_fetch_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    batch_bytes_in_flight: Option<usize>,
     allow_anonymous_writes: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -203,6 +208,9 @@ impl Config {
         }
         if let Some(v) = file.max_body_bytes {
             self.max_body_bytes = v;
+        }
+        if let Some(v) = file.batch_bytes_in_flight {
+            self.batch_bytes_in_flight = v;
         }
         if let Some(v) = file.temporal_instance_limit {
             self.temporal_instance_limit = v;
@@ -310,6 +318,11 @@ impl Config {
             self.max_body_bytes = v
                 .parse()
                 .with_context(|| format!("RENKEI_MAX_BODY_BYTES={v} is not a number"))?;
+        }
+        if let Some(v) = var("RENKEI_BATCH_BYTES_IN_FLIGHT") {
+            self.batch_bytes_in_flight = v
+                .parse()
+                .with_context(|| format!("RENKEI_BATCH_BYTES_IN_FLIGHT={v} is not a number"))?;
         }
         if let Some(base_url) = var("RENKEI_PAYMENT_URL") {
             let secret = var("RENKEI_PAYMENT_SECRET")
@@ -427,6 +440,7 @@ mod tests {
             ("RENKEI_LISTEN", "127.0.0.1:9000"),
             ("RENKEI_DATABASE_URL", "postgres://localhost/renkei"),
             ("RENKEI_REMOTE_CONTEXTS", "false"),
+            ("RENKEI_BATCH_BYTES_IN_FLIGHT", "0"),
         ]);
         config
             .apply_env(|k| env.get(k).map(|v| v.to_string()))
@@ -434,6 +448,7 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.database_url, "postgres://localhost/renkei");
         assert!(!config.remote_contexts);
+        assert_eq!(config.batch_bytes_in_flight, 0);
 
         let bad = HashMap::from([("RENKEI_LISTEN", "port 80")]);
         let err = config
@@ -447,7 +462,11 @@ mod tests {
         assert!(
             toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\ndatabase = \"x\"").is_err()
         );
-        let ok: FileConfig = toml::from_str("max_body_bytes = 10").unwrap();
+        let ok: FileConfig =
+            toml::from_str("max_body_bytes = 10\nbatch_bytes_in_flight = 20").unwrap();
         assert_eq!(ok.max_body_bytes, Some(10));
+        let mut config = Config::default();
+        config.apply_file(ok);
+        assert_eq!(config.batch_bytes_in_flight, 20);
     }
 }

@@ -9,6 +9,7 @@
 //! face asks `identity`'s one policy table what the caller may do.
 
 pub mod admin;
+pub mod admission;
 pub mod applications;
 pub mod auth;
 pub mod catalog_cli;
@@ -62,6 +63,8 @@ pub struct Services {
     pub harvester: catalog::harvest::Harvester,
     /// Online applications (`/api/v1/procedures`).
     pub applications: procedures::service::Applications,
+    /// The budget of batch bodies decoded at once.
+    pub batch_admission: admission::BatchAdmission,
     pub config: Arc<config::Config>,
 }
 
@@ -117,6 +120,7 @@ impl AppState {
             datastore: stores.datastore,
             harvester,
             applications,
+            batch_admission: admission::BatchAdmission::new(config.batch_bytes_in_flight),
             config: Arc::new(config),
         })))
     }

@@ -320,3 +320,53 @@ async fn batch_update_without_overwrite_writes_the_new_attributes() {
         "kept: {entity}"
     );
 }
+
+/// Under a budget of batches in flight smaller than any one body, concurrent batches
+/// are decoded one at a time: each is still admitted (alone), answered and stored
+/// whole, and none waits forever for room the others hold.
+#[tokio::test]
+async fn batches_larger_than_the_budget_in_flight_are_each_written_whole() {
+    let s = server_with(server::config::Config {
+        batch_bytes_in_flight: 64,
+        ..Default::default()
+    })
+    .await;
+    let batch = |family: &str| {
+        Value::Array(
+            (0..25)
+                .map(|n| {
+                    json!({"id": format!("urn:ngsi-ld:Shelter:{family}{n}"), "type": "Shelter",
+                                "capacity": {"type": "Property", "value": n}})
+                })
+                .collect(),
+        )
+    };
+    let (upsert, create) = (
+        format!("{NGSI}/entityOperations/upsert"),
+        format!("{NGSI}/entityOperations/create"),
+    );
+    // A deadlock guard, not a timing: the four take milliseconds, or forever.
+    let (a, b, c, d) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::join!(
+            s.post(&upsert, batch("a")),
+            s.post(&create, batch("b")),
+            s.post(&upsert, batch("c")),
+            s.post(&upsert, batch("a")),
+        )
+    })
+    .await
+    .unwrap_or_else(|_| panic!("a batch never got its place in the budget"));
+    for reply in [&a, &b, &c] {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    // The repeated batch finds its entities stored (204) or stores them first (201).
+    assert!(
+        [StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&d.status),
+        "{}",
+        d.body
+    );
+    let listed = s
+        .get(&format!("{NGSI}/entities?type=Shelter&count=true&limit=1"))
+        .await;
+    assert_eq!(listed.header("NGSILD-Results-Count"), Some("75"));
+}
