@@ -164,6 +164,28 @@ pub mod iri {
     pub const OBSERVATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/observationSpace";
     pub const OPERATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/operationSpace";
     pub const DEFAULT_CONTEXT_VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
+
+    /// The prefixes a store may shorten the attribute IRIs it keeps by, numbered from
+    /// 1 (see [`shorten`]): nearly every attribute is named under one of them (the core
+    /// context's `@vocab` and the core vocabulary), and written out whole in a stored
+    /// entity those names were a third of its bytes. The longer comes first, since it
+    /// begins with the other.
+    pub const SHORTENED_PREFIXES: [&str; 2] = [DEFAULT_CONTEXT_VOCAB, NGSI_LD];
+
+    /// The number of the prefix of [`SHORTENED_PREFIXES`] that `iri` begins with (the
+    /// longest), and what follows it; `None` if it begins with none.
+    pub fn shorten(iri: &str) -> Option<(u8, &str)> {
+        (1..)
+            .zip(SHORTENED_PREFIXES)
+            .find_map(|(number, prefix)| Some((number, iri.strip_prefix(prefix)?)))
+    }
+
+    /// The prefix numbered `number` by [`shorten`].
+    pub fn shortened_prefix(number: u8) -> Option<&'static str> {
+        SHORTENED_PREFIXES
+            .get(usize::from(number).checked_sub(1)?)
+            .copied()
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +207,27 @@ mod tests {
         entity.created_at = stamp;
         entity.modified_at = stamp;
         entity
+    }
+
+    #[test]
+    fn iris_under_the_shortened_prefixes_shorten_by_the_longest_and_come_back_whole() {
+        for (iri, number, rest) in [
+            (
+                "https://uri.etsi.org/ngsi-ld/default-context/capacity",
+                1,
+                "capacity",
+            ),
+            ("https://uri.etsi.org/ngsi-ld/location", 2, "location"),
+            ("https://uri.etsi.org/ngsi-ld/default-context/", 1, ""),
+        ] {
+            assert_eq!(iri::shorten(iri), Some((number, rest)));
+            let prefix = iri::shortened_prefix(number).unwrap();
+            assert_eq!(format!("{prefix}{rest}"), iri);
+        }
+        assert_eq!(iri::shorten("https://smartdatamodels.org/name"), None);
+        assert_eq!(iri::shorten("https://uri.etsi.org/ngsi-l"), None);
+        assert_eq!(iri::shortened_prefix(0), None);
+        assert_eq!(iri::shortened_prefix(3), None);
     }
 
     #[test]

@@ -1109,4 +1109,81 @@ mod tests {
             "{plan:#?}"
         );
     }
+
+    /// Rows written before names were shortened (whole names in the document and the
+    /// values) and rows written since answer queries and reads alike.
+    #[tokio::test]
+    async fn rows_with_whole_and_shortened_names_are_read_and_queried_alike() {
+        let vocab = ngsi_ld::model::iri::DEFAULT_CONTEXT_VOCAB;
+        let capacity = format!("{vocab}capacity");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tenant = Tenant::default_tenant();
+        let shelter = |i: usize| {
+            let mut e = Entity::new(format!("urn:s:{i}"), vec![SHELTER.to_owned()]);
+            let value = AttributeValue::Property(serde_json::json!(i));
+            e.attributes
+                .insert(capacity.clone(), vec![Attribute::new(value)]);
+            e
+        };
+        let writes = (0..20).map(|i| {
+            let e = shelter(i);
+            Modification::new(e.id.clone(), move |_| Ok(Write::Put(e)))
+        });
+        let written = store
+            .modify(&tenant, writes.collect())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let doc_of = |id: &str| -> String {
+            conn.query_row("SELECT doc FROM entities WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(doc_of("urn:s:1").contains(r#""\u0001capacity":"#));
+        // Every even row as an earlier version wrote it: whole names, and values
+        // tagged without a prefix (a number: tag 1, the name, eight bytes).
+        for i in (0..20).step_by(2) {
+            let id = format!("urn:s:{i}");
+            let stored = decode(&doc_of(&id)).unwrap_or_else(|e| panic!("{e}"));
+            let mut vals = vec![1, capacity.len() as u8];
+            vals.extend_from_slice(capacity.as_bytes());
+            vals.extend_from_slice(&(i as f64).to_le_bytes());
+            conn.execute(
+                "UPDATE entities SET doc = ?1, vals = ?2 WHERE id = ?3",
+                params![store::doc::entity_doc_text(&stored), vals, id],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(doc_of("urn:s:0").contains(&format!(r#""{capacity}":"#)));
+        let at_least_ten = EntityQuery {
+            q: Some(QExpr::Term(QTerm {
+                path: AttrPath {
+                    attr: capacity.clone(),
+                    sub_attrs: Vec::new(),
+                    trailing: Vec::new(),
+                },
+                comparison: Some((QOp::Ge, QValue::Number(10.0))),
+            })),
+            ..shelters()
+        };
+        let (_, found) = part(&conn, &at_least_ten, None, None);
+        assert_eq!(found, ids(10..20));
+        let having = EntityQuery {
+            attrs: vec![capacity.clone()],
+            ..shelters()
+        };
+        assert_eq!(part(&conn, &having, None, None).1, ids(0..20));
+        for i in [0, 1] {
+            let read = store
+                .get_entity(&tenant, &format!("urn:s:{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("urn:s:{i} is gone"));
+            assert_eq!(read.attributes, shelter(i).attributes, "urn:s:{i}");
+        }
+    }
 }

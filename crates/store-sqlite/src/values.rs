@@ -9,21 +9,28 @@
 //! (schema version 13 folded them into the row). Read back, the BLOB is decoded without
 //! copying and checked in microseconds, before the document is parsed.
 //!
-//! The encoding, entry after entry: a tag byte (its low bits the kind of value: 0 the
-//! bare presence of the attribute, 1 a number, 2 a string; its high bit set when the
-//! entry's attribute is the previous entry's, which is then not repeated), the
-//! attribute (a LEB128 length, then UTF-8) unless repeated, and the value: a number as
-//! eight bytes of an `f64`, little-endian, a string as a LEB128 length and UTF-8.
+//! The encoding, entry after entry: a tag byte (its low five bits the kind of value: 0
+//! the bare presence of the attribute, 1 a number, 2 a string; the next two the number
+//! of the prefix the attribute's name is shortened by, 0 for none (see
+//! [`iri::shorten`]); its high bit set when the entry's attribute is the previous
+//! entry's, which is then not repeated), the attribute (a LEB128 length, then UTF-8:
+//! the name after its prefix) unless repeated, and the value: a number as eight bytes
+//! of an `f64`, little-endian, a string as a LEB128 length and UTF-8. Values written
+//! before names were shortened have no prefix bits, and read as they always did.
 //! Decoding leaves names and strings as bytes: it does not validate their UTF-8 (a
 //! twentieth of the CPU time of a `q` query went to that), since the prefilter only
 //! compares them.
 
-use ngsi_ld::model::Entity;
+use ngsi_ld::model::{iri, Entity};
 use ngsi_ld::query::index::{index_rows, EntryRef, IndexEntry, IndexedValue, Prefilter, ValueRef};
 
 const PRESENCE: u8 = 0;
 const NUMBER: u8 = 1;
 const TEXT: u8 = 2;
+const KIND: u8 = 0x1f;
+/// The bits of the tag holding the prefix number, and their shift.
+const PREFIX: u8 = 0x60;
+const PREFIX_SHIFT: u32 = 5;
 const SAME_ATTR: u8 = 0x80;
 
 /// The stored form of an entity's comparable values.
@@ -43,8 +50,9 @@ pub(crate) fn encode(entries: &[IndexEntry]) -> Vec<u8> {
         if previous == Some(entry.attr) {
             out.push(kind | SAME_ATTR);
         } else {
-            out.push(kind);
-            push_str(&mut out, entry.attr);
+            let (prefix, name) = iri::shorten(entry.attr).unwrap_or((0, entry.attr));
+            out.push(kind | prefix << PREFIX_SHIFT);
+            push_str(&mut out, name);
         }
         previous = Some(entry.attr);
         match &entry.value {
@@ -60,16 +68,20 @@ pub(crate) fn encode(entries: &[IndexEntry]) -> Vec<u8> {
 pub(crate) fn decode(blob: &[u8]) -> Option<Vec<EntryRef<'_>>> {
     let mut entries = Vec::new();
     let mut rest = blob;
-    let mut previous: Option<&[u8]> = None;
+    let mut previous: Option<(&'static str, &[u8])> = None;
     while let Some((&tag, after)) = rest.split_first() {
         rest = after;
-        let attr = if tag & SAME_ATTR != 0 {
+        let (prefix, attr) = if tag & SAME_ATTR != 0 {
             previous?
         } else {
-            take_bytes(&mut rest)?
+            let prefix = match (tag & PREFIX) >> PREFIX_SHIFT {
+                0 => "",
+                number => iri::shortened_prefix(number)?,
+            };
+            (prefix, take_bytes(&mut rest)?)
         };
-        previous = Some(attr);
-        let value = match tag & !SAME_ATTR {
+        previous = Some((prefix, attr));
+        let value = match tag & KIND {
             PRESENCE => None,
             NUMBER => {
                 let (bytes, after) = rest.split_first_chunk::<8>()?;
@@ -79,7 +91,11 @@ pub(crate) fn decode(blob: &[u8]) -> Option<Vec<EntryRef<'_>>> {
             TEXT => Some(ValueRef::Text(take_bytes(&mut rest)?)),
             _ => return None,
         };
-        entries.push(EntryRef { attr, value });
+        entries.push(EntryRef {
+            prefix,
+            attr,
+            value,
+        });
     }
     Some(entries)
 }
@@ -144,7 +160,13 @@ mod tests {
             any::<f64>().prop_map(|n| Some(IndexedValue::Number(n))),
             ".{0,200}".prop_map(|t| Some(IndexedValue::Text(t.into()))),
         ];
-        prop::collection::vec((prop_oneof![Just("a".to_owned()), ".{0,20}"], value), 0..20)
+        let name = prop_oneof![
+            Just("a".to_owned()),
+            ".{0,20}",
+            ".{0,20}".prop_map(|n| format!("{}{n}", iri::DEFAULT_CONTEXT_VOCAB)),
+            ".{0,20}".prop_map(|n| format!("{}{n}", iri::NGSI_LD)),
+        ];
+        prop::collection::vec((name, value), 0..20)
     }
 
     proptest! {
@@ -158,7 +180,7 @@ mod tests {
             let expected: Vec<EntryRef<'_>> = entries.iter().map(IndexEntry::as_ref).collect();
             prop_assert_eq!(decoded.len(), expected.len());
             for (got, want) in decoded.iter().zip(&expected) {
-                prop_assert_eq!(got.attr, want.attr);
+                prop_assert_eq!([got.prefix.as_bytes(), got.attr].concat(), want.attr);
                 match (got.value, want.value) {
                     (Some(ValueRef::Number(a)), Some(ValueRef::Number(b))) => {
                         prop_assert_eq!(a.to_bits(), b.to_bits());
@@ -200,6 +222,50 @@ mod tests {
                 prop_assert!(admits(&Prefilter::Has("x".into()), Some(&bytes)));
             }
         }
+    }
+
+    /// Names under a shortened prefix are kept without it, and a blob written before
+    /// (whole names, no prefix bits) is read and filtered as it always was.
+    #[test]
+    fn shortened_and_whole_names_are_the_same_attribute_to_the_prefilter() {
+        let capacity = "https://uri.etsi.org/ngsi-ld/default-context/capacity";
+        let location = "https://uri.etsi.org/ngsi-ld/location";
+        let entries = [
+            entry(capacity, Some(IndexedValue::Number(120.0))),
+            entry(location, None),
+        ];
+        let shortened = encode(&entries);
+        assert!(shortened.len() < 30, "{shortened:?}");
+        assert!(!shortened.windows(8).any(|w| w == b"https://"));
+        // As the encoding was before: tag, whole name, value.
+        let mut whole = vec![NUMBER];
+        push_str(&mut whole, capacity);
+        whole.extend_from_slice(&120.0f64.to_le_bytes());
+        whole.push(PRESENCE);
+        push_str(&mut whole, location);
+        for blob in [&shortened, &whole] {
+            let admits = |filter: Prefilter| admits(&filter, Some(blob));
+            assert!(admits(Prefilter::Number(
+                capacity.into(),
+                Comparison::Eq,
+                120.0
+            )));
+            assert!(!admits(Prefilter::Number(
+                capacity.into(),
+                Comparison::Gt,
+                120.0
+            )));
+            assert!(admits(Prefilter::Has(location.into())));
+            // Same last segment, another prefix: another attribute.
+            assert!(!admits(Prefilter::Has(
+                "https://uri.etsi.org/ngsi-ld/capacity".into()
+            )));
+            assert!(!admits(Prefilter::Has("capacity".into())));
+        }
+        // A prefix number no prefix has: not a blob this module wrote.
+        let mut unknown = shortened.clone();
+        unknown[0] |= PREFIX;
+        assert!(decode(&unknown).is_none());
     }
 
     #[test]

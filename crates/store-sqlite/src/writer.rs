@@ -280,7 +280,7 @@ impl EntityRows {
         EntityRows {
             id: entity.id.clone(),
             types: types_text(&entity.types),
-            doc: store::doc::entity_doc_text(entity),
+            doc: store::doc::entity_doc_text_shortened(entity),
             vals: crate::values::of_entity(entity),
             same_cell: stored.is_some_and(|stored| cell_of(stored) == cell),
             cell,

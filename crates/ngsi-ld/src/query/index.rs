@@ -41,11 +41,21 @@ pub enum IndexedValue<'a> {
 /// An [`IndexEntry`] as a store reads it back, borrowed from what it stored. Names and
 /// strings stay bytes (the UTF-8 the entry was written as): the prefilter only compares
 /// them, and comparing UTF-8 bytes orders strings as comparing `str`s does, so a store
-/// need not validate every string of every candidate it reads.
+/// need not validate every string of every candidate it reads. A store that keeps the
+/// name shortened ([`iri::shorten`]) gives back its prefix apart: the name is
+/// `prefix` followed by `attr`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EntryRef<'a> {
+    pub prefix: &'static str,
     pub attr: &'a [u8],
     pub value: Option<ValueRef<'a>>,
+}
+
+impl EntryRef<'_> {
+    /// Whether the entry is of the attribute named `name` (an expanded IRI).
+    pub fn is_of(&self, name: &str) -> bool {
+        name.as_bytes().strip_prefix(self.prefix.as_bytes()) == Some(self.attr)
+    }
 }
 
 /// An [`IndexedValue`] borrowed from what a store stored.
@@ -58,6 +68,7 @@ pub enum ValueRef<'a> {
 impl IndexEntry<'_> {
     pub fn as_ref(&self) -> EntryRef<'_> {
         EntryRef {
+            prefix: "",
             attr: self.attr.as_bytes(),
             value: self.value.as_ref().map(|value| match value {
                 IndexedValue::Number(n) => ValueRef::Number(*n),
@@ -196,14 +207,14 @@ impl Prefilter {
     pub fn admits(&self, entries: &[EntryRef<'_>]) -> bool {
         match self {
             Prefilter::All => true,
-            Prefilter::Has(attr) => entries.iter().any(|e| e.attr == attr.as_bytes()),
+            Prefilter::Has(attr) => entries.iter().any(|e| e.is_of(attr)),
             Prefilter::Number(attr, c, n) => entries.iter().any(|e| {
-                e.attr == attr.as_bytes()
+                e.is_of(attr)
                     && matches!(e.value, Some(ValueRef::Number(v))
                         if v.partial_cmp(n).is_some_and(|o| c.holds(o)))
             }),
             Prefilter::Text(attr, c, t) => entries.iter().any(|e| {
-                e.attr == attr.as_bytes()
+                e.is_of(attr)
                     && matches!(e.value, Some(ValueRef::Text(v)) if c.holds(v.cmp(t.as_bytes())))
             }),
             Prefilter::And(parts) => parts.iter().all(|p| p.admits(entries)),

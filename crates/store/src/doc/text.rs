@@ -14,11 +14,20 @@ use super::{
     RelationshipObject, StampText,
 };
 use chrono::{DateTime, Utc};
+use ngsi_ld::model::iri;
 use serde_json::Value;
 use std::fmt::Write as _;
 
+/// How attribute names are written: whole (what `encoding` writes), or shortened by
+/// their prefix (see [`super::entity_doc_text_shortened`]).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Names {
+    Whole,
+    Shortened,
+}
+
 /// The text of `entity`'s stored document.
-pub fn entity(entity: &Entity) -> String {
+pub fn entity(entity: &Entity, names: Names) -> String {
     let mut out = String::with_capacity(256 + 192 * entity.attributes.len());
     out.push_str("{\"id\":");
     string(&mut out, &entity.id);
@@ -31,7 +40,12 @@ pub fn entity(entity: &Entity) -> String {
     stamp_member(&mut out, "createdAt", entity.created_at.as_ref());
     stamp_member(&mut out, "modifiedAt", entity.modified_at.as_ref());
     out.push_str(",\"attrs\":");
-    attributes(&mut out, &entity.attributes, Some(EntityStamps::of(entity)));
+    attributes(
+        &mut out,
+        &entity.attributes,
+        Some(EntityStamps::of(entity)),
+        names,
+    );
     out.push('}');
     out
 }
@@ -40,27 +54,49 @@ pub fn entity(entity: &Entity) -> String {
 /// `encoding::AttributeDoc` has them.
 pub fn attribute(attribute: &Attribute, own_keys: bool, entity: Option<EntityStamps>) -> String {
     let mut out = String::with_capacity(128);
-    write_attribute(&mut out, attribute, own_keys, entity);
+    write_attribute(&mut out, attribute, own_keys, entity, Names::Whole);
     out
 }
 
-fn attributes(out: &mut String, attributes: &Attributes, entity: Option<EntityStamps>) {
+fn attributes(
+    out: &mut String,
+    attributes: &Attributes,
+    entity: Option<EntityStamps>,
+    names: Names,
+) {
     out.push('{');
     for (i, (name, instances)) in attributes.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        string(out, name);
+        attribute_name(out, name, names);
         out.push_str(":[");
         for (j, instance) in instances.iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            write_attribute(out, instance, true, entity);
+            write_attribute(out, instance, true, entity, names);
         }
         out.push(']');
     }
     out.push('}');
+}
+
+/// An attribute's name, shortened if asked and it can be: the number of its prefix as
+/// a character (U+0001 or U+0002), then the rest. A name needing an escape after its
+/// prefix is written whole (the rest is copied without one).
+fn attribute_name(out: &mut String, name: &str, names: Names) {
+    match iri::shorten(name)
+        .filter(|(_, rest)| names == Names::Shortened && !needs_escape(rest.as_bytes()))
+    {
+        Some((number, rest)) => {
+            out.push_str("\"\\u000");
+            out.push(char::from(b'0' + number));
+            out.push_str(rest);
+            out.push('"');
+        }
+        None => string(out, name),
+    }
 }
 
 fn write_attribute(
@@ -68,6 +104,7 @@ fn write_attribute(
     attribute: &Attribute,
     own_keys: bool,
     entity: Option<EntityStamps>,
+    names: Names,
 ) {
     out.push_str("{\"type\":");
     string(out, attribute.value.kind_name());
@@ -139,7 +176,7 @@ fn write_attribute(
     }
     if !attribute.sub_attributes.is_empty() {
         out.push_str(",\"sub\":");
-        attributes(out, &attribute.sub_attributes, entity);
+        attributes(out, &attribute.sub_attributes, entity, names);
     }
     out.push('}');
 }
