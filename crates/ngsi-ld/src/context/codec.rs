@@ -641,14 +641,16 @@ fn refuse_keyword(what: &str, name: &str) -> Result<(), NgsiError> {
 }
 
 /// Refuses names that JSON-LD or the `q` language could not carry (clause 4.6.2).
-/// The IRI an attribute's name expands to, refused if a context maps it to one with a
-/// control character (the name itself was checked): no IRI has one, and stores rely
-/// on no stored name beginning with one (see `store::doc`).
+/// The IRI an attribute's name expands to, refused if a context maps it to one that
+/// begins with a control character (the name itself was checked): stores rely on no
+/// stored name beginning with one (see `store::doc`). Only the first character is
+/// tested: testing every one was a fifth of the cost of decoding a batch-upserted
+/// entity (callgrind), for IRIs that the context's author wrote.
 fn expand_name(ctx: &ActiveContext, name: &str, what: &str) -> Result<String, NgsiError> {
     let iri = ctx.expand_iri(name, true);
-    if iri.chars().any(char::is_control) {
+    if iri.starts_with(char::is_control) {
         return Err(bad(format!(
-            "{what} name '{name}' expands to '{}', which has a control character",
+            "{what} name '{name}' expands to '{}', which begins with a control character",
             iri.escape_debug()
         )));
     }
