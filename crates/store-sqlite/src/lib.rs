@@ -903,6 +903,18 @@ mod tests {
         (end, ids)
     }
 
+    /// `q=attr>=n`.
+    fn at_least(attr: &str, n: f64) -> QExpr {
+        QExpr::Term(QTerm {
+            path: AttrPath {
+                attr: attr.to_owned(),
+                sub_attrs: Vec::new(),
+                trailing: Vec::new(),
+            },
+            comparison: Some((QOp::Ge, QValue::Number(n))),
+        })
+    }
+
     fn ids(range: std::ops::Range<usize>) -> Vec<String> {
         range.map(|i| format!("urn:s:{i}")).collect()
     }
@@ -928,14 +940,7 @@ mod tests {
     async fn a_scan_interrupted_inside_sql_resumes_without_losing_a_match() {
         let (_store, conn, _dir) = store_of(2000).await;
         let last_five = EntityQuery {
-            q: Some(QExpr::Term(QTerm {
-                path: AttrPath {
-                    attr: CAPACITY.to_owned(),
-                    sub_attrs: Vec::new(),
-                    trailing: Vec::new(),
-                },
-                comparison: Some((QOp::Ge, QValue::Number(1995.0))),
-            })),
+            q: Some(at_least(CAPACITY, 1995.0)),
             ..shelters()
         };
         // SQL passes 1,995 candidates before the first match, far more than one tick.
@@ -1160,14 +1165,7 @@ mod tests {
         }
         assert!(doc_of("urn:s:0").contains(&format!(r#""{capacity}":"#)));
         let at_least_ten = EntityQuery {
-            q: Some(QExpr::Term(QTerm {
-                path: AttrPath {
-                    attr: capacity.clone(),
-                    sub_attrs: Vec::new(),
-                    trailing: Vec::new(),
-                },
-                comparison: Some((QOp::Ge, QValue::Number(10.0))),
-            })),
+            q: Some(at_least(&capacity, 10.0)),
             ..shelters()
         };
         let (_, found) = part(&conn, &at_least_ten, None, None);
