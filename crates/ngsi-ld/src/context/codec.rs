@@ -193,7 +193,7 @@ pub fn decode_attributes<J: JsonNode>(
         }
         refuse_keyword("entity member", name)?;
         check_name(name).map_err(|why| bad(format!("attribute name '{name}' {why}")))?;
-        let iri = expand_name(ctx, name, "attribute")?;
+        let iri = ctx.expand_iri(name, true);
         let instances = decode_attribute(&iri, member, ctx).map_err(|e| with_attribute(e, name))?;
         attributes.entry(iri).or_default().extend(instances);
     }
@@ -445,7 +445,7 @@ fn decode_members<J: JsonNode>(
         refuse_keyword("sub-attribute", sub_name)?;
         check_name(sub_name)
             .map_err(|why| bad(format!("sub-attribute name '{sub_name}' {why}")))?;
-        let sub_iri = expand_name(ctx, sub_name, "sub-attribute")?;
+        let sub_iri = ctx.expand_iri(sub_name, true);
         let instances = decode_attribute(&sub_iri, sub_value, ctx).map_err(|e| {
             NgsiError::new(
                 e.problem,
@@ -641,22 +641,6 @@ fn refuse_keyword(what: &str, name: &str) -> Result<(), NgsiError> {
 }
 
 /// Refuses names that JSON-LD or the `q` language could not carry (clause 4.6.2).
-/// The IRI an attribute's name expands to, refused if a context maps it to one that
-/// begins with a control character (the name itself was checked): stores rely on no
-/// stored name beginning with one (see `store::doc`). Only the first character is
-/// tested: testing every one was a fifth of the cost of decoding a batch-upserted
-/// entity (callgrind), for IRIs that the context's author wrote.
-fn expand_name(ctx: &ActiveContext, name: &str, what: &str) -> Result<String, NgsiError> {
-    let iri = ctx.expand_iri(name, true);
-    if iri.starts_with(char::is_control) {
-        return Err(bad(format!(
-            "{what} name '{name}' expands to '{}', which begins with a control character",
-            iri.escape_debug()
-        )));
-    }
-    Ok(iri)
-}
-
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");

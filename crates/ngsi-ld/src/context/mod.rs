@@ -394,7 +394,7 @@ fn define_all(
                     map,
                     defining: Vec::new(),
                 };
-                Some(builder.expand(v)?)
+                Some(checked_mapping("@vocab", builder.expand(v)?)?)
             }
             other => {
                 return Err(ContextError::Invalid(format!(
@@ -495,6 +495,9 @@ impl Builder<'_> {
                 }
             },
         };
+        let iri = iri
+            .map(|iri| checked_mapping(format_args!("term '{term}'"), iri))
+            .transpose()?;
         let ends_with_delimiter = iri
             .as_deref()
             .is_some_and(|i| i.ends_with(['/', '#', ':', '?', '[', ']', '@']));
@@ -531,6 +534,20 @@ impl Builder<'_> {
             None => value.to_owned(),
         })
     }
+}
+
+/// Refuses an IRI a context maps a term (or `@vocab`) to if it holds a control
+/// character: no IRI does (RFC 3987), and stores rely on no expanded attribute name
+/// beginning with one (see `store::doc`). Checked once per context processed, so no
+/// expansion of a name needs to check again.
+fn checked_mapping(what: impl std::fmt::Display, iri: String) -> Result<String, ContextError> {
+    if iri.chars().any(char::is_control) {
+        return Err(ContextError::Invalid(format!(
+            "{what} maps to '{}', which has a control character",
+            iri.escape_debug()
+        )));
+    }
+    Ok(iri)
 }
 
 fn check_container(term: &str, container: &Value) -> Result<(), ContextError> {
@@ -664,6 +681,32 @@ mod tests {
             ctx.expand_iri("location", true),
             "https://uri.etsi.org/ngsi-ld/location"
         );
+    }
+
+    /// A term or `@vocab` mapped to an IRI with a control character is refused, by
+    /// name, wherever in the IRI it is: stores rely on no expanded attribute name
+    /// beginning with one (`store::doc`), and no name can expand to one once every
+    /// mapping is free of them.
+    #[test]
+    fn mappings_to_iris_with_control_characters_are_refused() {
+        for (local, named) in [
+            (json!({"capacity": "\u{1}capacity"}), "term 'capacity'"),
+            (
+                json!({"reliability": {"@id": "\u{2}reliability"}}),
+                "term 'reliability'",
+            ),
+            (json!({"r": "https://ex.org/r\u{7f}"}), "term 'r'"),
+            (json!({"ex": "\u{1}", "name": "ex:name"}), "term 'ex'"),
+            (json!({"@vocab": "\u{1}"}), "@vocab"),
+        ] {
+            let Err(ContextError::Invalid(why)) = ActiveContext::process(&local, &NoRemoteContexts)
+            else {
+                panic!("{local} was accepted");
+            };
+            assert!(why.starts_with(named), "{local}: {why}");
+        }
+        let fine = json!({"capacity": "https://ex.org/capacity", "@vocab": "https://ex.org/"});
+        assert!(ActiveContext::process(&fine, &NoRemoteContexts).is_ok());
     }
 
     #[test]

@@ -121,35 +121,6 @@ fn key_values_and_lang_show_plain_values() {
     );
 }
 
-/// A context mapping a name, or a sub-attribute's, to an IRI beginning with a control
-/// character is refused by the name: no stored name may begin with one (`store::doc`).
-#[test]
-fn names_a_context_expands_to_control_characters_are_refused() {
-    let ctx = ActiveContext::process(
-        &json!({"capacity": "\u{1}capacity", "reliability": "\u{2}reliability"}),
-        &NoRemoteContexts,
-    )
-    .unwrap();
-    let entity = |attrs: Value| {
-        let mut e = json!({"id": "urn:a", "type": "T"});
-        e.as_object_mut()
-            .unwrap()
-            .extend(attrs.as_object().unwrap().clone());
-        decode_entity(&e, &ctx)
-    };
-    let refused = entity(json!({"capacity": {"type": "Property", "value": 1}})).unwrap_err();
-    assert!(refused.detail.contains("'capacity'"), "{}", refused.detail);
-    let refused = entity(json!({"name": {"type": "Property", "value": 1,
-        "reliability": {"type": "Property", "value": 0.9}}}))
-    .unwrap_err();
-    assert!(
-        refused.detail.contains("'reliability'"),
-        "{}",
-        refused.detail
-    );
-    assert!(entity(json!({"name": {"type": "Property", "value": 1}})).is_ok());
-}
-
 #[test]
 fn user_contexts_compact_names_and_types() {
     let ctx = ActiveContext::process(
