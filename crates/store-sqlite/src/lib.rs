@@ -3,8 +3,9 @@
 //!
 //! Writes go through one writer thread with group commit (see [`writer`]); reads run on
 //! a small pool of their own connections, which WAL lets proceed while the writer
-//! works. Queries narrow candidates with indexes (tenant, id, the spatial cell of a
-//! location) in SQL, then by the types and values each candidate's row keeps (a union
+//! works. Each tenant's entities are one range of row ids ([`writer::TENANT_ROWS`]).
+//! Queries read their tenant's range, or narrow candidates with indexes (id, the
+//! spatial cell of a location) in SQL, then by the types and values each candidate's row keeps (a union
 //! of types; `attrs` and `q`, module `values`) before its document is parsed, and
 //! decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator,
 //! the same one the PostgreSQL backend uses, so both answer alike.
@@ -36,6 +37,7 @@ use ngsi_ld::NgsiError;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use store::{
@@ -334,38 +336,51 @@ fn scan_tenant(
 }
 
 /// The SQL (and its arguments) reading a tenant's candidate rows for `query` after
-/// `after_seq`, in creation order: narrowed by the conditions an index answers (the
-/// box of its `geoQ`, [`geo_prefilter`], with the levels holding boxes); the matcher
-/// decides the rest.
+/// `after_seq`, in creation order: the rows in the tenant's range of row ids
+/// (`tenant_rows`, see [`writer::TENANT_ROWS`]), narrowed by the conditions an index
+/// answers (the box of its `geoQ`, [`geo_prefilter`], with the levels holding boxes);
+/// the matcher decides the rest.
 fn candidates_sql(
     tenant: &Tenant,
+    tenant_rows: Range<i64>,
     query: &EntityQuery,
     geo: Option<(&BoundingBox, cells::Levels)>,
     after_seq: Option<i64>,
 ) -> (String, Vec<SqlValue>) {
+    // Lists longer than a narrowing takes are left to the matcher.
+    let ids =
+        (!query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS).then_some(&query.ids);
+    // One index drives the scan; the other terms are marked (`+`) so that none does.
     // With a geo-query the rows are found by their row ids (`seq`) from the index of
-    // cells, in order, so nothing is sorted: the tenant (`+`) must not pick an index.
-    let tenant_term = if geo.is_some() {
-        "+e.tenant"
-    } else {
-        "e.tenant"
+    // cells, in order, so nothing is sorted; with a list of ids, by the index of ids
+    // (the few found are sorted); otherwise the tenant's range is read in order. The
+    // tenant's name is checked on each row too, so that its isolation never rests on
+    // the numbering alone.
+    let (range, tenant_term) = match (geo.is_some(), ids.is_some()) {
+        (false, false) => ("e.seq >= ? AND e.seq < ?", "+e.tenant"),
+        (false, true) => ("+e.seq >= ? AND +e.seq < ?", "e.tenant"),
+        (true, _) => ("+e.seq >= ? AND +e.seq < ?", "+e.tenant"),
     };
     let mut sql = format!(
-        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE {tenant_term} = ?"
+        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e \
+         WHERE {range} AND {tenant_term} = ?"
     );
-    let mut args: Vec<SqlValue> = vec![SqlValue::Text(tenant.name().to_owned())];
-    if let Some(seq) = after_seq {
-        sql.push_str(" AND e.seq > ?");
-        args.push(SqlValue::Integer(seq));
-    }
+    let start = match after_seq {
+        Some(seq) => tenant_rows.start.max(seq.saturating_add(1)),
+        None => tenant_rows.start,
+    };
+    let mut args: Vec<SqlValue> = vec![
+        SqlValue::Integer(start),
+        SqlValue::Integer(tenant_rows.end),
+        SqlValue::Text(tenant.name().to_owned()),
+    ];
     if let Some((b, coarse)) = geo {
         // The index of cells drives: few rows are near any one place.
         push_cell_ranges(&mut sql, &mut args, &cells::ranges_meeting(b, coarse));
     }
-    // Lists longer than a narrowing takes are left to the matcher.
-    if !query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS {
+    if let Some(ids) = ids {
         sql.push_str(" AND e.id IN (");
-        push_list(&mut sql, &mut args, query.ids.clone());
+        push_list(&mut sql, &mut args, ids.clone());
         sql.push(')');
     }
     sql.push_str(" ORDER BY e.seq");
@@ -399,7 +414,11 @@ fn scan_rows(
         Some(b) => Some((b, writer::cell_levels(conn).map_err(StoreError::backend)?)),
         None => None,
     };
-    let (sql, args) = candidates_sql(tenant, query, geo, after_seq);
+    let Some(tenant_rows) = writer::tenant_rows(conn, tenant)? else {
+        // A named tenant never written to has no entities.
+        return Ok(ScanEnd::Finished);
+    };
+    let (sql, args) = candidates_sql(tenant, tenant_rows, query, geo, after_seq);
     // A plain union of types narrows by each candidate's `types` column, before its
     // document is parsed; anything else is left to the matcher.
     let wanted_types: Option<Vec<String>> = query
@@ -596,8 +615,7 @@ impl EntityStore for SqliteStore {
                 if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
-                writer::ensure_tenant(tx, &tenant)?;
-                writer::put_entity(tx, &tenant, &rows, None)?;
+                writer::put_entity(tx, &tenant, &rows, None, &mut writer::NewRowIds::default())?;
                 let documents = temporal::Documents {
                     before: None,
                     after: Some(rows.doc()),
@@ -1081,6 +1099,46 @@ mod tests {
         assert!(found(1.0, 1.0).is_empty());
     }
 
+    /// The steps of the plan reading the default tenant's candidates for `query`.
+    fn plan_of(
+        conn: &Connection,
+        query: &EntityQuery,
+        geo: Option<(&BoundingBox, cells::Levels)>,
+    ) -> Vec<String> {
+        let tenant = Tenant::default_tenant();
+        let (sql, args) = candidates_sql(&tenant, 0..writer::TENANT_ROWS, query, geo, Some(10));
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .and_then(|mut s| {
+                s.query_map(params_from_iter(args), |row| row.get(3))?
+                    .collect()
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tenant's candidates are one range of the table's row ids, read in order; a
+    /// list of ids is looked up by the index of ids instead.
+    #[tokio::test]
+    async fn a_query_reads_its_tenants_range_of_rows_or_looks_its_ids_up() {
+        let (_store, conn, _dir) = store_of(0).await;
+        let plan = plan_of(&conn, &shelters(), None);
+        assert_eq!(
+            plan,
+            ["SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"],
+            "{plan:#?}"
+        );
+        let by_ids = EntityQuery {
+            ids: ids(0..3),
+            ..shelters()
+        };
+        let plan = plan_of(&conn, &by_ids, None);
+        assert!(
+            plan.starts_with(&[
+                "SEARCH e USING INDEX sqlite_autoindex_entities_1 (tenant=? AND id=?)".to_owned()
+            ]),
+            "{plan:#?}"
+        );
+    }
+
     /// A geo-query's candidates come from searches of the index of cells, one per
     /// range, never from a scan of the tenant's rows, and are read by row id in
     /// order, never sorted.
@@ -1090,14 +1148,7 @@ mod tests {
         let near = shelters_near(138.389, 34.972, 1_000.0);
         let geo_box = near.geo_q.as_ref().and_then(geo_prefilter);
         let geo = geo_box.as_ref().map(|b| (b, cells::Levels::ALL));
-        let (sql, args) = candidates_sql(&Tenant::default_tenant(), &near, geo, Some(10));
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .and_then(|mut s| {
-                s.query_map(params_from_iter(args), |row| row.get(3))?
-                    .collect()
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = plan_of(&conn, &near, geo);
         assert!(
             plan.starts_with(&["SEARCH e USING INTEGER PRIMARY KEY (rowid=?)".to_owned()]),
             "{plan:#?}"

@@ -17,7 +17,7 @@ use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
 use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
-use crate::writer::{self, EntityRows, SubscribedTenants};
+use crate::writer::{self, EntityRows, NewRowIds, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
 /// helper costs more than it saves on a few items.
@@ -104,7 +104,18 @@ pub(crate) fn run(
         wrote: false,
         logged: false,
     };
-    let mut write_one = |encoded| write(tx, tenant, subscribed, encoded, now, &mut done);
+    let mut new_ids = NewRowIds::default();
+    let mut write_one = |encoded| {
+        write(
+            tx,
+            tenant,
+            subscribed,
+            encoded,
+            now,
+            &mut new_ids,
+            &mut done,
+        )
+    };
     if items.len() < PIPELINE_MIN {
         for item in items {
             write_one(encode(apply(tx, tenant, item)?, now)?)?;
@@ -261,13 +272,15 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     })
 }
 
-/// Writes an encoded item in `tx` and adds its outcome to `done`.
+/// Writes an encoded item in `tx` and adds its outcome to `done`; a new entity takes
+/// its row id from `new_ids`.
 fn write(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     subscribed: &SubscribedTenants,
     encoded: Encoded,
     now: DateTime<Utc>,
+    new_ids: &mut NewRowIds,
     done: &mut Done,
 ) -> Result<(), StoreError> {
     let mut log_change = |after: Option<&str>| -> Result<(), StoreError> {
@@ -284,7 +297,7 @@ fn write(
             head,
             history,
         } => {
-            writer::put_entity(tx, tenant, rows, *seq)?;
+            writer::put_entity(tx, tenant, rows, *seq, new_ids)?;
             log_change(Some(rows.doc()))?;
             let documents = Documents {
                 before: encoded.stored.as_deref().map(Stored::Doc),

@@ -20,6 +20,7 @@ use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::location_box;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use store::{StoreError, StoredContext, Tenant};
@@ -383,15 +384,96 @@ pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<
         .map_err(StoreError::backend)
 }
 
+/// How many row ids each tenant's entities have: the default tenant's are the first
+/// range, from 0, and a named tenant's the range of its number (`tenants.no`). A
+/// tenant's entities in creation order are then one range of the table itself, with
+/// no index of their own to keep, and their row ids are given here ([`NewRowIds`])
+/// rather than by `AUTOINCREMENT`, whose counter was a second row written per insert.
+/// 2^40 ids each leave room for 2^23 tenants.
+pub const TENANT_ROWS: i64 = 1 << 40;
+
+/// The row ids of a tenant's entities; `None` for a named tenant never written to.
+pub fn tenant_rows(conn: &Connection, tenant: &Tenant) -> Result<Option<Range<i64>>, StoreError> {
+    let number: Option<i64> = if tenant.is_default() {
+        Some(0)
+    } else {
+        conn.prepare_cached("SELECT no FROM tenants WHERE name = ?1")
+            .and_then(|mut s| s.query_row([tenant.name()], |row| row.get(0)).optional())
+            .map_err(StoreError::backend)?
+    };
+    let Some(number) = number else {
+        return Ok(None);
+    };
+    let start = number.checked_mul(TENANT_ROWS);
+    let end = number
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(TENANT_ROWS));
+    match (start, end) {
+        (Some(start), Some(end)) => Ok(Some(start..end)),
+        _ => Err(StoreError::backend(TenantRowsExhausted(
+            tenant.name().to_owned(),
+        ))),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no row ids are left for the entities of tenant '{0}'")]
+struct TenantRowsExhausted(String);
+
+/// Row ids for one job's new entities of its tenant, each after the last stored: the
+/// first is found at the job's first insert (creating the tenant's row), the others
+/// counted from it. Never kept across jobs, so a job rolled back leaves nothing
+/// behind that a later one could trust.
+#[derive(Default)]
+pub struct NewRowIds {
+    /// The next id and the end of the tenant's range, once found.
+    next: Option<(i64, i64)>,
+}
+
+impl NewRowIds {
+    pub fn next(&mut self, tx: &Transaction<'_>, tenant: &Tenant) -> Result<i64, StoreError> {
+        let (next, end) = match self.next {
+            Some(found) => found,
+            None => first_free_row(tx, tenant)?,
+        };
+        if next >= end {
+            return Err(StoreError::backend(TenantRowsExhausted(
+                tenant.name().to_owned(),
+            )));
+        }
+        self.next = Some((next + 1, end));
+        Ok(next)
+    }
+}
+
+/// The row id after the tenant's last stored entity (its range's first but one if
+/// none), and the end of its range.
+fn first_free_row(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(i64, i64), StoreError> {
+    ensure_tenant(tx, tenant)?;
+    let rows = tenant_rows(tx, tenant)?
+        .ok_or_else(|| StoreError::backend(TenantRowsExhausted(tenant.name().to_owned())))?;
+    let last: Option<i64> = tx
+        .prepare_cached(
+            "SELECT seq FROM entities WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([rows.start, rows.end], |row| row.get(0))
+                .optional()
+        })
+        .map_err(StoreError::backend)?;
+    Ok((last.unwrap_or(rows.start) + 1, rows.end))
+}
+
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
 /// already exists: `existing` is that row id, which the caller has just read in this
-/// transaction (`None`: not stored). A replaced entity's cell is left alone when it
-/// stays the same ([`EntityRows::replacing`]).
+/// transaction (`None`: not stored, and a new one is taken from `new_ids`). A replaced
+/// entity's cell is left alone when it stays the same ([`EntityRows::replacing`]).
 pub fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
     existing: Option<i64>,
+    new_ids: &mut NewRowIds,
 ) -> Result<(), StoreError> {
     if let (Some(cell), false) = (rows.cell, rows.same_cell) {
         note_cell_level(tx, cell).map_err(StoreError::backend)?;
@@ -405,13 +487,15 @@ pub fn put_entity(
                 "UPDATE entities SET doc = ?1, vals = ?2, types = ?3, cell = ?4 WHERE seq = ?5",
             )
             .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, rows.cell, seq])),
-        None => tx
-            .prepare_cached(
-                "INSERT INTO entities (tenant, id, doc, vals, types, cell) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        None => {
+            let seq = new_ids.next(tx, tenant)?;
+            tx.prepare_cached(
+                "INSERT INTO entities (seq, tenant, id, doc, vals, types, cell) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
+                    seq,
                     tenant.name(),
                     rows.id,
                     rows.doc,
@@ -419,7 +503,8 @@ pub fn put_entity(
                     rows.types,
                     rows.cell
                 ])
-            }),
+            })
+        }
     }
     .map(drop)
     .map_err(StoreError::backend)
