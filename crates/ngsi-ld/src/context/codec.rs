@@ -13,6 +13,7 @@ use crate::query::Geometry;
 use crate::NgsiError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 mod render;
@@ -195,7 +196,14 @@ pub fn decode_attributes<J: JsonNode>(
         check_name(name).map_err(|why| bad(format!("attribute name '{name}' {why}")))?;
         let iri = ctx.expand_iri(name, true);
         let instances = decode_attribute(&iri, member, ctx).map_err(|e| with_attribute(e, name))?;
-        attributes.entry(iri).or_default().extend(instances);
+        // The instances are moved in whole; extending an empty list would copy them.
+        match attributes.entry(iri) {
+            Entry::Vacant(slot) => {
+                slot.insert(instances);
+            }
+            // Two names expanding to one attribute (a term and its IRI).
+            Entry::Occupied(mut slot) => slot.get_mut().extend(instances),
+        }
     }
     for (iri, instances) in &attributes {
         // The name is compacted only for the message: doing it for every attribute

@@ -208,12 +208,38 @@ fn bad_entities_are_refused_naming_the_member() {
             json!({"id": "urn:a:b", "type": "T", "t": [{"type": "Property", "value": 1}, {"type": "Property", "value": 2}]}),
             "two instances",
         ),
+        // One attribute under two names: its instances are counted together.
+        (
+            json!({"id": "urn:a:b", "type": "T", "t": 1, VOCAB_T: 2}),
+            "two instances",
+        ),
     ];
     for (body, needle) in cases {
         let err = decode_entity(&body, &core()).unwrap_err();
         assert_eq!(err.problem, crate::ProblemType::BadRequestData);
         assert!(err.detail.contains(needle), "{body}: {}", err.detail);
     }
+}
+
+/// `t` expanded by the core context's `@vocab`.
+const VOCAB_T: &str = "https://uri.etsi.org/ngsi-ld/default-context/t";
+
+/// A term and its IRI name one attribute, whose instances are those of both.
+#[test]
+fn instances_under_two_names_of_one_attribute_are_one_attribute() {
+    let body = json!({
+        "id": "urn:a:b",
+        "type": "T",
+        "t": 1,
+        VOCAB_T: {"type": "Property", "value": 2, "datasetId": "urn:d:2"},
+    });
+    let entity = decode_entity(&body, &core()).unwrap();
+    assert_eq!(entity.attributes.len(), 1);
+    let datasets: Vec<Option<&str>> = entity.attributes[VOCAB_T]
+        .iter()
+        .map(|a| a.dataset_id.as_deref())
+        .collect();
+    assert_eq!(datasets, [None, Some("urn:d:2")]);
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
