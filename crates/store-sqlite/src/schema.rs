@@ -653,7 +653,8 @@ const V17: &str = "
 /// tenant being 0) and every stored entity's row id moves into its tenant's range,
 /// keeping the order of creation. The index by tenant and creation order goes: a
 /// tenant's scan is a range of the table. So does `AUTOINCREMENT`, the writer giving
-/// the ids. Together they were a fifth of the writer's work per new entity.
+/// the ids. Together they cost about a fifth of the writer's instructions per new
+/// entity; without them its instructions per batch-upserted entity fell by 12 %.
 const V18: &str = "
     CREATE TABLE tenants_v18 (
         no INTEGER PRIMARY KEY,
