@@ -5,10 +5,11 @@
 //! a small pool of their own connections, which WAL lets proceed while the writer
 //! works. Each tenant's entities are one range of row ids ([`writer::TENANT_ROWS`]).
 //! Queries read their tenant's range, or narrow candidates with indexes (id, the
-//! spatial cell of a location) in SQL, then by the types and values each candidate's row keeps (a union
-//! of types; `attrs` and `q`, module `values`) before its document is parsed, and
-//! decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with `ngsi-ld`'s evaluator,
-//! the same one the PostgreSQL backend uses, so both answer alike.
+//! spatial cell of a location) in SQL, then by the types and values each candidate's
+//! row keeps (a union of types; `attrs` and `q`, module `values`) before its document
+//! is parsed, and decide the rest (`q`, `scopeQ`, `geoQ`, `idPattern`) with
+//! `ngsi-ld`'s evaluator, the same one the PostgreSQL backend uses, so both answer
+//! alike.
 
 mod applications;
 mod catalog;

@@ -1281,6 +1281,39 @@ mod tests {
         assert_eq!(write("village", "urn:v:1"), 4 * rows + 1);
     }
 
+    /// A tenant whose range of row ids is used up, or lies beyond what a row id can
+    /// hold, gets an error naming it, never a row id of another tenant's range.
+    #[test]
+    fn a_tenant_without_row_ids_left_is_refused() {
+        let mut conn = at_version(MIGRATIONS.len());
+        migrate(&mut conn).unwrap();
+        let rows = crate::writer::TENANT_ROWS;
+        let last_number = i64::MAX / rows;
+        conn.execute(
+            "INSERT INTO tenants (no, name, created_at) VALUES
+                 (?1, 'full', 'then'), (?2, 'beyond', 'then')",
+            [last_number - 1, last_number],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO entities (seq, tenant, id, doc) VALUES (?1, 'full', 'urn:last', '{}')",
+            [last_number * rows - 1],
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        for tenant in ["full", "beyond"] {
+            let entity = Entity::new("urn:next", vec!["urn:T".into()]);
+            let rows = crate::writer::EntityRows::new(&entity);
+            let mut new_ids = crate::writer::NewRowIds::default();
+            let tenant = store::Tenant::named(tenant);
+            let error = crate::writer::put_entity(&tx, &tenant, &rows, None, &mut new_ids)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("no row ids are left"), "{error}");
+            assert!(error.contains(tenant.name()), "{error}");
+        }
+    }
+
     #[test]
     fn migrating_to_version_17_keeps_each_location_as_its_cell() {
         let mut conn = at_version(16);

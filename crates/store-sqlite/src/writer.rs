@@ -410,15 +410,20 @@ pub fn tenant_rows(conn: &Connection, tenant: &Tenant) -> Result<Option<Range<i6
         .and_then(|n| n.checked_mul(TENANT_ROWS));
     match (start, end) {
         (Some(start), Some(end)) => Ok(Some(start..end)),
-        _ => Err(StoreError::backend(TenantRowsExhausted(
+        _ => Err(StoreError::backend(TenantRowsError::Exhausted(
             tenant.name().to_owned(),
         ))),
     }
 }
 
+/// Why a tenant's entities have no row id to give.
 #[derive(Debug, thiserror::Error)]
-#[error("no row ids are left for the entities of tenant '{0}'")]
-struct TenantRowsExhausted(String);
+enum TenantRowsError {
+    #[error("no row ids are left for the entities of tenant '{0}'")]
+    Exhausted(String),
+    #[error("tenant '{0}' has no number although its row was just written")]
+    Unnumbered(String),
+}
 
 /// Row ids for one job's new entities of its tenant, each after the last stored: the
 /// first is found at the job's first insert (creating the tenant's row), the others
@@ -437,7 +442,7 @@ impl NewRowIds {
             None => first_free_row(tx, tenant)?,
         };
         if next >= end {
-            return Err(StoreError::backend(TenantRowsExhausted(
+            return Err(StoreError::backend(TenantRowsError::Exhausted(
                 tenant.name().to_owned(),
             )));
         }
@@ -450,8 +455,9 @@ impl NewRowIds {
 /// none), and the end of its range.
 fn first_free_row(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(i64, i64), StoreError> {
     ensure_tenant(tx, tenant)?;
-    let rows = tenant_rows(tx, tenant)?
-        .ok_or_else(|| StoreError::backend(TenantRowsExhausted(tenant.name().to_owned())))?;
+    let rows = tenant_rows(tx, tenant)?.ok_or_else(|| {
+        StoreError::backend(TenantRowsError::Unnumbered(tenant.name().to_owned()))
+    })?;
     let last: Option<i64> = tx
         .prepare_cached(
             "SELECT seq FROM entities WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
