@@ -1197,9 +1197,6 @@ mod tests {
         assert_eq!(admitted, ["urn:ngsi-ld:Shelter:1200"]);
     }
 
-    /// Version 17 replaces the R*Tree with each row's cell: a point's, a polygon's
-    /// (whose level is then listed as holding boxes) and none for a row without a
-    /// location; the R*Tree goes.
     /// Version 18 numbers the tenants (one that has entities but no row gets one)
     /// and moves each entity into its tenant's range of row ids in creation order;
     /// the writer then carries on after each tenant's last row, and a new tenant
@@ -1314,6 +1311,9 @@ mod tests {
         }
     }
 
+    /// Version 17 replaces the R*Tree with each row's cell: a point's, a polygon's
+    /// (whose level is then listed as holding boxes) and none for a row without a
+    /// location; the R*Tree goes.
     #[test]
     fn migrating_to_version_17_keeps_each_location_as_its_cell() {
         let mut conn = at_version(16);
