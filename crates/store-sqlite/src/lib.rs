@@ -353,28 +353,28 @@ fn candidates_sql(
         (!query.ids.is_empty() && query.ids.len() <= MAX_NARROWING_TERMS).then_some(&query.ids);
     // One index drives the scan; the other terms are marked (`+`) so that none does.
     // With a geo-query the rows are found by their row ids (`seq`) from the index of
-    // cells, in order, so nothing is sorted; with a list of ids, by the index of ids
-    // (the few found are sorted); otherwise the tenant's range is read in order. The
-    // tenant's name is checked on each row too, so that its isolation never rests on
-    // the numbering alone.
-    let (range, tenant_term) = match (geo.is_some(), ids.is_some()) {
-        (false, false) => ("e.seq >= ? AND e.seq < ?", "+e.tenant"),
-        (false, true) => ("+e.seq >= ? AND +e.seq < ?", "e.tenant"),
-        (true, _) => ("+e.seq >= ? AND +e.seq < ?", "+e.tenant"),
-    };
-    let mut sql = format!(
-        "SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e \
-         WHERE {range} AND {tenant_term} = ?"
-    );
+    // cells, in order, so nothing is sorted; with a list of ids, by the index of
+    // (tenant, id) (the few found are sorted); otherwise the tenant's range is read in
+    // order. The range alone keeps tenants apart: a row id is only ever given within
+    // its tenant's range (`writer::NewRowIds`, migration 18). Checking each row's
+    // tenant name as well cost q queries a fifth of their throughput (wall clock, four
+    // alternating rounds; callgrind saw no more instructions).
     let start = match after_seq {
         Some(seq) => tenant_rows.start.max(seq.saturating_add(1)),
         None => tenant_rows.start,
     };
-    let mut args: Vec<SqlValue> = vec![
-        SqlValue::Integer(start),
-        SqlValue::Integer(tenant_rows.end),
-        SqlValue::Text(tenant.name().to_owned()),
-    ];
+    let mut args: Vec<SqlValue> =
+        vec![SqlValue::Integer(start), SqlValue::Integer(tenant_rows.end)];
+    let range = match (geo.is_some(), ids.is_some()) {
+        (false, false) => "e.seq >= ? AND e.seq < ?",
+        (false, true) => {
+            args.push(SqlValue::Text(tenant.name().to_owned()));
+            "+e.seq >= ? AND +e.seq < ? AND e.tenant = ?"
+        }
+        (true, _) => "+e.seq >= ? AND +e.seq < ?",
+    };
+    let mut sql =
+        format!("SELECT e.seq, e.vals, e.doc, e.types, e.cell FROM entities e WHERE {range}");
     if let Some((b, coarse)) = geo {
         // The index of cells drives: few rows are near any one place.
         push_cell_ranges(&mut sql, &mut args, &cells::ranges_meeting(b, coarse));
