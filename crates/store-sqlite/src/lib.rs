@@ -410,14 +410,14 @@ fn scan_rows(
     max_rows: usize,
     mut visit: impl FnMut(i64, Entity) -> bool,
 ) -> Result<ScanEnd, StoreError> {
+    let Some(tenant_rows) = writer::tenant_rows(conn, tenant)? else {
+        // A named tenant never written to has no entities.
+        return Ok(ScanEnd::Finished);
+    };
     let geo_box = query.geo_q.as_ref().and_then(geo_prefilter);
     let geo = match &geo_box {
         Some(b) => Some((b, writer::cell_levels(conn).map_err(StoreError::backend)?)),
         None => None,
-    };
-    let Some(tenant_rows) = writer::tenant_rows(conn, tenant)? else {
-        // A named tenant never written to has no entities.
-        return Ok(ScanEnd::Finished);
     };
     let (sql, args) = candidates_sql(tenant, tenant_rows, query, geo, after_seq);
     // A plain union of types narrows by each candidate's `types` column, before its

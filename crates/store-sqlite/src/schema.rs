@@ -1262,14 +1262,10 @@ mod tests {
 
         let tx = conn.transaction().unwrap();
         let write = |tenant: &str, id: &str| {
-            let entity = Entity::new(id, vec!["urn:T".into()]);
-            let rows = crate::writer::EntityRows::new(&entity);
-            let tenant = store::Tenant::named(tenant);
-            let mut new_ids = crate::writer::NewRowIds::default();
-            crate::writer::put_entity(&tx, &tenant, &rows, None, &mut new_ids).unwrap();
+            put_new_entity(&tx, tenant, id).unwrap();
             tx.query_row(
                 "SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2",
-                [tenant.name(), id],
+                [tenant, id],
                 |row| row.get::<_, i64>(0),
             )
             .unwrap()
@@ -1278,12 +1274,23 @@ mod tests {
         assert_eq!(write("village", "urn:v:1"), 4 * rows + 1);
     }
 
+    /// Writes a new entity `id` of the named `tenant` as the writer does.
+    fn put_new_entity(
+        tx: &rusqlite::Transaction<'_>,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(), store::StoreError> {
+        let entity = Entity::new(id, vec!["urn:T".into()]);
+        let rows = crate::writer::EntityRows::new(&entity);
+        let mut new_ids = crate::writer::NewRowIds::default();
+        crate::writer::put_entity(tx, &store::Tenant::named(tenant), &rows, None, &mut new_ids)
+    }
+
     /// A tenant whose range of row ids is used up, or lies beyond what a row id can
     /// hold, gets an error naming it, never a row id of another tenant's range.
     #[test]
     fn a_tenant_without_row_ids_left_is_refused() {
         let mut conn = at_version(MIGRATIONS.len());
-        migrate(&mut conn).unwrap();
         let rows = crate::writer::TENANT_ROWS;
         let last_number = i64::MAX / rows;
         conn.execute(
@@ -1299,15 +1306,11 @@ mod tests {
         .unwrap();
         let tx = conn.transaction().unwrap();
         for tenant in ["full", "beyond"] {
-            let entity = Entity::new("urn:next", vec!["urn:T".into()]);
-            let rows = crate::writer::EntityRows::new(&entity);
-            let mut new_ids = crate::writer::NewRowIds::default();
-            let tenant = store::Tenant::named(tenant);
-            let error = crate::writer::put_entity(&tx, &tenant, &rows, None, &mut new_ids)
+            let error = put_new_entity(&tx, tenant, "urn:next")
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("no row ids are left"), "{error}");
-            assert!(error.contains(tenant.name()), "{error}");
+            assert!(error.contains(tenant), "{error}");
         }
     }
 

@@ -410,10 +410,12 @@ pub fn tenant_rows(conn: &Connection, tenant: &Tenant) -> Result<Option<Range<i6
         .and_then(|n| n.checked_mul(TENANT_ROWS));
     match (start, end) {
         (Some(start), Some(end)) => Ok(Some(start..end)),
-        _ => Err(StoreError::backend(TenantRowsError::Exhausted(
-            tenant.name().to_owned(),
-        ))),
+        _ => Err(rows_exhausted(tenant)),
     }
+}
+
+fn rows_exhausted(tenant: &Tenant) -> StoreError {
+    StoreError::backend(TenantRowsError::Exhausted(tenant.name().to_owned()))
 }
 
 /// Why a tenant's entities have no row id to give.
@@ -442,9 +444,7 @@ impl NewRowIds {
             None => first_free_row(tx, tenant)?,
         };
         if next >= end {
-            return Err(StoreError::backend(TenantRowsError::Exhausted(
-                tenant.name().to_owned(),
-            )));
+            return Err(rows_exhausted(tenant));
         }
         self.next = Some((next + 1, end));
         Ok(next)
