@@ -616,12 +616,20 @@ impl EntityStore for SqliteStore {
                 if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
-                writer::put_entity(tx, &tenant, &rows, None, &mut writer::NewRowIds::default())?;
                 let documents = temporal::Documents {
                     before: None,
+                    implied: None,
                     after: Some(rows.doc()),
                 };
-                temporal::record(tx, &tenant, &head, &history, now, documents)?;
+                let implied = temporal::record(tx, &tenant, &head, &history, now, documents)?;
+                writer::put_entity(
+                    tx,
+                    &tenant,
+                    &rows,
+                    None,
+                    implied.as_ref(),
+                    &mut writer::NewRowIds::default(),
+                )?;
                 let logged = subscribed.check(tx, &tenant)?;
                 if logged {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;
@@ -727,7 +735,7 @@ impl EntityStore for SqliteStore {
                     true
                 })?;
                 for (seq, entity) in &doomed {
-                    writer::delete_seq(tx, *seq)?;
+                    let implied = temporal::implied_by_row(tx, *seq)?;
                     if logged {
                         let before = store::doc::entity_doc_text(entity);
                         writer::log_change(tx, &tenant, &entity.id, Some(&before), None)?;
@@ -736,6 +744,7 @@ impl EntityStore for SqliteStore {
                         temporal::HistoryRows::new(&instances_of_change(Some(entity), None, now));
                     let documents = temporal::Documents {
                         before: Some(temporal::Stored::Entity(entity)),
+                        implied: implied.as_ref(),
                         after: None,
                     };
                     temporal::record(
@@ -746,6 +755,7 @@ impl EntityStore for SqliteStore {
                         now,
                         documents,
                     )?;
+                    writer::delete_seq(tx, *seq)?;
                 }
                 Ok((doomed.len() as u64, logged && !doomed.is_empty()))
             })

@@ -16,7 +16,7 @@ use ngsi_ld::NgsiError;
 use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
-use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
+use crate::temporal::{self, Documents, Head, HistoryRows, Implied, Stored};
 use crate::writer::{self, EntityRows, NewRowIds, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
@@ -54,6 +54,8 @@ struct Applied {
     /// change log's `before`.
     seq: Option<i64>,
     stored: Option<String>,
+    /// The history the stored row implies, if it does.
+    implied: Option<Implied>,
     /// The stored entity, kept when the change must be computed from it (the item
     /// carries no history of its own).
     before: Option<Entity>,
@@ -66,6 +68,8 @@ struct Encoded {
     id: String,
     /// The stored text, the change log's `before`.
     stored: Option<String>,
+    /// The history the stored row implies, if it does.
+    implied: Option<Implied>,
     outcome: Result<Write, NgsiError>,
     effect: Effect,
 }
@@ -199,7 +203,10 @@ fn helper_stopped() -> StoreError {
 
 /// Looks the item's entity up in `tx` and applies the item to it.
 fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, StoreError> {
-    let (seq, stored) = writer::stored(tx, tenant, &item.id)?.unzip();
+    let (seq, stored, implied) = match writer::stored(tx, tenant, &item.id)? {
+        Some(row) => (Some(row.seq), Some(row.doc), row.implied),
+        None => (None, None, None),
+    };
     let current = stored.as_deref().map(crate::decode).transpose()?;
     // `apply` consumes the entity: a copy is kept only to compute the change when
     // the item carries no history of its own.
@@ -213,6 +220,7 @@ fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, S
         id: item.id,
         seq,
         stored,
+        implied,
         before,
         given: item.given,
     })
@@ -224,6 +232,7 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
         id,
         seq,
         stored,
+        implied,
         before,
         given,
         outcome,
@@ -267,6 +276,7 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     Ok(Encoded {
         id,
         stored,
+        implied,
         outcome,
         effect,
     })
@@ -290,6 +300,8 @@ fn write(
         }
         Ok(())
     };
+    let before = encoded.stored.as_deref().map(Stored::Doc);
+    let implied = encoded.implied.as_ref();
     match &encoded.effect {
         Effect::Put {
             seq,
@@ -297,22 +309,24 @@ fn write(
             head,
             history,
         } => {
-            writer::put_entity(tx, tenant, rows, *seq, new_ids)?;
-            log_change(Some(rows.doc()))?;
             let documents = Documents {
-                before: encoded.stored.as_deref().map(Stored::Doc),
+                before,
+                implied,
                 after: Some(rows.doc()),
             };
-            temporal::record(tx, tenant, head, history, now, documents)?;
+            let new_history = temporal::record(tx, tenant, head, history, now, documents)?;
+            writer::put_entity(tx, tenant, rows, *seq, new_history.as_ref(), new_ids)?;
+            log_change(Some(rows.doc()))?;
         }
         Effect::Delete { seq, head, history } => {
-            writer::delete_seq(tx, *seq)?;
-            log_change(None)?;
             let documents = Documents {
-                before: encoded.stored.as_deref().map(Stored::Doc),
+                before,
+                implied,
                 after: None,
             };
             temporal::record(tx, tenant, head, history, now, documents)?;
+            writer::delete_seq(tx, *seq)?;
+            log_change(None)?;
         }
         Effect::Nothing => {}
     }

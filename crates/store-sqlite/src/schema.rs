@@ -88,6 +88,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V18,
         then: None,
     },
+    Migration {
+        sql: V19,
+        then: None,
+    },
 ];
 
 const V1: &str =
@@ -688,6 +692,29 @@ const V18: &str = "
     CREATE INDEX entities_by_cell ON entities (cell) WHERE cell IS NOT NULL;
     DELETE FROM sqlite_sequence WHERE name = 'entities';";
 
+/// 19: a history implied whole by its entity's row (`entities.history_at` and
+/// `history_ids`, see `temporal`) instead of by a head of its own: a new entity
+/// writes no head row until its second write. Each head cost the writer a row and an
+/// entry in the index by tenant and id, about a third of its instructions per new
+/// entity. Every head of version 16 that implied its first write implied its whole
+/// history (a later write wrote it out), so its instant and ids move to its entity's
+/// row and the head goes. A head that implied a first write from an entity no longer
+/// stored (which no write leaves) keeps an empty history, as its reads already failed.
+const V19: &str = "
+    ALTER TABLE entities ADD COLUMN history_at TEXT;
+    ALTER TABLE entities ADD COLUMN history_ids TEXT;
+    UPDATE entities SET (history_at, history_ids) = (
+        SELECT h.created_at, h.first_write_ids FROM temporal_heads h
+        WHERE h.tenant = entities.tenant AND h.id = entities.id)
+    WHERE EXISTS (
+        SELECT 1 FROM temporal_heads h
+        WHERE h.tenant = entities.tenant AND h.id = entities.id
+            AND h.first_write_ids IS NOT NULL);
+    DELETE FROM temporal_heads WHERE first_write_ids IS NOT NULL AND EXISTS (
+        SELECT 1 FROM entities e
+        WHERE e.tenant = temporal_heads.tenant AND e.id = temporal_heads.id);
+    ALTER TABLE temporal_heads DROP COLUMN first_write_ids;";
+
 /// 16: the instances of every first write kept in version 15's text, inserted as the
 /// rows a later write would have expanded them into (numbered from 1 in their
 /// order), then the column dropped. The text's records end with the ASCII record
@@ -884,7 +911,11 @@ mod tests {
 
     /// A database as the first `version` migrations left it.
     fn at_version(version: usize) -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        at_version_in(Connection::open_in_memory().unwrap(), version)
+    }
+
+    /// The database of `conn` as the first `version` migrations left it.
+    fn at_version_in(conn: Connection, version: usize) -> Connection {
         conn.execute_batch(
             "CREATE TABLE renkei_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
         )
@@ -1020,9 +1051,9 @@ mod tests {
             "SELECT name FROM pragma_table_info('temporal_heads')",
             |row| row.get(0),
         );
-        assert!(!columns.iter().any(|c| c == "first_write"), "{columns:?}");
+        // Version 16's own column, `first_write_ids`, goes in version 19.
         assert!(
-            columns.iter().any(|c| c == "first_write_ids"),
+            !columns.iter().any(|c| c.starts_with("first_write")),
             "{columns:?}"
         );
 
@@ -1274,6 +1305,94 @@ mod tests {
         assert_eq!(write("village", "urn:v:1"), 4 * rows + 1);
     }
 
+    /// Through version 19 a head that implied its first write moves into its entity's
+    /// row, and the history reads as before: the same instances, ids, instant and
+    /// head. A head in rows (here of a deleted entity) stays as it was.
+    #[tokio::test]
+    async fn migrating_to_version_19_moves_implied_heads_into_their_entities() {
+        use store::temporal::{HistoryRead, TemporalStore};
+        use store::Tenant;
+        const AT: &str = "2026-03-01T09:00:00.000000Z";
+        const IDS: &str = "5f0c6a39-0d5e-4d7c-9a57-3c1a4b9b2e11";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let conn = at_version_in(Connection::open(&path).unwrap(), 18);
+        let mut shelter = Entity::new("urn:ngsi-ld:Shelter:1", vec!["urn:Shelter".into()]);
+        shelter.scopes = vec!["/Shizuoka/Yaizu".into()];
+        for (name, value) in [("urn:capacity", 120), ("urn:occupancy", 30)] {
+            shelter.attributes.insert(
+                name.into(),
+                vec![ngsi_ld::model::Attribute::new(
+                    ngsi_ld::model::AttributeValue::Property(serde_json::json!(value)),
+                )],
+            );
+        }
+        let doc = store::doc::entity_doc_text(&shelter);
+        conn.execute(
+            "INSERT INTO entities (seq, tenant, id, doc) VALUES (1, '', ?1, ?2)",
+            [&shelter.id, &doc],
+        )
+        .unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO temporal_heads (hid, tenant, id, types, scopes, created_at,
+                 modified_at, deleted_at, last_seq, first_write_ids) VALUES
+                 (1, '', 'urn:ngsi-ld:Shelter:1', '[\"urn:Shelter\"]',
+                  '[\"/Shizuoka/Yaizu\"]', '{AT}', '{AT}', NULL, 2, '{IDS}'),
+                 (2, '', 'urn:ngsi-ld:Shelter:gone', '[\"urn:Shelter\"]', '[]',
+                  '{AT}', '{AT}', '{AT}', 1, NULL);
+             INSERT INTO temporal_instances (hid, attr, dataset_id, created_at, seq,
+                 instance_id, doc) VALUES
+                 (2, 'urn:capacity', '', '{AT}', 1, 'urn:i:1', '{{\"type\":\"Property\",\"value\":1}}');"
+        ))
+        .unwrap();
+        drop(conn);
+
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        let tenant = Tenant::default_tenant();
+        let created = HistoryRead {
+            time_property: ngsi_ld::temporal::TimeProperty::CreatedAt,
+            ..HistoryRead::default()
+        };
+        let history = store.history(&tenant, &shelter.id, &created).await.unwrap();
+        let at: chrono::DateTime<chrono::Utc> = AT.parse().unwrap();
+        let ids: Vec<&str> = history.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "urn:ngsi-ld:AttributeInstance:5f0c6a39-0d5e-4d7c-9a57-3c1a4b9b2e10",
+                "urn:ngsi-ld:AttributeInstance:5f0c6a39-0d5e-4d7c-9a57-3c1a4b9b2e13",
+            ]
+        );
+        assert!(history.iter().all(|i| i.attribute.created_at == Some(at)));
+        let heads = store.temporal_heads(&tenant, &[]).await.unwrap();
+        let heads: Vec<_> = heads
+            .iter()
+            .map(|h| (h.id.as_str(), h.scopes.clone(), h.created_at, h.deleted_at))
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                (shelter.id.as_str(), shelter.scopes.clone(), at, None),
+                ("urn:ngsi-ld:Shelter:gone", vec![], at, Some(at)),
+            ]
+        );
+        let gone = store.history(&tenant, "urn:ngsi-ld:Shelter:gone", &created);
+        assert_eq!(gone.await.unwrap().len(), 1);
+        drop(store);
+
+        let conn = Connection::open(&path).unwrap();
+        let in_row: (String, String) = conn
+            .query_row(
+                "SELECT history_at, history_ids FROM entities WHERE seq = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(in_row, (AT.to_owned(), IDS.to_owned()));
+        let heads: Vec<i64> = all_rows(&conn, "SELECT hid FROM temporal_heads", |row| row.get(0));
+        assert_eq!(heads, [2]);
+    }
+
     /// Writes a new entity `id` of the named `tenant` as the writer does.
     fn put_new_entity(
         tx: &rusqlite::Transaction<'_>,
@@ -1283,7 +1402,14 @@ mod tests {
         let entity = Entity::new(id, vec!["urn:T".into()]);
         let rows = crate::writer::EntityRows::new(&entity);
         let mut new_ids = crate::writer::NewRowIds::default();
-        crate::writer::put_entity(tx, &store::Tenant::named(tenant), &rows, None, &mut new_ids)
+        crate::writer::put_entity(
+            tx,
+            &store::Tenant::named(tenant),
+            &rows,
+            None,
+            None,
+            &mut new_ids,
+        )
     }
 
     /// A tenant whose range of row ids is used up, or lies beyond what a row id can

@@ -22,22 +22,25 @@
 //! instances recompute the rollups of the series-hours they touch from the instances
 //! that remain.
 //!
-//! A history's first write (an entity's creation) is not written out at all
-//! (schema version 16): its instances are the attributes of the entity's stored
-//! document, recorded at the head's `createdAt`; their hourly rollups are those
-//! attributes' too; the head holds only the UUID their ids derive from
-//! ([`FirstWrite`]). Rows for them were two thirds of the writer's work in creating
-//! an entity, and encoding them a sixth of the request's (version 15 kept them as
-//! one text in the head, which still cost the encoding and the bytes); an entity
-//! written once (an observation, an imported record) never needs them. So the
+//! A new history (an entity's creation) is not written out at all: its entity's
+//! row implies it whole ([`Implied`], schema version 19). Its instances are the
+//! attributes of the entity's stored document, recorded at the instant the row
+//! keeps (`history_at`); their hourly rollups are those attributes' too; the row
+//! keeps the UUID their ids derive from (`history_ids`, [`FirstWrite`]); its head is
+//! the entity's id, types and scopes, created and modified at that instant. Rows for
+//! the instances were two thirds of the writer's work in creating an entity (version
+//! 16), and the head's row and index entry a third of what remained (version 19); an
+//! entity written once (an observation, an imported record) never needs them. So the
 //! document must not change while it stands for them: every write of the entity
-//! records in its history ([`record`]) and, before the document changes, writes
-//! those instances out as the rows their recording would have made (the same
-//! instances, ids and numbers) and merges their rollups, in the same transaction; so
-//! does every edit of instances or series. A history is therefore either implied
-//! whole or all in rows, never split; reads of an implied history make its
-//! instances and rollups from the document and filter and order them in memory
-//! exactly as the statements below do rows.
+//! records in its history ([`record`]) and, before the document changes, writes the
+//! head and those instances out as the rows their recording would have made (the
+//! same instances, ids and numbers) and merges their rollups, in the same
+//! transaction; so does every edit of instances or series. A history is therefore
+//! either implied whole by its entity's row or all in rows under a head, never
+//! split; reads of an implied history make its head, instances and rollups from the
+//! document and filter and order them in memory exactly as the statements below do
+//! rows. Deleting an implied history clears the row's columns: the entity then has
+//! none, as after deleting a history in rows.
 
 use crate::columns::{opt_stamp, opt_time_at, parse_stamp, stamp, time_at, unreadable};
 use crate::SqliteStore;
@@ -197,7 +200,7 @@ impl StoredInstance<'_> {
 
 /// A history's first write whose instances stand in the entity's stored document
 /// (see the module documentation): the UUID their ids derive from, kept in the
-/// head's `first_write_ids`.
+/// entity row's `history_ids`.
 #[derive(Clone, Copy)]
 pub(crate) struct FirstWrite {
     ids: Uuid,
@@ -211,7 +214,7 @@ impl FirstWrite {
         }
     }
 
-    /// The one a head keeps, read from `column`.
+    /// The one a row keeps, read from `column`.
     fn parse(text: &str, column: usize) -> rusqlite::Result<FirstWrite> {
         Uuid::parse_str(text)
             .map(|ids| FirstWrite { ids })
@@ -243,8 +246,8 @@ impl FirstWrite {
 
     /// Writes it out into the history `hid`: its instances, recorded `at` from
     /// `entity` as stored, as rows numbered from `first_seq`, and their rollups
-    /// merged into the stored ones (an implied first write's rollups are implied
-    /// too, see [`rollups_in`]).
+    /// merged into the stored ones (an implied history's rollups are implied too,
+    /// see [`rollups_in`]).
     fn write_out(
         self,
         tx: &Connection,
@@ -261,26 +264,45 @@ impl FirstWrite {
     }
 }
 
-/// A head whose first write stands in an entity that is not stored: a write
-/// deleted or changed the entity without writing that first write out.
-#[derive(Debug, thiserror::Error)]
-#[error("the history of {0} implies its first write from an entity that is not stored")]
-struct FirstWriteWithoutEntity(String);
-
-/// A first write a head implies, as read with the head: its [`FirstWrite`] and the
-/// instant it was recorded (the head's `created_at`).
-struct Implied {
+/// A history implied whole by its entity's row (see the module documentation): its
+/// first write and the instant it was recorded at, kept in the row's `history_ids`
+/// and `history_at`.
+pub(crate) struct Implied {
     first: FirstWrite,
     at: DateTime<Utc>,
 }
 
 impl Implied {
-    /// From the head's `created_at` and `first_write_ids`.
-    fn read(created_at: &str, ids: &str) -> Result<Implied, StoreError> {
-        Ok(Implied {
-            first: FirstWrite::parse(ids, 0).map_err(StoreError::backend)?,
-            at: parse_stamp(created_at, 0).map_err(StoreError::backend)?,
-        })
+    /// The one a row keeps in its `history_at` and `history_ids` (`None`: the row
+    /// implies no history).
+    pub(crate) fn of_columns(
+        at: Option<&str>,
+        ids: Option<&str>,
+    ) -> Result<Option<Implied>, StoreError> {
+        let (Some(at), Some(ids)) = (at, ids) else {
+            return Ok(None);
+        };
+        Ok(Some(Implied {
+            first: FirstWrite::parse(ids, 1).map_err(StoreError::backend)?,
+            at: parse_stamp(at, 0).map_err(StoreError::backend)?,
+        }))
+    }
+
+    /// The row's `history_at` and `history_ids` for it.
+    pub(crate) fn columns(&self) -> (String, String) {
+        (stamp(self.at), self.first.ids.to_string())
+    }
+
+    /// Its head, from the `entity` it stands in.
+    fn head(&self, entity: &Entity) -> TemporalHead {
+        TemporalHead {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            scopes: entity.scopes.clone(),
+            created_at: self.at,
+            modified_at: self.at,
+            deleted_at: None,
+        }
     }
 
     /// Its instances, as rows, from the `entity` they stand in.
@@ -288,12 +310,53 @@ impl Implied {
         self.first.rows(entity, self.at)
     }
 
-    /// Writes it out into the history `hid` from the `entity` it stands in
-    /// ([`FirstWrite::write_out`]).
-    fn write_out(&self, tx: &Connection, hid: i64, entity: &Entity) -> Result<(), StoreError> {
-        self.first.write_out(tx, hid, entity, self.at, 1)
+    /// Writes it out from the `entity` it stands in: its head as a row, its
+    /// instances and rollups as [`FirstWrite::write_out`] does; the entity's row
+    /// then implies nothing. The key of the new head.
+    fn write_out(
+        &self,
+        tx: &Connection,
+        tenant: &Tenant,
+        entity: &Entity,
+    ) -> Result<i64, StoreError> {
+        let backend = StoreError::backend;
+        let rows = self.rows(entity);
+        let head = Head::of(entity, false);
+        tx.prepare_cached(
+            "INSERT INTO temporal_heads (tenant, id, types, scopes,
+                 created_at, modified_at, last_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant.name(),
+                head.id,
+                head.types,
+                head.scopes,
+                stamp(self.at),
+                to_i64(rows.len() as u64)
+            ])
+        })
+        .map_err(backend)?;
+        let hid = tx.last_insert_rowid();
+        insert_rows(tx, hid, &rows, 1)?;
+        for rollup in HourlyRollup::of_entity(&entity.attributes) {
+            merge_rollup(tx, hid, &rollup)?;
+        }
+        tx.prepare_cached(
+            "UPDATE entities SET history_at = NULL, history_ids = NULL
+             WHERE tenant = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| s.execute(params![tenant.name(), head.id]))
+        .map_err(backend)?;
+        Ok(hid)
     }
 }
+
+/// An entity row implying a history whose document is not stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the history of {0} is implied by an entity that is not stored")]
+struct ImpliedWithoutEntity(String);
 
 /// The entity `id` whose stored document is `doc`, which a first write stands in:
 /// `None` (not stored) is an error.
@@ -301,9 +364,9 @@ fn stored_entity(id: &str, doc: Option<&str>) -> Result<Entity, StoreError> {
     crate::decode(doc.ok_or_else(|| without_entity(id))?)
 }
 
-/// The failure of a first write of the entity `id` that stands in no stored entity.
+/// The failure of a history of the entity `id` implied by no stored entity.
 fn without_entity(id: &str) -> StoreError {
-    StoreError::backend(FirstWriteWithoutEntity(id.to_owned()))
+    StoreError::backend(ImpliedWithoutEntity(id.to_owned()))
 }
 
 /// The history one write adds, encoded for the writer: the instance rows, and their
@@ -341,7 +404,7 @@ impl HistoryRows {
             instances: Vec::new(),
             rollups: Vec::new(),
             replaces: false,
-            first_write: (count > 0).then(|| (FirstWrite::new(), to_i64(count as u64))),
+            first_write: Some((FirstWrite::new(), to_i64(count as u64))),
         }
     }
 
@@ -423,11 +486,12 @@ impl Head {
     }
 }
 
-/// The entity a write records, as stored: before the write (`None`: not stored) and
-/// its document after it (`None`: deleted).
+/// The entity a write records, as stored: before the write (`None`: not stored), with
+/// the history its row implied, and its document after it (`None`: deleted).
 #[derive(Clone, Copy)]
 pub(crate) struct Documents<'a> {
     pub(crate) before: Option<Stored<'a>>,
+    pub(crate) implied: Option<&'a Implied>,
     pub(crate) after: Option<&'a str>,
 }
 
@@ -450,12 +514,12 @@ impl<'a> Stored<'a> {
 /// Records a write in the entity's history: upserts the head (created on the first
 /// write; `modifiedAt` moves when the history grows or the entity is deleted; a put
 /// clears `deletedAt`, a deletion sets it), inserts the instances and merges their
-/// rollups into the stored ones. A new head implies a first write's instances
-/// ([`HistoryRows::first`]) instead of inserting them; an existing head's implied
-/// instances are written out first, from `documents.before`. A given history
-/// ([`HistoryRows::given`]) first deletes the stored instances each of its instances
-/// replaces; the rollups of the series-hours where that deleted any are recomputed
-/// instead of merged into.
+/// rollups into the stored ones. The creation of an entity with no stored history
+/// writes nothing: it returns the [`Implied`] history its new row is to keep. A
+/// history the stored row implied (`documents.implied`) is written out first, from
+/// `documents.before`. A given history ([`HistoryRows::given`]) first deletes the
+/// stored instances each of its instances replaces; the rollups of the series-hours
+/// where that deleted any are recomputed instead of merged into.
 pub(crate) fn record(
     tx: &Connection,
     tenant: &Tenant,
@@ -463,20 +527,25 @@ pub(crate) fn record(
     history: &HistoryRows,
     now: DateTime<Utc>,
     documents: Documents<'_>,
-) -> Result<(), StoreError> {
+) -> Result<Option<Implied>, StoreError> {
     let backend = StoreError::backend;
-    let at = stamp(now);
-    let grew = !history.is_empty() || head.deleted;
-    let upserted = upsert_head(tx, tenant, head, &at, grew, history)?;
-    let hid = upserted.hid;
-    if let Some((created_at, ids)) = &upserted.earlier_first_write {
+    if let (Some((first, _)), None) = (history.first_write, documents.before) {
+        if hid_of(tx, tenant, &head.id)?.is_none() {
+            return Ok(Some(Implied { first, at: now }));
+        }
+    }
+    if let Some(implied) = documents.implied {
         let before = documents.before.ok_or_else(|| without_entity(&head.id))?;
         let before = before.entity()?;
-        Implied::read(created_at, ids)?.write_out(tx, hid, &before)?;
+        implied.write_out(tx, tenant, &before)?;
     }
-    let first_seq = upserted.last_seq - history.count() + 1;
-    if let (Some((first, _)), false) = (history.first_write, upserted.implied) {
-        // A first write the head cannot imply, its history being older: its rows.
+    let at = stamp(now);
+    let grew = !history.is_empty() || head.deleted;
+    let (hid, last_seq) = upsert_head(tx, tenant, head, &at, grew, history.count())?;
+    let first_seq = last_seq - history.count() + 1;
+    if let Some((first, _)) = history.first_write {
+        // A creation on an older history (of a deleted entity of the same id): its
+        // first write as rows.
         let after = stored_entity(&head.id, documents.after)?;
         first.write_out(tx, hid, &after, now, first_seq)?;
     }
@@ -515,7 +584,7 @@ pub(crate) fn record(
     for (attr, dataset_id, hour) in replaced {
         recompute_rollup(tx, hid, attr, dataset_id, hour)?;
     }
-    Ok(())
+    Ok(None)
 }
 
 const INSERT_INSTANCE_SQL: &str = "INSERT INTO temporal_instances (hid, attr, dataset_id,
@@ -539,49 +608,9 @@ fn insert_rows(
     Ok(())
 }
 
-/// Writes out the first write a history implies, if it does, as rows: before an
-/// edit of single instances or series, which works on rows.
-fn expand_first_write(tx: &Connection, hid: i64) -> Result<(), StoreError> {
-    let backend = StoreError::backend;
-    let implied: Option<(String, String, String, Option<String>)> = tx
-        .prepare_cached(
-            "SELECT h.id, h.created_at, h.first_write_ids,
-                 (SELECT doc FROM entities e WHERE e.tenant = h.tenant AND e.id = h.id)
-             FROM temporal_heads h WHERE h.hid = ?1 AND h.first_write_ids IS NOT NULL",
-        )
-        .and_then(|mut s| {
-            s.query_row([hid], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .optional()
-        })
-        .map_err(backend)?;
-    let Some((id, created_at, ids, doc)) = implied else {
-        return Ok(());
-    };
-    Implied::read(&created_at, &ids)?.write_out(tx, hid, &stored_entity(&id, doc.as_deref())?)?;
-    tx.prepare_cached("UPDATE temporal_heads SET first_write_ids = NULL WHERE hid = ?1")
-        .and_then(|mut s| s.execute([hid]))
-        .map_err(backend)?;
-    Ok(())
-}
-
-/// A head after [`upsert_head`].
-struct Upserted {
-    hid: i64,
-    /// The last recording number handed out: the write's instances are numbered up
-    /// to it.
-    last_seq: i64,
-    /// Whether the head is new and implies the write's instances.
-    implied: bool,
-    /// The first write an existing head implied, which it no longer does: its
-    /// `createdAt` and `first_write_ids`, for its rows to be written out.
-    earlier_first_write: Option<(String, String)>,
-}
-
-/// Creates or moves the head of a history for a write adding `history`.
-/// A new head implies the write's [`HistoryRows::first_write`], if it has one; an
-/// existing head gives up the one it implied.
+/// Creates or moves the head of a history for a write adding `count` instances: its
+/// key and the last recording number handed out (the write's instances are
+/// numbered up to it).
 ///
 /// An insert that ignores an existing head, then an update by `hid`, rather than one
 /// `INSERT … ON CONFLICT DO UPDATE … RETURNING`: SQLite runs such an upsert under a
@@ -596,15 +625,14 @@ fn upsert_head(
     head: &Head,
     at: &str,
     grew: bool,
-    history: &HistoryRows,
-) -> Result<Upserted, StoreError> {
+    count: i64,
+) -> Result<(i64, i64), StoreError> {
     let backend = StoreError::backend;
-    let count = history.count();
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO temporal_heads (tenant, id, types, scopes,
-                 created_at, modified_at, deleted_at, last_seq, first_write_ids)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+                 created_at, modified_at, deleted_at, last_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -614,39 +642,28 @@ fn upsert_head(
                 head.scopes,
                 at,
                 head.deleted.then_some(at),
-                count,
-                history.first_write.map(|(first, _)| first.ids.to_string())
+                count
             ])
         })
         .map_err(backend)?;
     if inserted == 1 {
-        return Ok(Upserted {
-            hid: tx.last_insert_rowid(),
-            last_seq: count,
-            implied: history.first_write.is_some(),
-            earlier_first_write: None,
-        });
+        return Ok((tx.last_insert_rowid(), count));
     }
-    let (hid, last_seq, created_at, ids): (i64, i64, String, Option<String>) = tx
-        .prepare_cached(
-            "SELECT hid, last_seq, created_at, first_write_ids FROM temporal_heads
-             WHERE tenant = ?1 AND id = ?2",
-        )
+    let (hid, last_seq): (i64, i64) = tx
+        .prepare_cached("SELECT hid, last_seq FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
             s.query_row(params![tenant.name(), head.id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok((row.get(0)?, row.get(1)?))
             })
         })
         .map_err(backend)?;
-    let earlier_first_write = ids.map(|ids| (created_at, ids));
     tx.prepare_cached(
         "UPDATE temporal_heads SET
              types = ?2,
              scopes = ?3,
              modified_at = CASE WHEN ?4 THEN ?5 ELSE modified_at END,
              deleted_at = ?6,
-             last_seq = ?7,
-             first_write_ids = NULL
+             last_seq = ?7
          WHERE hid = ?1",
     )
     .and_then(|mut s| {
@@ -661,12 +678,7 @@ fn upsert_head(
         ])
     })
     .map_err(backend)?;
-    Ok(Upserted {
-        hid,
-        last_seq: last_seq + count,
-        implied: false,
-        earlier_first_write,
-    })
+    Ok((hid, last_seq + count))
 }
 
 /// Deletes the stored instances of one series observed at one instant (one search
@@ -810,22 +822,69 @@ fn head_in(
     tenant: &Tenant,
     id: &str,
 ) -> Result<Option<TemporalHead>, StoreError> {
-    conn.prepare_cached(&format!(
-        "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1 AND id = ?2"
-    ))
-    .and_then(|mut s| {
-        s.query_row(params![tenant.name(), id], row_to_head)
-            .optional()
-    })
-    .map_err(StoreError::backend)
+    let in_row = conn
+        .prepare_cached(&format!(
+            "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1 AND id = ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], row_to_head)
+                .optional()
+        })
+        .map_err(StoreError::backend)?;
+    if in_row.is_some() {
+        return Ok(in_row);
+    }
+    Ok(implied_by_entity(conn, tenant, id)?.map(|(implied, entity)| implied.head(&entity)))
 }
 
-/// Where an entity's history is: the key of its head and, if the head implies its
-/// first write (then that is the whole history, rollups included), that write and
-/// the entity it stands in.
-struct HistoryAt {
-    hid: i64,
-    implied: Option<(Implied, Entity)>,
+/// The history the row of the stored entity `id` implies, if it does, and the entity.
+fn implied_by_entity(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<(Implied, Entity)>, StoreError> {
+    let found: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT doc, history_at, history_ids FROM entities
+             WHERE tenant = ?1 AND id = ?2 AND history_ids IS NOT NULL",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant.name(), id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(StoreError::backend)?;
+    let Some((doc, at, ids)) = found else {
+        return Ok(None);
+    };
+    let implied = Implied::of_columns(Some(&at), Some(&ids))?.ok_or_else(|| without_entity(id))?;
+    Ok(Some((implied, crate::decode(&doc)?)))
+}
+
+/// The history the entity row `seq` implies, if it does: for a write that has the
+/// entity already.
+pub(crate) fn implied_by_row(tx: &Connection, seq: i64) -> Result<Option<Implied>, StoreError> {
+    let columns: Option<(Option<String>, Option<String>)> = tx
+        .prepare_cached("SELECT history_at, history_ids FROM entities WHERE seq = ?1")
+        .and_then(|mut s| {
+            s.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(StoreError::backend)?;
+    match columns {
+        Some((at, ids)) => Implied::of_columns(at.as_deref(), ids.as_deref()),
+        None => Ok(None),
+    }
+}
+
+/// Where an entity's history is.
+enum HistoryAt {
+    /// In rows, under the head of this key.
+    Rows(i64),
+    /// Implied whole by the row of the entity it stands in (then that is the whole
+    /// history, rollups included).
+    Implied(Implied, Entity),
 }
 
 /// Where an entity's history is, if it has one.
@@ -834,36 +893,14 @@ fn history_at(
     tenant: &Tenant,
     id: &str,
 ) -> Result<Option<HistoryAt>, StoreError> {
-    type Found = (i64, String, Option<String>, Option<String>);
-    let found: Option<Found> = conn
-        .prepare_cached(
-            "SELECT h.hid, h.created_at, h.first_write_ids,
-                 CASE WHEN h.first_write_ids IS NOT NULL THEN
-                     (SELECT doc FROM entities e WHERE e.tenant = h.tenant AND e.id = h.id)
-                 END
-             FROM temporal_heads h WHERE h.tenant = ?1 AND h.id = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![tenant.name(), id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .optional()
-        })
-        .map_err(StoreError::backend)?;
-    let Some((hid, created_at, ids, doc)) = found else {
-        return Ok(None);
-    };
-    let implied = match ids {
-        Some(ids) => Some((
-            Implied::read(&created_at, &ids)?,
-            stored_entity(id, doc.as_deref())?,
-        )),
-        None => None,
-    };
-    Ok(Some(HistoryAt { hid, implied }))
+    if let Some(hid) = hid_of(conn, tenant, id)? {
+        return Ok(Some(HistoryAt::Rows(hid)));
+    }
+    Ok(implied_by_entity(conn, tenant, id)?
+        .map(|(implied, entity)| HistoryAt::Implied(implied, entity)))
 }
 
-/// The key of an entity's history, if it has one.
+/// The key of an entity's history head, if it has one in a row.
 fn hid_of(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT hid FROM temporal_heads WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
@@ -1008,13 +1045,14 @@ fn history_in(
     read: &HistoryRead,
 ) -> Result<Vec<TemporalInstance>, StoreError> {
     let backend = StoreError::backend;
-    let Some(HistoryAt { hid, implied }) = history_at(conn, tenant, id)? else {
-        return Ok(Vec::new());
-    };
     let (from, until) = text_bounds(read.window.as_ref());
-    if let Some((implied, entity)) = implied {
-        return implied_history(&implied.rows(&entity), read, &from, &until).map_err(backend);
-    }
+    let hid = match history_at(conn, tenant, id)? {
+        None => return Ok(Vec::new()),
+        Some(HistoryAt::Implied(implied, entity)) => {
+            return implied_history(&implied.rows(&entity), read, &from, &until).map_err(backend)
+        }
+        Some(HistoryAt::Rows(hid)) => hid,
+    };
     let column = time_column(read.time_property);
     // Newest first, so that lastN is a LIMIT on each series' range.
     let limit = read
@@ -1041,7 +1079,7 @@ fn history_in(
 /// its place in the first write (its `seq` less one, so it orders as `seq` does).
 type InWindow<'a> = (&'a str, usize);
 
-/// [`history_in`] of a history its head implies (`rows`, see [`FirstWrite`]): its
+/// [`history_in`] of an implied history (`rows`, see [`Implied`]): its
 /// instances filtered, limited per series and ordered as the statements of
 /// [`history_sql`] do rows (stamps compare as text there too).
 fn implied_history(
@@ -1091,19 +1129,20 @@ fn rollups_in(
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<HourlyRollup>, StoreError> {
     let backend = StoreError::backend;
-    let Some(HistoryAt { hid, implied }) = history_at(conn, tenant, id)? else {
-        return Ok(Vec::new());
+    let hid = match history_at(conn, tenant, id)? {
+        None => return Ok(Vec::new()),
+        Some(HistoryAt::Implied(_, entity)) => {
+            // In (attribute, dataset id, hour) order, as the statements below give them.
+            let mut rollups = HourlyRollup::of_entity(&entity.attributes);
+            rollups.retain(|r| {
+                (attrs.is_empty() || attrs.contains(&r.name))
+                    && from.is_none_or(|from| r.hour >= from)
+                    && until.is_none_or(|until| r.hour < until)
+            });
+            return Ok(rollups);
+        }
+        Some(HistoryAt::Rows(hid)) => hid,
     };
-    if let Some((_, entity)) = implied {
-        // In (attribute, dataset id, hour) order, as the statements below give them.
-        let mut rollups = HourlyRollup::of_entity(&entity.attributes);
-        rollups.retain(|r| {
-            (attrs.is_empty() || attrs.contains(&r.name))
-                && from.is_none_or(|from| r.hour >= from)
-                && until.is_none_or(|until| r.hour < until)
-        });
-        return Ok(rollups);
-    }
     let from = from.map_or_else(String::new, stamp);
     let until = until.map_or_else(|| "~".to_owned(), stamp);
     let columns = "attr, dataset_id, hour, count_all, count_numeric, sum_value, sum_sq, \
@@ -1179,8 +1218,7 @@ struct Found {
 /// attribute, stored dataset id, stored `createdAt` and `seq` of a [`Found`].
 const BY_KEY: &str = "hid = ?1 AND attr = ?2 AND dataset_id = ?3 AND created_at = ?4 AND seq = ?5";
 
-/// Finds an instance of the history `hid` in its rows (the history keeps no first
-/// write: see [`expand_first_write`] and [`history_at`]).
+/// Finds an instance of the history `hid` in its rows.
 fn find_instance(
     conn: &Connection,
     hid: i64,
@@ -1226,13 +1264,16 @@ fn recompute_at(
     }
 }
 
-/// The key of an entity's history, all of it in rows, if it has one: for an edit.
+/// The key of an entity's history, all of it in rows, if it has one: for an edit. An
+/// implied history is written out first.
 fn hid_in_rows(tx: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
-    let hid = hid_of(tx, tenant, id)?;
-    if let Some(hid) = hid {
-        expand_first_write(tx, hid)?;
+    match history_at(tx, tenant, id)? {
+        None => Ok(None),
+        Some(HistoryAt::Rows(hid)) => Ok(Some(hid)),
+        Some(HistoryAt::Implied(implied, entity)) => {
+            implied.write_out(tx, tenant, &entity).map(Some)
+        }
     }
-    Ok(hid)
 }
 
 /// Finds an instance for an edit, its history all in rows.
@@ -1354,9 +1395,18 @@ fn delete_series_in(
     Ok(deleted > 0)
 }
 
+/// Deletes an entity's history. An implied one goes with its row's columns; the
+/// entity then has none, until its next write begins one.
 fn delete_history_in(tx: &Connection, tenant: &Tenant, id: &str) -> Result<bool, StoreError> {
     let Some(hid) = hid_of(tx, tenant, id)? else {
-        return Ok(false);
+        let cleared = tx
+            .prepare_cached(
+                "UPDATE entities SET history_at = NULL, history_ids = NULL
+                 WHERE tenant = ?1 AND id = ?2 AND history_ids IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute(params![tenant.name(), id]))
+            .map_err(StoreError::backend)?;
+        return Ok(cleared > 0);
     };
     for table in ["temporal_instances", "temporal_rollups", "temporal_heads"] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE hid = ?1"))
@@ -1395,16 +1445,38 @@ impl TemporalStore for SqliteStore {
                 }
                 return Ok(heads);
             }
-            let mut select = conn
+            let backend = StoreError::backend;
+            let mut heads = conn
                 .prepare_cached(&format!(
-                    "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1 ORDER BY id"
+                    "SELECT {HEAD_COLUMNS} FROM temporal_heads WHERE tenant = ?1"
                 ))
-                .map_err(StoreError::backend)?;
-            let rows = select
-                .query_map([tenant.name()], row_to_head)
-                .map_err(StoreError::backend)?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::backend)
+                .and_then(|mut s| {
+                    s.query_map([tenant.name()], row_to_head)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(backend)?;
+            if let Some(rows) = crate::writer::tenant_rows(conn, &tenant)? {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT doc, history_at, history_ids FROM entities
+                         WHERE seq >= ?1 AND seq < ?2 AND history_ids IS NOT NULL",
+                    )
+                    .map_err(backend)?;
+                let implied = select
+                    .query_map([rows.start, rows.end], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .map_err(backend)?;
+                for found in implied {
+                    let (doc, at, ids): (String, String, String) = found.map_err(backend)?;
+                    let implied = Implied::of_columns(Some(&at), Some(&ids))?;
+                    if let Some(implied) = implied {
+                        heads.push(implied.head(&crate::decode(&doc)?));
+                    }
+                }
+            }
+            heads.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            Ok(heads)
         })
         .await
     }
@@ -1443,19 +1515,20 @@ impl TemporalStore for SqliteStore {
         let (tenant, id) = (tenant.clone(), id.to_owned());
         let (attr, instance_id) = (attr.to_owned(), instance_id.to_owned());
         self.read(move |conn| {
-            let Some(HistoryAt { hid, implied }) = history_at(conn, &tenant, &id)? else {
-                return Ok(None);
+            let hid = match history_at(conn, &tenant, &id)? {
+                None => return Ok(None),
+                Some(HistoryAt::Implied(implied, entity)) => {
+                    let rows = implied.rows(&entity);
+                    let found = rows
+                        .iter()
+                        .find(|i| i.attr == attr && i.instance_id == instance_id);
+                    return found
+                        .map(|i| i.stored().into_instance(0))
+                        .transpose()
+                        .map_err(StoreError::backend);
+                }
+                Some(HistoryAt::Rows(hid)) => hid,
             };
-            if let Some((implied, entity)) = implied {
-                let rows = implied.rows(&entity);
-                let found = rows
-                    .iter()
-                    .find(|i| i.attr == attr && i.instance_id == instance_id);
-                return found
-                    .map(|i| i.stored().into_instance(0))
-                    .transpose()
-                    .map_err(StoreError::backend);
-            }
             let Some(found) = find_instance(conn, hid, &attr, &instance_id)? else {
                 return Ok(None);
             };
@@ -1670,7 +1743,7 @@ mod tests {
         // The creation is implied by the entity's document; its rows, once written
         // out, hold the same instance.
         let mut raw = Connection::open(&path).unwrap();
-        expand_in(&mut raw);
+        expand_in(&mut raw, &tenant);
         assert_eq!(read().await, stored);
         let doc: String = raw
             .query_row("SELECT doc FROM temporal_instances", [], |row| row.get(0))
@@ -1699,19 +1772,19 @@ mod tests {
         );
     }
 
-    /// Writes out every implied first write of the database at `raw` as rows.
-    fn expand_in(raw: &mut Connection) {
+    /// Writes out every implied history of `tenant` in the database at `raw` as rows.
+    fn expand_in(raw: &mut Connection, tenant: &Tenant) {
         let tx = raw.transaction().unwrap();
-        let hids: Vec<i64> = {
+        let ids: Vec<String> = {
             let mut select = tx
-                .prepare("SELECT hid FROM temporal_heads WHERE first_write_ids IS NOT NULL")
+                .prepare("SELECT id FROM entities WHERE tenant = ?1 AND history_ids IS NOT NULL")
                 .unwrap();
-            let rows = select.query_map([], |row| row.get(0)).unwrap();
+            let rows = select.query_map([tenant.name()], |row| row.get(0)).unwrap();
             rows.collect::<Result<_, _>>().unwrap()
         };
-        assert!(!hids.is_empty(), "no implied first write");
-        for hid in hids {
-            expand_first_write(&tx, hid).unwrap();
+        assert!(!ids.is_empty(), "no implied history");
+        for id in ids {
+            assert!(hid_in_rows(&tx, tenant, &id).unwrap().is_some());
         }
         tx.commit().unwrap();
     }
@@ -1877,7 +1950,7 @@ mod tests {
             .map(|i| i.instance_id.as_str())
             .collect();
         assert_eq!(ids.len(), 8, "{ids:?}");
-        expand_in(&mut raw);
+        expand_in(&mut raw, &tenant);
         assert_eq!(rows(&raw), 8);
         assert_eq!(read_all().await, implied);
         assert_eq!(stored_rollups(&raw), 5);

@@ -16,6 +16,7 @@
 //! not inside a commit.
 
 use crate::checkpoint::Checkpointer;
+use crate::temporal::Implied;
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::location_box;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -298,20 +299,42 @@ impl EntityRows {
     }
 }
 
-/// The row id and stored document (JSON text) of an entity, if stored.
-pub fn stored(
+/// A stored entity's row as a write needs it.
+pub(crate) struct StoredRow {
+    pub(crate) seq: i64,
+    /// The stored document (JSON text).
+    pub(crate) doc: String,
+    /// The history the row implies, if it does (see `temporal`).
+    pub(crate) implied: Option<Implied>,
+}
+
+/// The row of an entity, if stored.
+pub(crate) fn stored(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     id: &str,
-) -> Result<Option<(i64, String)>, StoreError> {
-    tx.prepare_cached("SELECT seq, doc FROM entities WHERE tenant = ?1 AND id = ?2")
+) -> Result<Option<StoredRow>, StoreError> {
+    type Columns = (i64, String, Option<String>, Option<String>);
+    let found: Option<Columns> = tx
+        .prepare_cached(
+            "SELECT seq, doc, history_at, history_ids FROM entities
+             WHERE tenant = ?1 AND id = ?2",
+        )
         .and_then(|mut s| {
             s.query_row(params![tenant.name(), id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()
         })
-        .map_err(StoreError::backend)
+        .map_err(StoreError::backend)?;
+    let Some((seq, doc, at, ids)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(StoredRow {
+        seq,
+        doc,
+        implied: Implied::of_columns(at.as_deref(), ids.as_deref())?,
+    }))
 }
 
 /// Whether a tenant has subscriptions, remembered per tenant so that an entity write
@@ -472,13 +495,15 @@ fn first_free_row(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(i64, i64), S
 
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
 /// already exists: `existing` is that row id, which the caller has just read in this
-/// transaction (`None`: not stored, and a new one is taken from `new_ids`). A replaced
+/// transaction (`None`: not stored, and a new one is taken from `new_ids`, the row
+/// keeping the `implied` history [`crate::temporal::record`] gave). A replaced
 /// entity's cell is left alone when it stays the same ([`EntityRows::replacing`]).
-pub fn put_entity(
+pub(crate) fn put_entity(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
     existing: Option<i64>,
+    implied: Option<&Implied>,
     new_ids: &mut NewRowIds,
 ) -> Result<(), StoreError> {
     if let (Some(cell), false) = (rows.cell, rows.same_cell) {
@@ -495,9 +520,11 @@ pub fn put_entity(
             .and_then(|mut s| s.execute(params![rows.doc, rows.vals, rows.types, rows.cell, seq])),
         None => {
             let seq = new_ids.next(tx, tenant)?;
+            let (history_at, history_ids) = implied.map(Implied::columns).unzip();
             tx.prepare_cached(
-                "INSERT INTO entities (seq, tenant, id, doc, vals, types, cell) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO entities (seq, tenant, id, doc, vals, types, cell, \
+                     history_at, history_ids) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -507,7 +534,9 @@ pub fn put_entity(
                     rows.doc,
                     rows.vals,
                     rows.types,
-                    rows.cell
+                    rows.cell,
+                    history_at,
+                    history_ids
                 ])
             })
         }

@@ -75,6 +75,7 @@ macro_rules! temporal_conformance_suite {
             instances_are_read_replaced_and_deleted_by_id,
             attribute_history_is_deleted_by_dataset,
             deleting_a_history_leaves_other_entities_and_tenants_alone,
+            a_history_deleted_while_its_entity_lives_begins_again_at_its_next_write,
             heads_are_listed_in_id_order,
             rollups_follow_every_write_replacement_and_deletion,
             given_instances_replace_those_observed_at_the_same_instant,
@@ -510,6 +511,45 @@ pub async fn deleting_a_history_leaves_other_entities_and_tenants_alone(store: &
     assert_eq!(recorded(store, &shizuoka, ID).await.len(), 2);
 }
 
+/// An entity written once (whose history a backend may keep implied by the entity
+/// itself) loses its history and keeps its data; its next write begins a new
+/// history holding only what that write changed.
+pub async fn a_history_deleted_while_its_entity_lives_begins_again_at_its_next_write(
+    store: &TemporalTestStore,
+) {
+    let tenant = yaizu();
+    let created = vehicle(ID, &[(SPEED, speed(50)), (PARKED, speed(1))]);
+    write(store, &tenant, put(created.clone())).await;
+    assert_eq!(recorded(store, &tenant, ID).await.len(), 2);
+    assert!(expect(
+        store.delete_history(&tenant, ID).await,
+        "delete_history"
+    ));
+    assert_eq!(expect(store.temporal_head(&tenant, ID).await, "head"), None);
+    assert!(recorded(store, &tenant, ID).await.is_empty());
+    let heads = expect(store.temporal_heads(&tenant, &[]).await, "temporal_heads");
+    assert!(heads.is_empty(), "{heads:?}");
+    let kept = expect(store.entities().get_entity(&tenant, ID).await, "get_entity");
+    assert_eq!(kept.map(|e| e.attributes.len()), Some(2));
+    assert!(!expect(
+        store.delete_history(&tenant, ID).await,
+        "delete_history twice"
+    ));
+
+    write(
+        store,
+        &tenant,
+        put(vehicle(ID, &[(SPEED, speed(60)), (PARKED, speed(1))])),
+    )
+    .await;
+    let again = recorded(store, &tenant, ID).await;
+    assert_eq!(values(&again), vec![json!(60)]);
+    assert_eq!(again[0].name, SPEED);
+    let head = expect(store.temporal_head(&tenant, ID).await, "head")
+        .unwrap_or_else(|| panic!("the next write begins a history"));
+    assert_eq!(head.deleted_at, None);
+}
+
 pub async fn heads_are_listed_in_id_order(store: &TemporalTestStore) {
     let tenant = yaizu();
     for id in [
@@ -519,6 +559,9 @@ pub async fn heads_are_listed_in_id_order(store: &TemporalTestStore) {
     ] {
         write(store, &tenant, put(vehicle(id, &[(SPEED, speed(1))]))).await;
     }
+    // One history grown past its entity's creation, the others not.
+    let b = "urn:ngsi-ld:Vehicle:b";
+    write(store, &tenant, put(vehicle(b, &[(SPEED, speed(2))]))).await;
     let ids = |heads: Vec<TemporalHead>| heads.into_iter().map(|h| h.id).collect::<Vec<_>>();
     let all = expect(store.temporal_heads(&tenant, &[]).await, "temporal_heads");
     assert_eq!(
