@@ -219,13 +219,21 @@ pub(crate) fn resolve<'a>(entity: &'a Entity, path: &AttrPath) -> Vec<Target<'a>
 }
 
 /// The candidates of an attribute's instances themselves (no sub-attribute, no
-/// trailing path): what [`resolve`] and [`candidates`] give for the bare name.
-pub(crate) fn attribute_candidates(instances: &[Attribute]) -> Vec<Candidate<'_>> {
-    let mut targets = Vec::new();
+/// trailing path): what [`resolve`] and [`candidates`] give for the bare name. They
+/// replace what `out` held; `targets` is room to work in. A caller going through
+/// every attribute of an entity keeps both, rather than two new vectors per
+/// attribute.
+pub(crate) fn attribute_candidates<'a>(
+    instances: &'a [Attribute],
+    targets: &mut Vec<Target<'a>>,
+    out: &mut Vec<Candidate<'a>>,
+) {
+    targets.clear();
     for attribute in instances {
-        value_targets(&attribute.value, &[], &mut targets);
+        value_targets(&attribute.value, &[], targets);
     }
-    candidates(&targets)
+    out.clear();
+    candidates_into(targets, out);
 }
 
 fn meta_target<'a>(attribute: &'a Attribute, member: &str) -> Option<Target<'a>> {
@@ -316,6 +324,12 @@ fn unwrap_value(value: &Value) -> &Value {
 /// Opens array targets into their elements and drops targets without a value.
 pub(crate) fn candidates<'a>(targets: &[Target<'a>]) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
+    candidates_into(targets, &mut out);
+    out
+}
+
+/// [`candidates`], added to `out`.
+fn candidates_into<'a>(targets: &[Target<'a>], out: &mut Vec<Candidate<'a>>) {
     for target in targets {
         match target {
             Target::Json(Value::Array(items)) => {
@@ -327,7 +341,6 @@ pub(crate) fn candidates<'a>(targets: &[Target<'a>]) -> Vec<Candidate<'a>> {
             Target::Opaque => {}
         }
     }
-    out
 }
 
 /// `==` semantics: equal to the value, to any member of a list, or within a range.

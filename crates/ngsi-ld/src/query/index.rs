@@ -105,10 +105,12 @@ pub fn index_entries(entity: &Entity) -> Vec<IndexEntry<'_>> {
 /// every pair was a third of the work).
 fn entries(entity: &Entity, presence: bool) -> Vec<IndexEntry<'_>> {
     let mut entries = Vec::with_capacity(entity.attributes.len() * 2);
+    let (mut targets, mut candidates) = (Vec::new(), Vec::new());
     for (attr, instances) in &entity.attributes {
         let start = entries.len();
         entries.push(IndexEntry { attr, value: None });
-        for candidate in attribute_candidates(instances) {
+        attribute_candidates(instances, &mut targets, &mut candidates);
+        for candidate in candidates.drain(..) {
             let value = match candidate {
                 Candidate::Json(Value::Number(n)) => n.as_f64().map(IndexedValue::Number),
                 Candidate::Json(Value::String(s)) => {
