@@ -613,12 +613,13 @@ impl EntityStore for SqliteStore {
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {
-                if writer::seq_of(tx, &tenant, rows.id())?.is_some() {
+                let found = writer::look_up(tx, &tenant, rows.id())?;
+                if found.seq().is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
                 let documents = temporal::Documents {
                     before: None,
-                    implied: None,
+                    history: found.history(),
                     after: Some(rows.doc()),
                 };
                 let implied = temporal::record(tx, &tenant, &head, &history, now, documents)?;
@@ -744,7 +745,7 @@ impl EntityStore for SqliteStore {
                         temporal::HistoryRows::new(&instances_of_change(Some(entity), None, now));
                     let documents = temporal::Documents {
                         before: Some(temporal::Stored::Entity(entity)),
-                        implied: implied.as_ref(),
+                        history: temporal::StoredHistory::of_stored(implied.as_ref()),
                         after: None,
                     };
                     temporal::record(

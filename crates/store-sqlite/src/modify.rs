@@ -16,8 +16,8 @@ use ngsi_ld::NgsiError;
 use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
-use crate::temporal::{self, Documents, Head, HistoryRows, Implied, Stored};
-use crate::writer::{self, EntityRows, NewRowIds, SubscribedTenants};
+use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
+use crate::writer::{self, EntityRows, Lookup, NewRowIds, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
 /// helper costs more than it saves on a few items.
@@ -50,12 +50,9 @@ pub(crate) struct Done {
 /// An item applied to what is stored.
 struct Applied {
     id: String,
-    /// Row id and stored text, if the entity was stored. The text becomes the
-    /// change log's `before`.
-    seq: Option<i64>,
-    stored: Option<String>,
-    /// The history the stored row implies, if it does.
-    implied: Option<Implied>,
+    /// What was found of the entity. A stored row's text becomes the change log's
+    /// `before`.
+    found: Lookup,
     /// The stored entity, kept when the change must be computed from it (the item
     /// carries no history of its own).
     before: Option<Entity>,
@@ -66,10 +63,7 @@ struct Applied {
 /// An item ready to be written.
 struct Encoded {
     id: String,
-    /// The stored text, the change log's `before`.
-    stored: Option<String>,
-    /// The history the stored row implies, if it does.
-    implied: Option<Implied>,
+    found: Lookup,
     outcome: Result<Write, NgsiError>,
     effect: Effect,
 }
@@ -203,11 +197,8 @@ fn helper_stopped() -> StoreError {
 
 /// Looks the item's entity up in `tx` and applies the item to it.
 fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, StoreError> {
-    let (seq, stored, implied) = match writer::stored(tx, tenant, &item.id)? {
-        Some(row) => (Some(row.seq), Some(row.doc), row.implied),
-        None => (None, None, None),
-    };
-    let current = stored.as_deref().map(crate::decode).transpose()?;
+    let found = writer::look_up(tx, tenant, &item.id)?;
+    let current = found.doc().map(crate::decode).transpose()?;
     // `apply` consumes the entity: a copy is kept only to compute the change when
     // the item carries no history of its own.
     let before = if item.given.is_none() {
@@ -218,9 +209,7 @@ fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, S
     Ok(Applied {
         outcome: (item.apply)(current),
         id: item.id,
-        seq,
-        stored,
-        implied,
+        found,
         before,
         given: item.given,
     })
@@ -230,13 +219,12 @@ fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, S
 fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     let Applied {
         id,
-        seq,
-        stored,
-        implied,
+        found,
         before,
         given,
         outcome,
     } = applied;
+    let seq = found.seq();
     let history_of = |before: Option<&Entity>, after: Option<&Entity>| match (given, before, after)
     {
         (Some(given), _, _) => given,
@@ -257,8 +245,8 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
                 // history made the copy needless.
                 let before = match before {
                     Some(before) => before,
-                    None => stored
-                        .as_deref()
+                    None => found
+                        .doc()
                         .map(crate::decode)
                         .transpose()?
                         .ok_or_else(|| StoreError::NotFound(id.clone()))?,
@@ -275,8 +263,7 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     };
     Ok(Encoded {
         id,
-        stored,
-        implied,
+        found,
         outcome,
         effect,
     })
@@ -296,35 +283,39 @@ fn write(
     let mut log_change = |after: Option<&str>| -> Result<(), StoreError> {
         if subscribed.check(tx, tenant)? {
             done.logged = true;
-            writer::log_change(tx, tenant, &encoded.id, encoded.stored.as_deref(), after)?;
+            writer::log_change(tx, tenant, &encoded.id, encoded.found.doc(), after)?;
         }
         Ok(())
     };
-    let before = encoded.stored.as_deref().map(Stored::Doc);
-    let implied = encoded.implied.as_ref();
+    let before = encoded.found.doc().map(Stored::Doc);
+    let history = encoded.found.history();
     match &encoded.effect {
         Effect::Put {
             seq,
             rows,
             head,
-            history,
+            history: added,
         } => {
             let documents = Documents {
                 before,
-                implied,
+                history,
                 after: Some(rows.doc()),
             };
-            let new_history = temporal::record(tx, tenant, head, history, now, documents)?;
-            writer::put_entity(tx, tenant, rows, *seq, new_history.as_ref(), new_ids)?;
+            let implied = temporal::record(tx, tenant, head, added, now, documents)?;
+            writer::put_entity(tx, tenant, rows, *seq, implied.as_ref(), new_ids)?;
             log_change(Some(rows.doc()))?;
         }
-        Effect::Delete { seq, head, history } => {
+        Effect::Delete {
+            seq,
+            head,
+            history: added,
+        } => {
             let documents = Documents {
                 before,
-                implied,
+                history,
                 after: None,
             };
-            temporal::record(tx, tenant, head, history, now, documents)?;
+            temporal::record(tx, tenant, head, added, now, documents)?;
             writer::delete_seq(tx, *seq)?;
             log_change(None)?;
         }

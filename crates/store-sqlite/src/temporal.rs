@@ -486,13 +486,31 @@ impl Head {
     }
 }
 
-/// The entity a write records, as stored: before the write (`None`: not stored), with
-/// the history its row implied, and its document after it (`None`: deleted).
+/// The entity a write records, as stored: before the write (`None`: not stored), how
+/// its history was stored, and its document after it (`None`: deleted).
 #[derive(Clone, Copy)]
 pub(crate) struct Documents<'a> {
     pub(crate) before: Option<Stored<'a>>,
-    pub(crate) implied: Option<&'a Implied>,
+    pub(crate) history: StoredHistory<'a>,
     pub(crate) after: Option<&'a str>,
+}
+
+/// How the history of a write's entity was stored before the write.
+#[derive(Clone, Copy)]
+pub(crate) enum StoredHistory<'a> {
+    /// Nowhere: the entity is not stored and no history of its id is.
+    None,
+    /// Implied by the stored entity's row.
+    Implied(&'a Implied),
+    /// In rows under a head, if anywhere.
+    InRows,
+}
+
+impl<'a> StoredHistory<'a> {
+    /// That of a stored entity whose row implies `implied`.
+    pub(crate) fn of_stored(implied: Option<&'a Implied>) -> StoredHistory<'a> {
+        implied.map_or(StoredHistory::InRows, StoredHistory::Implied)
+    }
 }
 
 /// A stored entity as the writer has it: its document, or already decoded.
@@ -516,8 +534,7 @@ impl<'a> Stored<'a> {
 /// clears `deletedAt`, a deletion sets it), inserts the instances and merges their
 /// rollups into the stored ones. The creation of an entity with no stored history
 /// writes nothing: it returns the [`Implied`] history its new row is to keep. A
-/// history the stored row implied (`documents.implied`) is written out first, from
-/// `documents.before`. A given history ([`HistoryRows::given`]) first deletes the
+/// history the stored row implied is written out first, from `documents.before`. A given history ([`HistoryRows::given`]) first deletes the
 /// stored instances each of its instances replaces; the rollups of the series-hours
 /// where that deleted any are recomputed instead of merged into.
 pub(crate) fn record(
@@ -529,12 +546,10 @@ pub(crate) fn record(
     documents: Documents<'_>,
 ) -> Result<Option<Implied>, StoreError> {
     let backend = StoreError::backend;
-    if let (Some((first, _)), None) = (history.first_write, documents.before) {
-        if hid_of(tx, tenant, &head.id)?.is_none() {
-            return Ok(Some(Implied { first, at: now }));
-        }
+    if let (Some((first, _)), StoredHistory::None) = (history.first_write, documents.history) {
+        return Ok(Some(Implied { first, at: now }));
     }
-    if let Some(implied) = documents.implied {
+    if let StoredHistory::Implied(implied) = documents.history {
         let before = documents.before.ok_or_else(|| without_entity(&head.id))?;
         let before = before.entity()?;
         implied.write_out(tx, tenant, &before)?;
@@ -862,8 +877,8 @@ fn implied_by_entity(
     Ok(Some((implied, crate::decode(&doc)?)))
 }
 
-/// The history the entity row `seq` implies, if it does: for a write that has the
-/// entity already.
+/// The history the entity row `seq` implies, if it does: for a write that has read
+/// the entity otherwise.
 pub(crate) fn implied_by_row(tx: &Connection, seq: i64) -> Result<Option<Implied>, StoreError> {
     let columns: Option<(Option<String>, Option<String>)> = tx
         .prepare_cached("SELECT history_at, history_ids FROM entities WHERE seq = ?1")

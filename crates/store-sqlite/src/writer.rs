@@ -16,7 +16,7 @@
 //! not inside a commit.
 
 use crate::checkpoint::Checkpointer;
-use crate::temporal::Implied;
+use crate::temporal::{Implied, StoredHistory};
 use ngsi_ld::model::Entity;
 use ngsi_ld::query::index::location_box;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -308,16 +308,54 @@ pub(crate) struct StoredRow {
     pub(crate) implied: Option<Implied>,
 }
 
-/// The row of an entity, if stored.
-pub(crate) fn stored(
+/// What a write finds of its entity: its row, or, when it is not stored, whether a
+/// history of its id is (a head in rows, left by a deleted entity of that id).
+pub(crate) enum Lookup {
+    Stored(StoredRow),
+    Absent { history: bool },
+}
+
+impl Lookup {
+    pub(crate) fn seq(&self) -> Option<i64> {
+        match self {
+            Lookup::Stored(row) => Some(row.seq),
+            Lookup::Absent { .. } => None,
+        }
+    }
+
+    /// The stored document (JSON text), if the entity is stored.
+    pub(crate) fn doc(&self) -> Option<&str> {
+        match self {
+            Lookup::Stored(row) => Some(&row.doc),
+            Lookup::Absent { .. } => None,
+        }
+    }
+
+    /// How the entity's history is stored, as far as the write needs to know.
+    pub(crate) fn history(&self) -> StoredHistory<'_> {
+        match self {
+            Lookup::Stored(row) => StoredHistory::of_stored(row.implied.as_ref()),
+            Lookup::Absent { history: true } => StoredHistory::InRows,
+            Lookup::Absent { history: false } => StoredHistory::None,
+        }
+    }
+}
+
+/// Looks an entity up for a write ([`Lookup`]): one statement, whose second part
+/// (the head) SQLite runs only when the first finds no row, so that a new entity
+/// costs one statement rather than two.
+pub(crate) fn look_up(
     tx: &Transaction<'_>,
     tenant: &Tenant,
     id: &str,
-) -> Result<Option<StoredRow>, StoreError> {
-    type Columns = (i64, String, Option<String>, Option<String>);
+) -> Result<Lookup, StoreError> {
+    type Columns = (Option<i64>, Option<String>, Option<String>, Option<String>);
     let found: Option<Columns> = tx
         .prepare_cached(
             "SELECT seq, doc, history_at, history_ids FROM entities
+             WHERE tenant = ?1 AND id = ?2
+             UNION ALL
+             SELECT NULL, NULL, NULL, NULL FROM temporal_heads
              WHERE tenant = ?1 AND id = ?2",
         )
         .and_then(|mut s| {
@@ -327,14 +365,15 @@ pub(crate) fn stored(
             .optional()
         })
         .map_err(StoreError::backend)?;
-    let Some((seq, doc, at, ids)) = found else {
-        return Ok(None);
-    };
-    Ok(Some(StoredRow {
-        seq,
-        doc,
-        implied: Implied::of_columns(at.as_deref(), ids.as_deref())?,
-    }))
+    match found {
+        Some((Some(seq), Some(doc), at, ids)) => Ok(Lookup::Stored(StoredRow {
+            seq,
+            doc,
+            implied: Implied::of_columns(at.as_deref(), ids.as_deref())?,
+        })),
+        Some(_) => Ok(Lookup::Absent { history: true }),
+        None => Ok(Lookup::Absent { history: false }),
+    }
 }
 
 /// Whether a tenant has subscriptions, remembered per tenant so that an entity write
@@ -395,16 +434,6 @@ pub fn log_change(
     })
     .map(drop)
     .map_err(StoreError::backend)
-}
-
-/// The row id of an entity, if stored.
-pub fn seq_of(tx: &Transaction<'_>, tenant: &Tenant, id: &str) -> Result<Option<i64>, StoreError> {
-    tx.prepare_cached("SELECT seq FROM entities WHERE tenant = ?1 AND id = ?2")
-        .and_then(|mut s| {
-            s.query_row(params![tenant.name(), id], |row| row.get(0))
-                .optional()
-        })
-        .map_err(StoreError::backend)
 }
 
 /// How many row ids each tenant's entities have: the default tenant's are the first
@@ -645,6 +674,41 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         keys.collect::<Result<_, _>>()
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A write's lookup finds a stored entity whether or not a head of its history
+    /// is stored too, and tells an absent entity with a history from one without.
+    #[test]
+    fn a_lookup_finds_the_row_before_any_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("l.db")).unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO entities (seq, tenant, id, doc, history_at, history_ids) VALUES
+                 (1, '', 'urn:implied', '{}', '2026-01-01T00:00:00.000000Z',
+                  '5f0c6a39-0d5e-4d7c-9a57-3c1a4b9b2e11'),
+                 (2, '', 'urn:in-rows', '{}', NULL, NULL);
+             INSERT INTO temporal_heads (tenant, id, types, scopes, created_at, modified_at,
+                 last_seq) VALUES
+                 ('', 'urn:in-rows', '[]', '[]', 't', 't', 1),
+                 ('', 'urn:deleted', '[]', '[]', 't', 't', 1);",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        let tenant = Tenant::default_tenant();
+        let found = |id: &str| {
+            let lookup = look_up(&tx, &tenant, id).unwrap();
+            let history = match lookup.history() {
+                StoredHistory::None => "none",
+                StoredHistory::Implied(_) => "implied",
+                StoredHistory::InRows => "in rows",
+            };
+            (lookup.seq(), history)
+        };
+        assert_eq!(found("urn:implied"), (Some(1), "implied"));
+        assert_eq!(found("urn:in-rows"), (Some(2), "in rows"));
+        assert_eq!(found("urn:deleted"), (None, "in rows"));
+        assert_eq!(found("urn:new"), (None, "none"));
     }
 
     /// Whatever the jobs' grouping: what failed after writing is never stored, a
