@@ -613,7 +613,8 @@ impl EntityStore for SqliteStore {
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {
-                let found = writer::look_up(tx, &tenant, rows.id())?;
+                let mut statements = writer::HeldStatements::new(tx);
+                let found = writer::look_up(&mut statements, &tenant, rows.id())?;
                 if found.seq().is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
@@ -625,6 +626,7 @@ impl EntityStore for SqliteStore {
                 let implied = temporal::record(tx, &tenant, &head, &history, now, documents)?;
                 writer::put_entity(
                     tx,
+                    &mut statements,
                     &tenant,
                     &rows,
                     None,

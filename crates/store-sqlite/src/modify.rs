@@ -17,7 +17,7 @@ use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
 use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
-use crate::writer::{self, EntityRows, Lookup, NewRowIds, SubscribedTenants};
+use crate::writer::{self, EntityRows, HeldStatements, Lookup, NewRowIds, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
 /// helper costs more than it saves on a few items.
@@ -103,9 +103,11 @@ pub(crate) fn run(
         logged: false,
     };
     let mut new_ids = NewRowIds::default();
-    let mut write_one = |encoded| {
+    let mut statements = HeldStatements::new(tx);
+    let mut write_one = |statements: &mut HeldStatements<'_>, encoded| {
         write(
             tx,
+            statements,
             tenant,
             subscribed,
             encoded,
@@ -116,7 +118,8 @@ pub(crate) fn run(
     };
     if items.len() < PIPELINE_MIN {
         for item in items {
-            write_one(encode(apply(tx, tenant, item)?, now)?)?;
+            let applied = apply(&mut statements, tenant, item)?;
+            write_one(&mut statements, encode(applied, now)?)?;
         }
     } else {
         std::thread::scope(|scope| {
@@ -152,9 +155,11 @@ pub(crate) fn run(
                     .map_err(|_| helper_stopped())
             };
             let mut write_next =
-                |in_flight: &mut VecDeque<String>, next: Result<Encoded, StoreError>| {
+                |statements: &mut HeldStatements<'_>,
+                 in_flight: &mut VecDeque<String>,
+                 next: Result<Encoded, StoreError>| {
                     in_flight.pop_front();
-                    write_one(next?)
+                    write_one(statements, next?)
                 };
             for item in items {
                 if in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
@@ -162,24 +167,24 @@ pub(crate) fn run(
                     hand_over(&mut chunk)?;
                     while in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
                         let next = encoded.recv().map_err(|_| helper_stopped())?;
-                        write_next(&mut in_flight, next)?;
+                        write_next(&mut statements, &mut in_flight, next)?;
                     }
                 }
-                let applied = apply(tx, tenant, item)?;
+                let applied = apply(&mut statements, tenant, item)?;
                 in_flight.push_back(applied.id.clone());
                 chunk.push(applied);
                 if chunk.len() >= CHUNK {
                     hand_over(&mut chunk)?;
                 }
                 while let Ok(next) = encoded.try_recv() {
-                    write_next(&mut in_flight, next)?;
+                    write_next(&mut statements, &mut in_flight, next)?;
                 }
             }
             hand_over(&mut chunk)?;
             drop(to_helper);
             while !in_flight.is_empty() {
                 let next = encoded.recv().map_err(|_| helper_stopped())?;
-                write_next(&mut in_flight, next)?;
+                write_next(&mut statements, &mut in_flight, next)?;
             }
             Ok(())
         })?;
@@ -195,9 +200,13 @@ fn helper_stopped() -> StoreError {
     StoreError::backend(HelperStopped)
 }
 
-/// Looks the item's entity up in `tx` and applies the item to it.
-fn apply(tx: &Transaction<'_>, tenant: &Tenant, item: Item) -> Result<Applied, StoreError> {
-    let found = writer::look_up(tx, tenant, &item.id)?;
+/// Looks the item's entity up and applies the item to it.
+fn apply(
+    statements: &mut HeldStatements<'_>,
+    tenant: &Tenant,
+    item: Item,
+) -> Result<Applied, StoreError> {
+    let found = writer::look_up(statements, tenant, &item.id)?;
     let current = found.doc().map(crate::decode).transpose()?;
     // `apply` consumes the entity: a copy is kept only to compute the change when
     // the item carries no history of its own.
@@ -273,6 +282,7 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
 /// its row id from `new_ids`.
 fn write(
     tx: &Transaction<'_>,
+    statements: &mut HeldStatements<'_>,
     tenant: &Tenant,
     subscribed: &SubscribedTenants,
     encoded: Encoded,
@@ -302,7 +312,15 @@ fn write(
                 after: Some(rows.doc()),
             };
             let implied = temporal::record(tx, tenant, head, added, now, documents)?;
-            writer::put_entity(tx, tenant, rows, *seq, implied.as_ref(), new_ids)?;
+            writer::put_entity(
+                tx,
+                statements,
+                tenant,
+                rows,
+                *seq,
+                implied.as_ref(),
+                new_ids,
+            )?;
             log_change(Some(rows.doc()))?;
         }
         Effect::Delete {

@@ -1404,6 +1404,7 @@ mod tests {
         let mut new_ids = crate::writer::NewRowIds::default();
         crate::writer::put_entity(
             tx,
+            &mut crate::writer::HeldStatements::new(tx),
             &store::Tenant::named(tenant),
             &rows,
             None,
