@@ -613,8 +613,8 @@ impl EntityStore for SqliteStore {
         let subscribed = self.writer.subscribed_tenants();
         self.writer
             .run_signalling(move |tx| {
-                let mut statements = writer::HeldStatements::new(tx);
-                let found = writer::look_up(&mut statements, &tenant, rows.id())?;
+                let mut writes = writer::EntityWrites::new(tx);
+                let found = writer::look_up(&mut writes, &tenant, rows.id())?;
                 if found.seq().is_some() {
                     return Err(StoreError::AlreadyExists(rows.id().to_owned()));
                 }
@@ -624,15 +624,7 @@ impl EntityStore for SqliteStore {
                     after: Some(rows.doc()),
                 };
                 let implied = temporal::record(tx, &tenant, &head, &history, now, documents)?;
-                writer::put_entity(
-                    tx,
-                    &mut statements,
-                    &tenant,
-                    &rows,
-                    None,
-                    implied.as_ref(),
-                    &mut writer::NewRowIds::default(),
-                )?;
+                writer::put_entity(tx, &mut writes, &tenant, &rows, None, implied.as_ref())?;
                 let logged = subscribed.check(tx, &tenant)?;
                 if logged {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;

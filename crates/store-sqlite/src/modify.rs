@@ -17,7 +17,7 @@ use rusqlite::Transaction;
 use store::{ModifyFn, StoreError, Tenant, Write};
 
 use crate::temporal::{self, Documents, Head, HistoryRows, Stored};
-use crate::writer::{self, EntityRows, HeldStatements, Lookup, NewRowIds, SubscribedTenants};
+use crate::writer::{self, EntityRows, EntityWrites, Lookup, SubscribedTenants};
 
 /// Batches smaller than this are encoded on the writer thread itself: starting a
 /// helper costs more than it saves on a few items.
@@ -102,24 +102,14 @@ pub(crate) fn run(
         wrote: false,
         logged: false,
     };
-    let mut new_ids = NewRowIds::default();
-    let mut statements = HeldStatements::new(tx);
-    let mut write_one = |statements: &mut HeldStatements<'_>, encoded| {
-        write(
-            tx,
-            statements,
-            tenant,
-            subscribed,
-            encoded,
-            now,
-            &mut new_ids,
-            &mut done,
-        )
+    let mut writes = EntityWrites::new(tx);
+    let mut write_one = |writes: &mut EntityWrites<'_>, encoded| {
+        write(tx, writes, tenant, subscribed, encoded, now, &mut done)
     };
     if items.len() < PIPELINE_MIN {
         for item in items {
-            let applied = apply(&mut statements, tenant, item)?;
-            write_one(&mut statements, encode(applied, now)?)?;
+            let applied = apply(&mut writes, tenant, item)?;
+            write_one(&mut writes, encode(applied, now)?)?;
         }
     } else {
         std::thread::scope(|scope| {
@@ -155,11 +145,11 @@ pub(crate) fn run(
                     .map_err(|_| helper_stopped())
             };
             let mut write_next =
-                |statements: &mut HeldStatements<'_>,
+                |writes: &mut EntityWrites<'_>,
                  in_flight: &mut VecDeque<String>,
                  next: Result<Encoded, StoreError>| {
                     in_flight.pop_front();
-                    write_one(statements, next?)
+                    write_one(writes, next?)
                 };
             for item in items {
                 if in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
@@ -167,24 +157,24 @@ pub(crate) fn run(
                     hand_over(&mut chunk)?;
                     while in_flight.contains(&item.id) || in_flight.len() >= IN_FLIGHT {
                         let next = encoded.recv().map_err(|_| helper_stopped())?;
-                        write_next(&mut statements, &mut in_flight, next)?;
+                        write_next(&mut writes, &mut in_flight, next)?;
                     }
                 }
-                let applied = apply(&mut statements, tenant, item)?;
+                let applied = apply(&mut writes, tenant, item)?;
                 in_flight.push_back(applied.id.clone());
                 chunk.push(applied);
                 if chunk.len() >= CHUNK {
                     hand_over(&mut chunk)?;
                 }
                 while let Ok(next) = encoded.try_recv() {
-                    write_next(&mut statements, &mut in_flight, next)?;
+                    write_next(&mut writes, &mut in_flight, next)?;
                 }
             }
             hand_over(&mut chunk)?;
             drop(to_helper);
             while !in_flight.is_empty() {
                 let next = encoded.recv().map_err(|_| helper_stopped())?;
-                write_next(&mut statements, &mut in_flight, next)?;
+                write_next(&mut writes, &mut in_flight, next)?;
             }
             Ok(())
         })?;
@@ -202,11 +192,11 @@ fn helper_stopped() -> StoreError {
 
 /// Looks the item's entity up and applies the item to it.
 fn apply(
-    statements: &mut HeldStatements<'_>,
+    writes: &mut EntityWrites<'_>,
     tenant: &Tenant,
     item: Item,
 ) -> Result<Applied, StoreError> {
-    let found = writer::look_up(statements, tenant, &item.id)?;
+    let found = writer::look_up(writes, tenant, &item.id)?;
     let current = found.doc().map(crate::decode).transpose()?;
     // `apply` consumes the entity: a copy is kept only to compute the change when
     // the item carries no history of its own.
@@ -278,16 +268,14 @@ fn encode(applied: Applied, now: DateTime<Utc>) -> Result<Encoded, StoreError> {
     })
 }
 
-/// Writes an encoded item in `tx` and adds its outcome to `done`; a new entity takes
-/// its row id from `new_ids`.
+/// Writes an encoded item in `tx` and adds its outcome to `done`.
 fn write(
     tx: &Transaction<'_>,
-    statements: &mut HeldStatements<'_>,
+    writes: &mut EntityWrites<'_>,
     tenant: &Tenant,
     subscribed: &SubscribedTenants,
     encoded: Encoded,
     now: DateTime<Utc>,
-    new_ids: &mut NewRowIds,
     done: &mut Done,
 ) -> Result<(), StoreError> {
     let mut log_change = |after: Option<&str>| -> Result<(), StoreError> {
@@ -312,15 +300,7 @@ fn write(
                 after: Some(rows.doc()),
             };
             let implied = temporal::record(tx, tenant, head, added, now, documents)?;
-            writer::put_entity(
-                tx,
-                statements,
-                tenant,
-                rows,
-                *seq,
-                implied.as_ref(),
-                new_ids,
-            )?;
+            writer::put_entity(tx, writes, tenant, rows, *seq, implied.as_ref())?;
             log_change(Some(rows.doc()))?;
         }
         Effect::Delete {

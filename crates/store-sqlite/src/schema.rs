@@ -1401,15 +1401,13 @@ mod tests {
     ) -> Result<(), store::StoreError> {
         let entity = Entity::new(id, vec!["urn:T".into()]);
         let rows = crate::writer::EntityRows::new(&entity);
-        let mut new_ids = crate::writer::NewRowIds::default();
         crate::writer::put_entity(
             tx,
-            &mut crate::writer::HeldStatements::new(tx),
+            &mut crate::writer::EntityWrites::new(tx),
             &store::Tenant::named(tenant),
             &rows,
             None,
             None,
-            &mut new_ids,
         )
     }
 

@@ -341,21 +341,24 @@ impl Lookup {
     }
 }
 
-/// The statements a writer job runs for every entity it writes, each prepared at its
+/// What a writer job holds while it writes entities: the row ids of its new ones
+/// ([`NewRowIds`]) and the statements it runs for each, every one prepared at its
 /// first use and held until the job ends. Taking a statement from rusqlite's cache
 /// and putting it back hashes its SQL both ways, about 1,700 instructions a use: a
 /// twentieth of the writer's work per batch-upserted entity, for two statements.
-pub(crate) struct HeldStatements<'c> {
+pub(crate) struct EntityWrites<'c> {
     conn: &'c Connection,
     /// Few, so a search by their SQL costs less than hashing it.
     held: Vec<(&'static str, CachedStatement<'c>)>,
+    new_ids: NewRowIds,
 }
 
-impl<'c> HeldStatements<'c> {
-    pub(crate) fn new(conn: &'c Connection) -> HeldStatements<'c> {
-        HeldStatements {
+impl<'c> EntityWrites<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> EntityWrites<'c> {
+        EntityWrites {
             conn,
             held: Vec::new(),
+            new_ids: NewRowIds::default(),
         }
     }
 
@@ -376,12 +379,12 @@ impl<'c> HeldStatements<'c> {
 /// (the head) SQLite runs only when the first finds no row, so that a new entity
 /// costs one statement rather than two.
 pub(crate) fn look_up(
-    statements: &mut HeldStatements<'_>,
+    writes: &mut EntityWrites<'_>,
     tenant: &Tenant,
     id: &str,
 ) -> Result<Lookup, StoreError> {
     type Columns = (Option<i64>, Option<String>, Option<String>, Option<String>);
-    let found: Option<Columns> = statements
+    let found: Option<Columns> = writes
         .get(
             "SELECT seq, doc, history_at, history_ids FROM entities
              WHERE tenant = ?1 AND id = ?2
@@ -555,32 +558,31 @@ fn first_free_row(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(i64, i64), S
 
 /// Inserts or replaces an entity's rows, keeping its `seq` (creation order) when it
 /// already exists: `existing` is that row id, which the caller has just read in this
-/// transaction (`None`: not stored, and a new one is taken from `new_ids`, the row
+/// transaction (`None`: not stored, and a new one is taken from the job's, the row
 /// keeping the `implied` history [`crate::temporal::record`] gave). A replaced
 /// entity's cell is left alone when it stays the same ([`EntityRows::replacing`]).
 pub(crate) fn put_entity(
     tx: &Transaction<'_>,
-    statements: &mut HeldStatements<'_>,
+    writes: &mut EntityWrites<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
     existing: Option<i64>,
     implied: Option<&Implied>,
-    new_ids: &mut NewRowIds,
 ) -> Result<(), StoreError> {
     if let (Some(cell), false) = (rows.cell, rows.same_cell) {
         note_cell_level(tx, cell).map_err(StoreError::backend)?;
     }
     match existing {
-        Some(seq) if rows.same_cell => statements
+        Some(seq) if rows.same_cell => writes
             .get("UPDATE entities SET doc = ?1, vals = ?2, types = ?3 WHERE seq = ?4")
             .and_then(|s| s.execute(params![rows.doc, rows.vals, rows.types, seq])),
-        Some(seq) => statements
+        Some(seq) => writes
             .get("UPDATE entities SET doc = ?1, vals = ?2, types = ?3, cell = ?4 WHERE seq = ?5")
             .and_then(|s| s.execute(params![rows.doc, rows.vals, rows.types, rows.cell, seq])),
         None => {
-            let seq = new_ids.next(tx, tenant)?;
+            let seq = writes.new_ids.next(tx, tenant)?;
             let (history_at, history_ids) = implied.map(Implied::columns).unzip();
-            statements
+            writes
                 .get(
                     "INSERT INTO entities (seq, tenant, id, doc, vals, types, cell, \
                          history_at, history_ids) \
@@ -727,9 +729,9 @@ mod tests {
         .unwrap();
         let tx = conn.transaction().unwrap();
         let tenant = Tenant::default_tenant();
-        let mut statements = HeldStatements::new(&tx);
+        let mut writes = EntityWrites::new(&tx);
         let mut found = |id: &str| {
-            let lookup = look_up(&mut statements, &tenant, id).unwrap();
+            let lookup = look_up(&mut writes, &tenant, id).unwrap();
             let history = match lookup.history() {
                 StoredHistory::None => "none",
                 StoredHistory::Implied(_) => "implied",
