@@ -605,7 +605,7 @@ fn infer_kind<J: JsonNode>(name: &str, obj: &J) -> &'static str {
 
 fn checked_geometry<J: JsonNode>(value: &J) -> Result<Value, NgsiError> {
     let value = value.to_value();
-    Geometry::from_geojson(&value)
+    Geometry::shape_of(&value)
         .map(|_| value)
         .map_err(|why| bad(format!("not a valid GeoJSON geometry: {why}")))
 }

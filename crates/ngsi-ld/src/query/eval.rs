@@ -477,8 +477,8 @@ fn geo_matches(query: &GeoQuery, entity: &Entity) -> bool {
         return false;
     };
     instances.iter().any(|instance| match &instance.value {
-        AttributeValue::GeoProperty(value) => match Geometry::from_geojson(value) {
-            Ok(shape) => geo_relation_holds(query.rel, &shape.shape, &query.geometry.shape),
+        AttributeValue::GeoProperty(value) => match Geometry::shape_of(value) {
+            Ok(shape) => geo_relation_holds(query.rel, &shape, &query.geometry.shape),
             Err(_) => false,
         },
         _ => false,
