@@ -279,13 +279,18 @@ impl Implied {
         at: Option<&str>,
         ids: Option<&str>,
     ) -> Result<Option<Implied>, StoreError> {
-        let (Some(at), Some(ids)) = (at, ids) else {
-            return Ok(None);
-        };
-        Ok(Some(Implied {
+        match (at, ids) {
+            (Some(at), Some(ids)) => Implied::read(at, ids).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The one a row keeps, from its `history_at` and `history_ids`.
+    fn read(at: &str, ids: &str) -> Result<Implied, StoreError> {
+        Ok(Implied {
             first: FirstWrite::parse(ids, 1).map_err(StoreError::backend)?,
             at: parse_stamp(at, 0).map_err(StoreError::backend)?,
-        }))
+        })
     }
 
     /// The row's `history_at` and `history_ids` for it.
@@ -310,9 +315,10 @@ impl Implied {
         self.first.rows(entity, self.at)
     }
 
-    /// Writes it out from the `entity` it stands in: its head as a row, its
-    /// instances and rollups as [`FirstWrite::write_out`] does; the entity's row
-    /// then implies nothing. The key of the new head.
+    /// Writes it out from the `entity` it stands in: its head as a row (an insert,
+    /// which fails if the entity already has one), its instances and rollups as
+    /// [`FirstWrite::write_out`] does; the entity's row then implies nothing. The key
+    /// of the new head.
     fn write_out(
         &self,
         tx: &Connection,
@@ -320,7 +326,6 @@ impl Implied {
         entity: &Entity,
     ) -> Result<i64, StoreError> {
         let backend = StoreError::backend;
-        let rows = self.rows(entity);
         let head = Head::of(entity, false);
         tx.prepare_cached(
             "INSERT INTO temporal_heads (tenant, id, types, scopes,
@@ -334,15 +339,12 @@ impl Implied {
                 head.types,
                 head.scopes,
                 stamp(self.at),
-                to_i64(rows.len() as u64)
+                instance_count(entity)
             ])
         })
         .map_err(backend)?;
         let hid = tx.last_insert_rowid();
-        insert_rows(tx, hid, &rows, 1)?;
-        for rollup in HourlyRollup::of_entity(&entity.attributes) {
-            merge_rollup(tx, hid, &rollup)?;
-        }
+        self.first.write_out(tx, hid, entity, self.at, 1)?;
         tx.prepare_cached(
             "UPDATE entities SET history_at = NULL, history_ids = NULL
              WHERE tenant = ?1 AND id = ?2",
@@ -351,6 +353,12 @@ impl Implied {
         .map_err(backend)?;
         Ok(hid)
     }
+}
+
+/// How many instances a first write of `entity` records: one per attribute instance
+/// ([`FirstWrite::rows`]).
+fn instance_count(entity: &Entity) -> i64 {
+    to_i64(entity.attributes.values().map(Vec::len).sum::<usize>() as u64)
 }
 
 /// An entity row implying a history whose document is not stored.
@@ -399,12 +407,11 @@ impl HistoryRows {
     /// them. If the history is not new (an entity of the same id was deleted before),
     /// [`record`] writes them out from the stored document instead.
     pub(crate) fn first(entity: &Entity) -> HistoryRows {
-        let count = entity.attributes.values().map(Vec::len).sum::<usize>();
         HistoryRows {
             instances: Vec::new(),
             rollups: Vec::new(),
             replaces: false,
-            first_write: Some((FirstWrite::new(), to_i64(count as u64))),
+            first_write: Some((FirstWrite::new(), instance_count(entity))),
         }
     }
 
@@ -873,8 +880,7 @@ fn implied_by_entity(
     let Some((doc, at, ids)) = found else {
         return Ok(None);
     };
-    let implied = Implied::of_columns(Some(&at), Some(&ids))?.ok_or_else(|| without_entity(id))?;
-    Ok(Some((implied, crate::decode(&doc)?)))
+    Ok(Some((Implied::read(&at, &ids)?, crate::decode(&doc)?)))
 }
 
 /// The history the entity row `seq` implies, if it does: for a write that has read
@@ -1484,10 +1490,7 @@ impl TemporalStore for SqliteStore {
                     .map_err(backend)?;
                 for found in implied {
                     let (doc, at, ids): (String, String, String) = found.map_err(backend)?;
-                    let implied = Implied::of_columns(Some(&at), Some(&ids))?;
-                    if let Some(implied) = implied {
-                        heads.push(implied.head(&crate::decode(&doc)?));
-                    }
+                    heads.push(Implied::read(&at, &ids)?.head(&crate::decode(&doc)?));
                 }
             }
             heads.sort_unstable_by(|a, b| a.id.cmp(&b.id));
