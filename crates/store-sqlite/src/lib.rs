@@ -624,7 +624,7 @@ impl EntityStore for SqliteStore {
                     after: Some(rows.doc()),
                 };
                 let implied = temporal::record(tx, &tenant, &head, &history, now, documents)?;
-                writer::put_entity(tx, &mut writes, &tenant, &rows, None, implied.as_ref())?;
+                writer::put_entity(&mut writes, &tenant, &rows, None, implied.as_ref())?;
                 let logged = subscribed.check(tx, &tenant)?;
                 if logged {
                     writer::log_change(tx, &tenant, rows.id(), None, Some(rows.doc()))?;

@@ -300,7 +300,7 @@ fn write(
                 after: Some(rows.doc()),
             };
             let implied = temporal::record(tx, tenant, head, added, now, documents)?;
-            writer::put_entity(tx, writes, tenant, rows, *seq, implied.as_ref())?;
+            writer::put_entity(writes, tenant, rows, *seq, implied.as_ref())?;
             log_change(Some(rows.doc()))?;
         }
         Effect::Delete {

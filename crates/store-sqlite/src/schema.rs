@@ -1402,7 +1402,6 @@ mod tests {
         let entity = Entity::new(id, vec!["urn:T".into()]);
         let rows = crate::writer::EntityRows::new(&entity);
         crate::writer::put_entity(
-            tx,
             &mut crate::writer::EntityWrites::new(tx),
             &store::Tenant::named(tenant),
             &rows,

@@ -347,16 +347,16 @@ impl Lookup {
 /// and putting it back hashes its SQL both ways, about 1,700 instructions a use: a
 /// twentieth of the writer's work per batch-upserted entity, for two statements.
 pub(crate) struct EntityWrites<'c> {
-    conn: &'c Connection,
+    tx: &'c Transaction<'c>,
     /// Few, so a search by their SQL costs less than hashing it.
     held: Vec<(&'static str, CachedStatement<'c>)>,
     new_ids: NewRowIds,
 }
 
 impl<'c> EntityWrites<'c> {
-    pub(crate) fn new(conn: &'c Connection) -> EntityWrites<'c> {
+    pub(crate) fn new(tx: &'c Transaction<'c>) -> EntityWrites<'c> {
         EntityWrites {
-            conn,
+            tx,
             held: Vec::new(),
             new_ids: NewRowIds::default(),
         }
@@ -367,7 +367,7 @@ impl<'c> EntityWrites<'c> {
         let at = match self.held.iter().position(|(held, _)| *held == sql) {
             Some(at) => at,
             None => {
-                self.held.push((sql, self.conn.prepare_cached(sql)?));
+                self.held.push((sql, self.tx.prepare_cached(sql)?));
                 self.held.len() - 1
             }
         };
@@ -562,13 +562,13 @@ fn first_free_row(tx: &Transaction<'_>, tenant: &Tenant) -> Result<(i64, i64), S
 /// keeping the `implied` history [`crate::temporal::record`] gave). A replaced
 /// entity's cell is left alone when it stays the same ([`EntityRows::replacing`]).
 pub(crate) fn put_entity(
-    tx: &Transaction<'_>,
     writes: &mut EntityWrites<'_>,
     tenant: &Tenant,
     rows: &EntityRows,
     existing: Option<i64>,
     implied: Option<&Implied>,
 ) -> Result<(), StoreError> {
+    let tx = writes.tx;
     if let (Some(cell), false) = (rows.cell, rows.same_cell) {
         note_cell_level(tx, cell).map_err(StoreError::backend)?;
     }
